@@ -1,0 +1,67 @@
+# One target per habit. `make run` and `make test` bootstrap everything they need.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PORT ?= 3000
+# The first Python 3.11 or 3.12 on PATH (pgserver ships PostgreSQL wheels for <= 3.12 only).
+PYTHON ?= $(shell for p in python3.12 python3.11 python3; do \
+	$$p -c 'import sys; sys.exit(not (3, 11) <= sys.version_info[:2] <= (3, 12))' >/dev/null 2>&1 && { echo $$p; break; }; done)
+VENV := .venv
+BIN := $(VENV)/bin
+TOOLS := .venv-tools
+export SAM_CLI_TELEMETRY := 0
+export PYTHONPATH := $(CURDIR)/layers/shared:$(CURDIR)
+
+.PHONY: help venv tools run test lint format bench build validate clean
+
+help:
+	@echo "make run    start the local stack on http://127.0.0.1:$(PORT) (PORT=... to change)"
+	@echo "make test   run the unit, integration and e2e tests"
+	@echo "make lint   ruff, mypy and cfn-lint"
+	@echo "make bench  print performance figures"
+	@echo "make build  sam build"
+
+$(BIN)/.installed: requirements-dev.txt layers/shared/requirements.txt
+	@test -n "$(PYTHON)" || { echo "error: Python 3.11 or 3.12 is required on PATH" >&2; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	@touch $@
+
+venv: $(BIN)/.installed
+
+$(TOOLS)/bin/.installed: requirements-tools.txt
+	@test -n "$(PYTHON)" || { echo "error: Python 3.11 or 3.12 is required on PATH" >&2; exit 1; }
+	$(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/pip install --quiet --disable-pip-version-check -r requirements-tools.txt
+	@touch $@
+
+tools: $(TOOLS)/bin/.installed
+
+run: venv
+	$(BIN)/python -m local run --port $(PORT)
+
+test: venv
+	$(BIN)/pytest
+
+lint: venv tools
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	$(TOOLS)/bin/cfn-lint template.yaml
+
+format: venv
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+bench: venv
+	$(BIN)/python -m bench
+
+build: tools
+	$(TOOLS)/bin/sam build
+
+validate: tools
+	AWS_DEFAULT_REGION=$${AWS_DEFAULT_REGION:-us-east-1} $(TOOLS)/bin/sam validate --lint
+	$(TOOLS)/bin/cfn-lint template.yaml
+
+clean:
+	rm -rf .aws-sam .pytest_cache .ruff_cache .mypy_cache

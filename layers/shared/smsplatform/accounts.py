@@ -1,0 +1,168 @@
+"""Accounts: sign-up, credential checks, profiles and the operator account."""
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from psycopg import Connection, errors
+from psycopg.rows import DictRow
+
+from smsplatform import audit, passwords
+from smsplatform.audit import RequestMeta
+from smsplatform.errors import (
+    AccountSuspendedError,
+    AuthenticationError,
+    ConflictError,
+    FieldError,
+    InvalidInputError,
+    NotFoundError,
+)
+
+_USER_COLUMNS = """id, username, email, role, sms_credits, account_status, created_at, updated_at,
+                   last_login, company_name, phone_number"""
+
+
+@dataclass(frozen=True)
+class User:
+    id: UUID
+    username: str
+    email: str
+    role: str
+    sms_credits: int
+    account_status: str
+    created_at: datetime
+    updated_at: datetime
+    last_login: datetime | None
+    company_name: str | None
+    phone_number: str | None
+
+    @classmethod
+    def from_row(cls, row: DictRow) -> "User":
+        return cls(**{key: row[key] for key in cls.__dataclass_fields__})
+
+
+_UNSET: Any = object()
+
+
+def create_user(
+    conn: Connection[DictRow],
+    *,
+    username: str,
+    email: str,
+    password: str,
+    meta: RequestMeta,
+    company_name: str | None = None,
+    phone_number: str | None = None,
+    role: str = "client",
+) -> User:
+    passwords.check_strength(password, username=username, email=email)
+    password_hash = passwords.hash_password(password)
+    try:
+        with conn.transaction():
+            row = conn.execute(
+                f"""INSERT INTO users (username, email, password_hash, role, company_name, phone_number)
+                    VALUES (%s, %s, %s, %s, %s, %s) RETURNING {_USER_COLUMNS}""",
+                (username, email, password_hash, role, company_name, phone_number),
+            ).fetchone()
+    except errors.UniqueViolation as exc:
+        constraint = exc.diag.constraint_name or ""
+        if "email" in constraint:
+            raise ConflictError(
+                "An account with this e-mail address already exists.",
+                errors=[FieldError("email", "is already registered")],
+            ) from exc
+        raise ConflictError(
+            "This username is already taken.", errors=[FieldError("username", "is already taken")]
+        ) from exc
+    assert row is not None
+    user = User.from_row(row)
+    audit.record(conn, user.id, "user.signup", {"username": username, "email": email, "role": role}, meta)
+    return user
+
+
+def authenticate(conn: Connection[DictRow], login: str, password: str, meta: RequestMeta) -> User:
+    """Checks a username-or-email and password; the same error whatever part was wrong."""
+    row = conn.execute(
+        f"""SELECT {_USER_COLUMNS}, password_hash FROM users
+             WHERE lower(username) = lower(%(login)s) OR lower(email) = lower(%(login)s)""",
+        {"login": login},
+    ).fetchone()
+    if not passwords.verify_password(row["password_hash"] if row else None, password) or row is None:
+        raise AuthenticationError("The login or password is incorrect.")
+    user = User.from_row(row)
+    if user.account_status != "active":
+        raise AccountSuspendedError(f"This account is {user.account_status}; contact support.")
+    new_hash = passwords.hash_password(password) if passwords.needs_rehash(row["password_hash"]) else None
+    conn.execute(
+        "UPDATE users SET last_login = now(), password_hash = coalesce(%s, password_hash) WHERE id = %s",
+        (new_hash, user.id),
+    )
+    audit.record(conn, user.id, "user.login", {}, meta)
+    return user
+
+
+def get_user(conn: Connection[DictRow], user_id: UUID) -> User:
+    row = conn.execute(f"SELECT {_USER_COLUMNS} FROM users WHERE id = %s", (user_id,)).fetchone()
+    if row is None:
+        raise NotFoundError("No such user.")
+    return User.from_row(row)
+
+
+def update_profile(
+    conn: Connection[DictRow],
+    user_id: UUID,
+    meta: RequestMeta,
+    *,
+    company_name: str | None = _UNSET,
+    phone_number: str | None = _UNSET,
+    current_password: str | None = None,
+    new_password: str | None = None,
+) -> User:
+    """Changes what the owner may change; a new password needs the current one."""
+    current = conn.execute(
+        f"SELECT {_USER_COLUMNS}, password_hash FROM users WHERE id = %s FOR UPDATE", (user_id,)
+    ).fetchone()
+    if current is None:
+        raise NotFoundError("No such user.")
+    changes: dict[str, Any] = {}
+    if company_name is not _UNSET:
+        changes["company_name"] = company_name
+    if phone_number is not _UNSET:
+        changes["phone_number"] = phone_number
+    if new_password is not None:
+        if current_password is None or not passwords.verify_password(current["password_hash"], current_password):
+            raise InvalidInputError(
+                "Changing the password needs the correct current password.",
+                errors=[FieldError("current_password", "is missing or incorrect")],
+            )
+        passwords.check_strength(
+            new_password, field="new_password", username=current["username"], email=current["email"]
+        )
+        changes["password_hash"] = passwords.hash_password(new_password)
+    if not changes:
+        return User.from_row(current)
+    assignments = ", ".join(f"{column} = %({column})s" for column in changes)
+    row = conn.execute(
+        f"UPDATE users SET {assignments}, updated_at = now() WHERE id = %(id)s RETURNING {_USER_COLUMNS}",
+        {**changes, "id": user_id},
+    ).fetchone()
+    assert row is not None
+    changed_fields = sorted("password" if key == "password_hash" else key for key in changes)
+    audit.record(conn, user_id, "user.update", {"changed": changed_fields}, meta)
+    return User.from_row(row)
+
+
+def ensure_admin(conn: Connection[DictRow], *, username: str, email: str, password: str) -> bool:
+    """Creates the operator account unless an admin exists; True when it created one."""
+    if conn.execute("SELECT 1 FROM users WHERE role = 'admin' LIMIT 1").fetchone():
+        return False
+    create_user(
+        conn,
+        username=username,
+        email=email,
+        password=password,
+        role="admin",
+        meta=RequestMeta(user_agent="local-stack bootstrap"),
+    )
+    return True

@@ -1,0 +1,1 @@
+"""The HTTP API edge: routers, request/response models and the problem+json mapping."""

@@ -1,0 +1,148 @@
+"""Routes for signing up, logging in and the caller's own profile."""
+
+from datetime import datetime
+from typing import Annotated, Literal
+from uuid import UUID
+
+from aws_lambda_powertools.event_handler.api_gateway import Router
+from aws_lambda_powertools.event_handler.openapi.params import Body
+from aws_lambda_powertools.metrics import MetricUnit
+from pydantic import BaseModel, ConfigDict, EmailStr, Field
+
+from smsplatform import accounts, db, phones, sessions
+from smsplatform.accounts import User
+from smsplatform.api.context import caller, request_meta
+from smsplatform.api.resolver import BEARER_SCHEME
+from smsplatform.config import get_settings
+from smsplatform.observability import metrics
+from smsplatform.secret_store import jwt_signing_key
+
+_BEARER: list[dict[str, list[str]]] = [{BEARER_SCHEME: []}]
+
+Username = Annotated[
+    str,
+    Field(
+        min_length=3,
+        max_length=50,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$",
+        description="Letters, digits, '_', '.', '-'; starts with a letter or digit.",
+    ),
+]
+Password = Annotated[str, Field(min_length=1, max_length=256, json_schema_extra={"format": "password"})]
+CompanyName = Annotated[str, Field(min_length=1, max_length=100)]
+PhoneNumber = Annotated[str, Field(min_length=3, max_length=32, description="E.164, e.g. +447700900123")]
+
+
+class _Request(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class SignupRequest(_Request):
+    username: Username
+    email: Annotated[EmailStr, Field(max_length=120)]
+    password: Password
+    company_name: CompanyName | None = None
+    phone_number: PhoneNumber | None = None
+
+
+class LoginRequest(_Request):
+    login: Annotated[str, Field(min_length=1, max_length=120, description="Username or e-mail address")]
+    password: Password
+
+
+class ProfileUpdateRequest(_Request):
+    company_name: CompanyName | None = None
+    phone_number: PhoneNumber | None = None
+    current_password: Password | None = None
+    new_password: Password | None = None
+
+
+class UserResponse(BaseModel):
+    id: UUID
+    username: str
+    email: str
+    role: str
+    sms_credits: int
+    account_status: str
+    created_at: datetime
+    last_login: datetime | None
+    company_name: str | None
+    phone_number: str | None
+
+    @classmethod
+    def from_user(cls, user: User) -> "UserResponse":
+        return cls(
+            id=user.id,
+            username=user.username,
+            email=user.email,
+            role=user.role,
+            sms_credits=user.sms_credits,
+            account_status=user.account_status,
+            created_at=user.created_at,
+            last_login=user.last_login,
+            company_name=user.company_name,
+            phone_number=user.phone_number,
+        )
+
+
+class SessionResponse(BaseModel):
+    access_token: str
+    token_type: Literal["bearer"] = "bearer"  # noqa: S105  # the OAuth token type, not a secret
+    expires_in: Annotated[int, Field(description="Seconds until the token expires")]
+
+
+def accounts_routes() -> Router:
+    """A fresh router per resolver: Powertools routers hold the current event."""
+    router = Router()
+
+    @router.post("/v1/auth/signup", status_code=201, tags=["Accounts"], summary="Create an account")
+    def signup(body: Annotated[SignupRequest, Body()]) -> UserResponse:
+        phone = phones.normalise_e164(body.phone_number) if body.phone_number else None
+        with db.transaction() as conn:
+            user = accounts.create_user(
+                conn,
+                username=body.username,
+                email=str(body.email),
+                password=body.password,
+                company_name=body.company_name,
+                phone_number=phone,
+                meta=request_meta(router),
+            )
+        metrics.add_metric(name="Signups", unit=MetricUnit.Count, value=1)
+        return UserResponse.from_user(user)
+
+    @router.post("/v1/auth/login", tags=["Accounts"], summary="Exchange a login and password for a session token")
+    def login(body: Annotated[LoginRequest, Body()]) -> SessionResponse:
+        settings = get_settings()
+        with db.transaction() as conn:
+            user = accounts.authenticate(conn, body.login, body.password, request_meta(router))
+        session = sessions.issue_session(user.id, jwt_signing_key(settings), settings.session_ttl_seconds)
+        return SessionResponse(access_token=session.access_token, expires_in=session.expires_in)
+
+    @router.get("/v1/users/me", tags=["Accounts"], summary="The caller's profile", security=_BEARER)
+    def get_me() -> UserResponse:
+        principal = caller(router)
+        with db.transaction() as conn:
+            return UserResponse.from_user(accounts.get_user(conn, principal.user_id))
+
+    @router.patch("/v1/users/me", tags=["Accounts"], summary="Change company, phone or password", security=_BEARER)
+    def update_me(body: Annotated[ProfileUpdateRequest, Body()]) -> UserResponse:
+        principal = caller(router)
+        given = body.model_fields_set
+        changes: dict[str, str | None] = {}
+        if "company_name" in given:
+            changes["company_name"] = body.company_name
+        if "phone_number" in given:
+            changes["phone_number"] = phones.normalise_e164(body.phone_number) if body.phone_number else None
+        with db.transaction() as conn:
+            user = accounts.update_profile(
+                conn,
+                principal.user_id,
+                request_meta(router),
+                current_password=body.current_password,
+                new_password=body.new_password,
+                **changes,
+            )
+        return UserResponse.from_user(user)
+
+    return router

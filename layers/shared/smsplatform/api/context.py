@@ -1,0 +1,28 @@
+"""What a route needs from the API Gateway event: the caller and where the call came from."""
+
+from aws_lambda_powertools.event_handler.api_gateway import BaseRouter
+from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEventV2
+
+from smsplatform import principals
+from smsplatform.audit import RequestMeta
+from smsplatform.principals import Principal
+
+
+def _event(router: BaseRouter) -> APIGatewayProxyEventV2:
+    event = router.current_event
+    assert isinstance(event, APIGatewayProxyEventV2)
+    return event
+
+
+def caller(router: BaseRouter, permission: str | None = None) -> Principal:
+    """The authenticated principal, checked for `permission`; raises 401/403 problems otherwise."""
+    authorizer = _event(router).raw_event.get("requestContext", {}).get("authorizer") or {}
+    principal = principals.from_context(authorizer.get("lambda"))
+    if permission is not None:
+        principal.require(permission)
+    return principal
+
+
+def request_meta(router: BaseRouter) -> RequestMeta:
+    http = _event(router).request_context.http
+    return RequestMeta(ip_address=http.source_ip or None, user_agent=http.user_agent or None)

@@ -1,0 +1,73 @@
+"""Public routes: health check, the generated OpenAPI document and its Swagger UI."""
+
+from functools import lru_cache
+from typing import Any, Literal
+
+from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler.api_gateway import Router
+from pydantic import BaseModel
+
+from smsplatform import db
+from smsplatform.observability import logger
+
+SWAGGER_UI_VERSION = "5.17.14"
+_SWAGGER_PAGE = """<!doctype html>
+<html lang="en">
+<head>
+  <meta charset="utf-8">
+  <title>Bulk SMS Platform API</title>
+  <link rel="stylesheet" href="https://cdn.jsdelivr.net/npm/swagger-ui-dist@{version}/swagger-ui.css">
+</head>
+<body>
+  <div id="swagger-ui"></div>
+  <script src="https://cdn.jsdelivr.net/npm/swagger-ui-dist@{version}/swagger-ui-bundle.js"></script>
+  <script>
+    window.ui = SwaggerUIBundle({{url: "openapi.json", dom_id: "#swagger-ui", deepLinking: true}});
+  </script>
+</body>
+</html>
+"""
+
+
+class HealthResponse(BaseModel):
+    status: Literal["ok", "degraded"]
+    database: Literal["ok", "unavailable"]
+
+
+@lru_cache(maxsize=1)
+def openapi_document() -> str:
+    """Generated from every router of the API, not only those this function serves."""
+    from smsplatform.api.catalog import all_routers
+    from smsplatform.api.resolver import create_resolver
+
+    return create_resolver(*all_routers()).get_openapi_json_schema()
+
+
+def health_and_docs_routes() -> Router:
+    router = Router()
+
+    @router.get("/v1/health", tags=["Platform"], summary="Liveness and database reachability")
+    def health() -> Response[Any]:
+        try:
+            with db.transaction() as conn:
+                conn.execute("SELECT 1")
+        except Exception:
+            logger.exception("health check: database unreachable")
+            body = HealthResponse(status="degraded", database="unavailable")
+            return Response(status_code=503, content_type="application/json", body=body.model_dump())
+        body = HealthResponse(status="ok", database="ok")
+        return Response(status_code=200, content_type="application/json", body=body.model_dump())
+
+    @router.get("/v1/openapi.json", tags=["Platform"], summary="This API's OpenAPI 3 document")
+    def openapi() -> Response[str]:
+        return Response(status_code=200, content_type="application/json", body=openapi_document())
+
+    @router.get("/v1/docs", tags=["Platform"], summary="Swagger UI for this API")
+    def docs() -> Response[str]:
+        return Response(
+            status_code=200,
+            content_type="text/html; charset=utf-8",
+            body=_SWAGGER_PAGE.format(version=SWAGGER_UI_VERSION),
+        )
+
+    return router

@@ -1,0 +1,35 @@
+"""One validated settings model, read from the environment once per process."""
+
+from functools import lru_cache
+from typing import Annotated
+
+from pydantic import AliasChoices, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="SMS_", extra="ignore", frozen=True)
+
+    # Database: a libpq URL (local stack, tests) or a Secrets Manager secret in the
+    # RDS format {host, port, username, password, dbname} (deployed).
+    database_url: Annotated[
+        SecretStr | None, Field(validation_alias=AliasChoices("DATABASE_URL", "SMS_DATABASE_URL"))
+    ] = None
+    database_secret_arn: str | None = None
+    db_pool_max_size: Annotated[int, Field(ge=1, le=50)] = 1
+    db_connect_timeout_seconds: Annotated[float, Field(gt=0)] = 10.0
+
+    # Sessions: HS256 JWTs signed with a key from the environment (tests) or from
+    # Secrets Manager (deployed, local stack).
+    jwt_secret: SecretStr | None = None
+    jwt_secret_arn: str | None = None
+    session_ttl_seconds: Annotated[int, Field(ge=60, le=86_400)] = 3600
+    secrets_max_age_seconds: Annotated[int, Field(ge=0)] = 300
+
+    # Public base URL of the API, used in the OpenAPI document's servers list.
+    public_base_url: str | None = None
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,65 @@
+"""Domain errors. Raised by the library, mapped to problem+json in api/problems.py only."""
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class FieldError:
+    field: str
+    message: str
+
+
+class DomainError(Exception):
+    """Base of every error a caller can cause; `slug` is the stable problem type."""
+
+    status = 400
+    slug = "bad-request"
+    title = "Bad request"
+
+    def __init__(self, detail: str, *, errors: Sequence[FieldError] = ()) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.errors = list(errors)
+
+
+class InvalidInputError(DomainError):
+    status = 422
+    slug = "validation-error"
+    title = "Invalid input"
+
+
+class MalformedRequestError(DomainError):
+    status = 400
+    slug = "malformed-request"
+    title = "Malformed request"
+
+
+class AuthenticationError(DomainError):
+    status = 401
+    slug = "unauthenticated"
+    title = "Authentication required"
+
+
+class PermissionDeniedError(DomainError):
+    status = 403
+    slug = "forbidden"
+    title = "Permission denied"
+
+
+class AccountSuspendedError(DomainError):
+    status = 403
+    slug = "account-suspended"
+    title = "Account suspended"
+
+
+class NotFoundError(DomainError):
+    status = 404
+    slug = "not-found"
+    title = "Not found"
+
+
+class ConflictError(DomainError):
+    status = 409
+    slug = "conflict"
+    title = "Conflict"

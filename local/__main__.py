@@ -1,0 +1,73 @@
+"""`python -m local run`: the platform on this machine, until Ctrl-C."""
+
+import argparse
+import logging
+import os
+import signal
+import sys
+import threading
+from pathlib import Path
+
+from local.stack import ROOT, LocalStack
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m local", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    run = commands.add_parser("run", help="start the local stack")
+    run.add_argument("--port", type=int, default=int(os.environ.get("PORT", "3000")))
+    run.add_argument("--host", default="127.0.0.1")
+    run.add_argument("--data-dir", type=Path, default=ROOT / ".data" / "local")
+    run.add_argument("--template", type=Path, default=ROOT / "template.yaml")
+    run.add_argument("--root", type=Path, default=ROOT, help="folder CodeUri and sql/ are relative to")
+    args = parser.parse_args(argv)
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    for noisy in ("werkzeug", "pgserver", "botocore", "urllib3"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    stack = LocalStack(
+        data_dir=args.data_dir.resolve(),
+        port=args.port,
+        host=args.host,
+        template=args.template.resolve(),
+        root=args.root.resolve(),
+        database_url=os.environ.get("DATABASE_URL"),
+    )
+    stopping = threading.Event()
+    # SIGTERM ends the stack as cleanly as Ctrl-C, so the embedded database stops too.
+    signal.signal(signal.SIGTERM, lambda *_: stopping.set())
+    try:
+        stack.start()
+        _banner(stack)
+        stopping.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        print("\nStopping the local stack...", file=sys.stderr)
+        stack.stop()
+    return 0
+
+
+def _banner(stack: LocalStack) -> None:
+    url = stack.base_url
+    lines = [
+        "",
+        f"Bulk SMS platform running at {url}  (Ctrl-C stops it)",
+        f"  API docs:  {url}/v1/docs",
+        f"  Try it:    curl {url}/v1/health",
+        f"  Sign up:   curl -X POST {url}/v1/auth/signup -H 'content-type: application/json' \\",
+        "               -d '"
+        + '{"username": "alice", "email": "alice@example.com", "password": "correct horse battery"}'
+        + "'",
+    ]
+    if stack.admin and stack.admin.generated_password:
+        lines += [
+            "",
+            f"  Operator account created: login '{stack.admin.username}', password {stack.admin.generated_password}",
+            "  (shown once; set SMS_ADMIN_EMAIL and SMS_ADMIN_PASSWORD to choose them)",
+        ]
+    print("\n".join(lines), flush=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,121 @@
+"""AWS for the local stack: moto in server mode on loopback, with the template's resources."""
+
+import json
+import os
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from local.runtime import ACCOUNT_ID, REGION
+from local.template import StackSpec
+
+# moto accepts any credentials; these only keep boto3 from looking for real ones.
+LOCAL_AWS_ENV = {
+    "AWS_ACCESS_KEY_ID": "local",
+    "AWS_SECRET_ACCESS_KEY": "local",  # not a secret: moto takes anything
+    "AWS_SESSION_TOKEN": "local",
+    "AWS_DEFAULT_REGION": REGION,
+    "AWS_REGION": REGION,
+}
+
+
+@dataclass
+class Resources:
+    """Physical names of what was created: !Ref and !GetAtt .Arn values by logical id."""
+
+    refs: dict[str, str] = field(default_factory=dict)
+    arns: dict[str, str] = field(default_factory=dict)
+
+
+class MotoServer:
+    def __init__(self) -> None:
+        from moto.server import ThreadedMotoServer
+
+        self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+        self.endpoint_url = ""
+
+    def start(self) -> str:
+        self._server.start()
+        host, port = self._server.get_host_and_port()
+        self.endpoint_url = f"http://{host}:{port}"
+        return self.endpoint_url
+
+    def stop(self) -> None:
+        self._server.stop()
+
+
+def client(service: str, endpoint_url: str) -> Any:
+    import boto3
+
+    return boto3.client(
+        service,
+        endpoint_url=endpoint_url,
+        region_name=REGION,
+        aws_access_key_id=LOCAL_AWS_ENV["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=LOCAL_AWS_ENV["AWS_SECRET_ACCESS_KEY"],
+    )
+
+
+def _persisted_secret(secrets_file: Path | None, name: str, length: int) -> str:
+    """A generated secret value that survives restarts, as the deployed one would."""
+    stored: dict[str, str] = {}
+    if secrets_file is not None and secrets_file.exists():
+        stored = json.loads(secrets_file.read_text())
+    if name not in stored:
+        stored[name] = secrets.token_urlsafe(length)[:length]
+        if secrets_file is not None:
+            secrets_file.parent.mkdir(parents=True, exist_ok=True)
+            secrets_file.write_text(json.dumps(stored))
+            os.chmod(secrets_file, 0o600)
+    return stored[name]
+
+
+def create_resources(
+    spec: StackSpec, endpoint_url: str, secrets_file: Path | None = None, extra_secrets: dict[str, str] | None = None
+) -> Resources:
+    """Creates the template's queues and secrets, plus `extra_secrets` (logical id -> value)."""
+    resources = Resources()
+    sqs = client("sqs", endpoint_url)
+    # Dead-letter queues first: a source queue's redrive policy names its DLQ's ARN.
+    ordered = sorted(spec.queues.values(), key=lambda queue: queue.dead_letter_queue is not None)
+    for queue in ordered:
+        name = queue.properties.get("QueueName") or (f"{queue.logical_id}.fifo" if queue.fifo else queue.logical_id)
+        attributes = {"VisibilityTimeout": str(queue.visibility_timeout)}
+        if queue.fifo:
+            attributes["FifoQueue"] = "true"
+        if queue.dead_letter_queue:
+            attributes["RedrivePolicy"] = json.dumps(
+                {
+                    "deadLetterTargetArn": resources.arns[queue.dead_letter_queue],
+                    "maxReceiveCount": queue.max_receive_count,
+                }
+            )
+        url = sqs.create_queue(QueueName=name, Attributes=attributes)["QueueUrl"]
+        resources.refs[queue.logical_id] = url
+        resources.arns[queue.logical_id] = f"arn:aws:sqs:{REGION}:{ACCOUNT_ID}:{name}"
+
+    manager = client("secretsmanager", endpoint_url)
+    values = {
+        secret.logical_id: _persisted_secret(secrets_file, secret.logical_id, secret.generate_length or 32)
+        for secret in spec.secrets.values()
+    }
+    values.update(extra_secrets or {})
+    for logical_id, value in values.items():
+        arn = manager.create_secret(Name=f"local/{logical_id}", SecretString=value)["ARN"]
+        resources.refs[logical_id] = arn
+        resources.arns[logical_id] = arn
+    return resources
+
+
+def resolve(value: Any, resources: Resources) -> str:
+    """An environment value from the template, with !Ref / !GetAtt .Arn resolved locally."""
+    if isinstance(value, str | int | float | bool):
+        return str(value).lower() if isinstance(value, bool) else str(value)
+    if isinstance(value, dict) and "Ref" in value and value["Ref"] in resources.refs:
+        return resources.refs[value["Ref"]]
+    if isinstance(value, dict) and "Fn::GetAtt" in value:
+        logical_id, attribute = value["Fn::GetAtt"]
+        if attribute == "Arn" and logical_id in resources.arns:
+            return resources.arns[logical_id]
+    raise ValueError(f"the local stack cannot resolve {value!r}")

@@ -1,0 +1,61 @@
+"""PostgreSQL for the local stack and the tests: DATABASE_URL if given, else an embedded server."""
+
+import json
+import os
+from pathlib import Path
+
+import psycopg
+from psycopg import sql
+
+DEFAULT_DATABASE = "sms_platform"
+
+
+def _drop_stale_holders(pgdata: Path) -> None:
+    """Forgets holder processes that died without cleaning up (SIGKILL), so the last live
+    holder stops the server on exit instead of leaving it running forever."""
+    import psutil
+
+    handle_file = pgdata / ".handle_pids.json"
+    if not handle_file.exists():
+        return
+    try:
+        pids = json.loads(handle_file.read_text() or "[]")
+    except json.JSONDecodeError:
+        pids = []
+    alive = [pid for pid in pids if psutil.pid_exists(pid) and pid != os.getpid()]
+    if alive != pids:
+        handle_file.write_text(json.dumps(alive))
+
+
+def start_embedded(pgdata: Path) -> str:
+    """Starts (or joins) the embedded server for `pgdata`; returns a URL to its `postgres` database.
+
+    The server stops when the last process holding it exits.
+    """
+    import pgserver
+
+    pgdata.parent.mkdir(parents=True, exist_ok=True)
+    _drop_stale_holders(pgdata)
+    server = pgserver.get_server(pgdata, cleanup_mode="stop")
+    return server.get_uri("postgres")
+
+
+def with_database(url: str, name: str) -> str:
+    """The same server URL pointing at database `name`."""
+    params = psycopg.conninfo.conninfo_to_dict(url)
+    params["dbname"] = name
+    return psycopg.conninfo.make_conninfo(**{key: str(value) for key, value in params.items() if value is not None})
+
+
+def ensure_database(server_url: str, name: str) -> str:
+    """Creates database `name` on the server unless it exists; returns its URL."""
+    with psycopg.connect(server_url, autocommit=True) as conn:
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
+        if not exists:
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    return with_database(server_url, name)
+
+
+def drop_database(server_url: str, name: str) -> None:
+    with psycopg.connect(server_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))

@@ -1,0 +1,154 @@
+"""Starts and stops the whole local stack in one process."""
+
+import json
+import logging
+import os
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psycopg
+from psycopg.rows import dict_row
+
+from local import aws, database
+from local.aws import MotoServer
+from local.gateway import Gateway, GatewayServer
+from local.pollers import SqsPoller
+from local.runtime import FunctionRuntime
+from local.scheduler import Scheduler
+from local.template import StackSpec, load_stack
+
+log = logging.getLogger("local.stack")
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass
+class AdminAccount:
+    username: str
+    email: str
+    generated_password: str | None  # set only when this start generated it
+
+
+@dataclass
+class LocalStack:
+    data_dir: Path
+    port: int = 3000
+    host: str = "127.0.0.1"
+    template: Path = ROOT / "template.yaml"
+    root: Path = ROOT
+    database_url: str | None = None
+    spec: StackSpec = field(init=False)
+    admin: AdminAccount | None = field(init=False, default=None)
+    _moto: MotoServer | None = field(init=False, default=None)
+    _gateway: GatewayServer | None = field(init=False, default=None)
+    _pollers: list[SqsPoller] = field(init=False, default_factory=list)
+    _scheduler: Scheduler | None = field(init=False, default=None)
+
+    @property
+    def base_url(self) -> str:
+        port = self._gateway.port if self._gateway else self.port
+        return f"http://{self.host}:{port}"
+
+    def start(self) -> None:
+        from smsplatform.migrations import apply_migrations
+
+        self.spec = load_stack(self.template, self.root)
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        db_url = self.database_url or database.ensure_database(
+            database.start_embedded(self.data_dir / "postgres"), database.DEFAULT_DATABASE
+        )
+        applied = apply_migrations(db_url, self.root / "sql")
+        log.info("migrations applied: %s", ", ".join(applied) or "none pending")
+
+        self._moto = MotoServer()
+        endpoint = self._moto.start()
+        os.environ.update(aws.LOCAL_AWS_ENV)
+        os.environ["AWS_ENDPOINT_URL"] = endpoint
+        resources = aws.create_resources(
+            self.spec,
+            endpoint,
+            secrets_file=self.data_dir / "secrets.json",
+            extra_secrets={"DatabaseSecretArn": _rds_secret(db_url)},
+        )
+        for name, parameter in self.spec.parameters.items():
+            if name not in resources.refs and "Default" in parameter:
+                resources.refs[name] = str(parameter["Default"])
+        self._configure_environment(resources)
+
+        runtimes = {logical_id: FunctionRuntime(fn) for logical_id, fn in self.spec.functions.items()}
+        for runtime in runtimes.values():
+            runtime.warm()
+        self.admin = _ensure_admin(db_url)
+
+        self._gateway = GatewayServer(Gateway(self.spec, runtimes), self.host, self.port)
+        self._gateway.start()
+        sqs = aws.client("sqs", endpoint)
+        self._pollers = [
+            SqsPoller(
+                source, resources.refs[source.queue], resources.arns[source.queue], runtimes[source.function], sqs
+            )
+            for source in self.spec.sqs_sources
+        ]
+        for poller in self._pollers:
+            poller.start()
+        self._scheduler = Scheduler(self.spec.schedules, runtimes)
+        self._scheduler.start()
+
+    def _configure_environment(self, resources: aws.Resources) -> None:
+        """All functions share this process, so their template environments must agree."""
+        merged: dict[str, str] = {}
+        for fn in self.spec.functions.values():
+            for key, raw in fn.environment.items():
+                value = aws.resolve(raw, resources)
+                if merged.setdefault(key, value) != value:
+                    raise RuntimeError(f"functions disagree on {key}; the local stack runs them in one process")
+        os.environ.update(merged)
+        # Handlers read the database from the secret, as deployed; no URL leaks to them.
+        os.environ.pop("DATABASE_URL", None)
+        os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
+        os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
+        os.environ.setdefault("SMS_DB_POOL_MAX_SIZE", "8")
+        os.environ.setdefault("SMS_PUBLIC_BASE_URL", self.base_url)
+
+    def stop(self) -> None:
+        if self._scheduler:
+            self._scheduler.stop()
+        for poller in self._pollers:
+            poller.stop()
+        if self._gateway:
+            self._gateway.stop()
+        from smsplatform import db
+
+        db.close_pool()
+        if self._moto:
+            self._moto.stop()
+
+
+def _rds_secret(db_url: str) -> str:
+    """The database connection in the shape RDS-managed secrets have."""
+    params = psycopg.conninfo.conninfo_to_dict(db_url)
+    return json.dumps(
+        {
+            "engine": "postgres",
+            "host": params.get("host") or "localhost",
+            "port": int(params.get("port") or 5432),
+            "username": params.get("user") or "postgres",
+            "password": params.get("password") or "",
+            "dbname": params.get("dbname") or "postgres",
+            "sslmode": params.get("sslmode") or "prefer",
+        }
+    )
+
+
+def _ensure_admin(db_url: str) -> AdminAccount:
+    from smsplatform.accounts import ensure_admin
+
+    email = os.environ.get("SMS_ADMIN_EMAIL") or "admin@localhost.localdomain"
+    password = os.environ.get("SMS_ADMIN_PASSWORD")
+    generated = None
+    if not password:
+        generated = password = secrets.token_urlsafe(18)
+    with psycopg.connect(db_url, row_factory=dict_row) as conn:
+        created = ensure_admin(conn, username="admin", email=email, password=password)
+    return AdminAccount("admin", email, generated if created else None)
