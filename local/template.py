@@ -187,9 +187,11 @@ def load_stack(template_path: Path, root: Path | None = None) -> StackSpec:
             )
         elif kind == "AWS::Serverless::HttpApi":
             spec.authorizer = _authorizer(props) or spec.authorizer
-    for route in spec.routes:
-        if route.authorized and spec.authorizer is None:
-            raise TemplateError(f"{route.route_key} needs an authorizer but the HttpApi declares none")
+    # SAM: a route without Auth uses the API's default authorizer, if it has one.
+    spec.routes = [
+        HttpRoute(route.method, route.path, route.function, route.authorized and spec.authorizer is not None)
+        for route in spec.routes
+    ]
     return spec
 
 
@@ -229,6 +231,8 @@ def _add_function(spec: StackSpec, logical_id: str, props: dict[str, Any], globa
         event_props = event.get("Properties") or {}
         if event["Type"] == "HttpApi":
             authorizer = (event_props.get("Auth") or {}).get("Authorizer")
+            if authorizer not in (None, "NONE"):
+                raise TemplateError(f"{logical_id}.{event_name}: only the API's default authorizer is supported")
             spec.routes.append(
                 HttpRoute(
                     method=str(event_props["Method"]).upper(),

@@ -1,0 +1,128 @@
+"""A newcomer's first session, over HTTP against the local stack."""
+
+import json
+import subprocess
+import uuid
+from pathlib import Path
+
+import httpx
+import psutil
+import pytest
+import yaml
+
+from local.template import load_yaml
+from tests.conftest import ROOT
+from tests.e2e.conftest import StackFactory, StackProcess
+
+pytestmark = pytest.mark.e2e
+
+
+def _signup(client: httpx.Client, username: str, password: str = "correct horse battery") -> httpx.Response:
+    return client.post(
+        "/v1/auth/signup", json={"username": username, "email": f"{username}@example.com", "password": password}
+    )
+
+
+def test_the_printed_curl_examples_work_as_printed(stack: StackProcess) -> None:
+    health = subprocess.run(  # noqa: S602  # the banner's own command line, on loopback
+        stack.banner_value("Try it:"), shell=True, capture_output=True, text=True, check=True, timeout=30
+    )
+    assert json.loads(health.stdout) == {"status": "ok", "database": "ok"}
+
+    lines = stack.output.splitlines()
+    start = next(index for index, line in enumerate(lines) if "Sign up:" in line)
+    command = (lines[start].split("Sign up:", 1)[1].rstrip("\\") + lines[start + 1]).replace("alice", "bannerexample")
+    signup = subprocess.run(command, shell=True, capture_output=True, text=True, check=True, timeout=30)  # noqa: S602
+    assert '"username":"bannerexample"' in signup.stdout.replace(" ", "")
+
+
+def test_sign_up_log_in_and_read_the_profile(client: httpx.Client) -> None:
+    name = f"u{uuid.uuid4().hex[:8]}"
+    created = _signup(client, name)
+    assert created.status_code == 201
+
+    login = client.post("/v1/auth/login", json={"login": name, "password": "correct horse battery"})
+    assert login.status_code == 200
+    token = login.json()["access_token"]
+
+    me = client.get("/v1/users/me", headers={"Authorization": f"Bearer {token}"})
+    assert me.status_code == 200
+    assert me.json()["id"] == created.json()["id"]
+
+
+def test_the_documented_errors_over_http(client: httpx.Client) -> None:
+    name = f"u{uuid.uuid4().hex[:8]}"
+    assert _signup(client, name).status_code == 201
+
+    duplicate = client.post(
+        "/v1/auth/signup",
+        json={"username": f"other{name}", "email": f"{name}@example.com", "password": "correct horse battery"},
+    )
+    wrong = client.post("/v1/auth/login", json={"login": name, "password": "definitely wrong"})
+    anonymous = client.get("/v1/users/me")
+
+    assert (duplicate.status_code, wrong.status_code, anonymous.status_code) == (409, 401, 401)
+    for response in (duplicate, wrong, anonymous):
+        assert response.headers["content-type"] == "application/problem+json"
+        assert response.json()["detail"]
+
+
+def test_docs_and_openapi_are_served(client: httpx.Client) -> None:
+    document = client.get("/v1/openapi.json")
+    page = client.get("/v1/docs")
+
+    assert document.status_code == 200
+    assert {"/v1/auth/signup", "/v1/auth/login", "/v1/users/me", "/v1/health"} <= set(document.json()["paths"])
+    assert page.status_code == 200
+    assert page.headers["content-type"].startswith("text/html")
+    assert "SwaggerUIBundle" in page.text
+    assert 'url: "openapi.json"' in page.text
+
+
+def test_the_operator_account_can_log_in_with_the_printed_password(client: httpx.Client, stack: StackProcess) -> None:
+    printed = stack.banner_value("Operator account created:")
+    password = printed.split("password", 1)[1].strip()
+
+    login = client.post("/v1/auth/login", json={"login": "admin", "password": password})
+    me = client.get("/v1/users/me", headers={"Authorization": f"Bearer {login.json()['access_token']}"})
+
+    assert me.json()["role"] == "admin"
+
+
+def test_a_route_the_handlers_have_but_the_template_lacks_is_not_served(
+    stack_factory: StackFactory, tmp_path: Path
+) -> None:
+    template = load_yaml(ROOT / "template.yaml")
+    del template["Resources"]["UsersFunction"]["Properties"]["Events"]["GetMe"]
+    trimmed = tmp_path / "template.yaml"
+    trimmed.write_text(yaml.safe_dump(template))
+
+    stack = stack_factory.start(template=trimmed)
+    with httpx.Client(base_url=stack.base_url) as http:
+        missing = http.get("/v1/users/me", headers={"Authorization": "Bearer whatever"})
+        assert http.get("/v1/health").status_code == 200
+    stack.stop()
+
+    assert missing.status_code == 404
+    assert missing.json() == {"message": "Not Found"}
+
+
+def test_data_survives_a_restart_and_ctrl_c_stops_everything(stack_factory: StackFactory) -> None:
+    first = stack_factory.start()
+    with httpx.Client(base_url=first.base_url) as http:
+        assert _signup(http, "persistent").status_code == 201
+
+    second = stack_factory.restart(first)
+    assert first.process is not None
+    assert first.process.returncode == 0
+    with httpx.Client(base_url=second.base_url) as http:
+        login = http.post("/v1/auth/login", json={"login": "persistent", "password": "correct horse battery"})
+    assert login.status_code == 200
+    # The operator password is printed on the first start only.
+    assert second.output.count("Operator account created") <= 1
+    assert "Operator account created" not in second.output.split("running at")[-1]
+
+    assert second.stop() == 0
+    pgdata = str(second.data_dir / "postgres")
+    leftovers = [p for p in psutil.process_iter(["name", "cmdline"]) if pgdata in " ".join(p.info["cmdline"] or [])]
+    assert leftovers == []
