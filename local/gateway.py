@@ -170,6 +170,7 @@ def _response(result: Any) -> tuple[int, dict[str, str], list[str], bytes]:
 class _RequestHandler(BaseHTTPRequestHandler):
     gateway: Gateway
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # headers and body go out as separate writes
     server_version = "sms-platform-local-gateway"
 
     def _serve(self) -> None:

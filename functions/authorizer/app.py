@@ -5,10 +5,9 @@ from typing import Any
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from smsplatform.authorizer import authorize
-from smsplatform.observability import logger, tracer
+from smsplatform.observability import logger
 
 
 @logger.inject_lambda_context
-@tracer.capture_lambda_handler
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return authorize(event)

@@ -7,12 +7,11 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from smsplatform.api.health_and_docs import health_and_docs_routes
 from smsplatform.api.resolver import create_resolver
-from smsplatform.observability import logger, tracer
+from smsplatform.observability import logger
 
 app = create_resolver(health_and_docs_routes())
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
-@tracer.capture_lambda_handler
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return app.resolve(event, context)

@@ -6,11 +6,10 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from smsplatform import db
 from smsplatform.maintenance import create_delivery_log_partitions
-from smsplatform.observability import logger, tracer
+from smsplatform.observability import logger
 
 
 @logger.inject_lambda_context
-@tracer.capture_lambda_handler
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     with db.transaction() as conn:
         created = create_delivery_log_partitions(conn)

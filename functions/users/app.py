@@ -7,13 +7,12 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from smsplatform.api.accounts import accounts_routes
 from smsplatform.api.resolver import create_resolver
-from smsplatform.observability import logger, metrics, tracer
+from smsplatform.observability import logger, metrics
 
 app = create_resolver(accounts_routes())
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
-@tracer.capture_lambda_handler
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return app.resolve(event, context)

@@ -1,5 +1,7 @@
 """Password hashing (argon2id) and the strength rule applied at signup and change."""
 
+from functools import cache
+
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
@@ -32,8 +34,14 @@ _COMMON = frozenset(
 
 # argon2-cffi's defaults are the RFC 9106 "low memory" argon2id profile (t=3, m=64 MiB, p=4).
 _hasher = PasswordHasher()
-# Verified against when a login names no account, so that case costs the same time.
-_DUMMY_HASH = _hasher.hash("not a real password, only spends the same time")
+
+
+@cache
+def _dummy_hash() -> str:
+    """Verified against when a login names no account, so that case costs the same time.
+
+    Made on first use, not at import: hashing costs ~100 ms of cold start."""
+    return _hasher.hash("not a real password, only spends the same time")
 
 
 def check_strength(password: str, *, field: str = "password", username: str = "", email: str = "") -> None:
@@ -61,7 +69,7 @@ def hash_password(password: str) -> str:
 
 def verify_password(password_hash: str | None, password: str) -> bool:
     try:
-        return _hasher.verify(password_hash or _DUMMY_HASH, password) and password_hash is not None
+        return _hasher.verify(password_hash or _dummy_hash(), password) and password_hash is not None
     except (VerificationError, InvalidHashError):
         return False
 
