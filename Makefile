@@ -12,11 +12,12 @@ TOOLS := .venv-tools
 export SAM_CLI_TELEMETRY := 0
 export PYTHONPATH := $(CURDIR)/layers/shared:$(CURDIR)
 
-.PHONY: help venv tools run test lint format bench build validate clean
+.PHONY: help venv tools run psql test lint format bench build validate clean
 
 help:
 	@echo "make run    start the local stack on http://127.0.0.1:$(PORT) (PORT=... to change)"
 	@echo "make test   run the unit, integration and e2e tests"
+	@echo "make psql   psql on the local stack's database"
 	@echo "make lint   ruff, mypy and cfn-lint"
 	@echo "make bench  print performance figures"
 	@echo "make build  sam build"
@@ -39,6 +40,9 @@ tools: $(TOOLS)/bin/.installed
 
 run: venv
 	$(BIN)/python -m local run --port $(PORT)
+
+psql: venv
+	$(BIN)/python -m local psql
 
 test: venv
 	$(BIN)/pytest

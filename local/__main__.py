@@ -3,11 +3,14 @@
 import argparse
 import logging
 import os
+import shutil
 import signal
+import subprocess
 import sys
 import threading
 from pathlib import Path
 
+from local import database
 from local.stack import ROOT, LocalStack
 
 
@@ -20,7 +23,11 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--data-dir", type=Path, default=ROOT / ".data" / "local")
     run.add_argument("--template", type=Path, default=ROOT / "template.yaml")
     run.add_argument("--root", type=Path, default=ROOT, help="folder CodeUri and sql/ are relative to")
+    psql = commands.add_parser("psql", help="open psql on the local stack's database")
+    psql.add_argument("--data-dir", type=Path, default=ROOT / ".data" / "local")
     args = parser.parse_args(argv)
+    if args.command == "psql":
+        return _psql(args.data_dir.resolve())
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     for noisy in ("werkzeug", "pgserver", "botocore", "urllib3"):
@@ -48,12 +55,25 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def _psql(data_dir: Path) -> int:
+    """psql on the same database `run` uses (the embedded server's own psql when there is one)."""
+    url = os.environ.get("DATABASE_URL")
+    psql = shutil.which("psql") or "psql"
+    if not url:
+        import pgserver
+
+        url = database.with_database(database.start_embedded(data_dir / "postgres"), database.DEFAULT_DATABASE)
+        psql = str(Path(pgserver.__file__).parent / "pginstall" / "bin" / "psql")
+    return subprocess.run([psql, url], check=False).returncode  # noqa: S603  # the user's own shell session
+
+
 def _banner(stack: LocalStack) -> None:
     url = stack.base_url
     lines = [
         "",
         f"Bulk SMS platform running at {url}  (Ctrl-C stops it)",
         f"  API docs:  {url}/v1/docs",
+        f"  Database:  {stack.database_display}   (make psql opens it)",
         f"  Try it:    curl {url}/v1/health",
         f"  Sign up:   curl -X POST {url}/v1/auth/signup -H 'content-type: application/json' \\",
         "               -d '"

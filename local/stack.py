@@ -44,6 +44,7 @@ class LocalStack:
     _gateway: GatewayServer | None = field(init=False, default=None)
     _pollers: list[SqsPoller] = field(init=False, default_factory=list)
     _scheduler: Scheduler | None = field(init=False, default=None)
+    database_display: str = field(init=False, default="")
 
     @property
     def base_url(self) -> str:
@@ -57,6 +58,9 @@ class LocalStack:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         db_url = self.database_url or database.ensure_database(
             database.start_embedded(self.data_dir / "postgres"), database.DEFAULT_DATABASE
+        )
+        self.database_display = psycopg.conninfo.make_conninfo(
+            db_url, password="***" if "password=" in db_url else None
         )
         applied = apply_migrations(db_url, self.root / "sql")
         log.info("migrations applied: %s", ", ".join(applied) or "none pending")
