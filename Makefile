@@ -12,12 +12,14 @@ TOOLS := .venv-tools
 export SAM_CLI_TELEMETRY := 0
 export PYTHONPATH := $(CURDIR)/layers/shared:$(CURDIR)
 
-.PHONY: help venv tools run psql test lint format bench build validate clean
+.PHONY: help venv tools run psql migrate admin test lint format bench build validate clean
 
 help:
 	@echo "make run    start the local stack on http://127.0.0.1:$(PORT) (PORT=... to change)"
 	@echo "make test   run the unit, integration and e2e tests"
 	@echo "make psql   psql on the local stack's database"
+	@echo "make admin  USERNAME=... EMAIL=...: create or promote an operator (any database)"
+	@echo "make migrate  apply sql/ to DATABASE_URL or the deployed database"
 	@echo "make lint   ruff, mypy and cfn-lint"
 	@echo "make bench  print performance figures"
 	@echo "make build  sam build"
@@ -43,6 +45,15 @@ run: venv
 
 psql: venv
 	$(BIN)/python -m local psql
+
+# Against DATABASE_URL, or SMS_DATABASE_SECRET_ARN with AWS credentials (the deployed database).
+migrate: venv
+	$(BIN)/python -m smsplatform.migrations sql
+
+# make admin USERNAME=ops EMAIL=ops@example.com  (password: SMS_ADMIN_PASSWORD, or asked for)
+admin: venv
+	@test -n "$(USERNAME)" -a -n "$(EMAIL)" || { echo "usage: make admin USERNAME=... EMAIL=..." >&2; exit 2; }
+	$(BIN)/python -m smsplatform.admin_cli --username "$(USERNAME)" --email "$(EMAIL)"
 
 test: venv
 	$(BIN)/pytest

@@ -1,10 +1,10 @@
-"""Daily maintenance on the EventBridge schedule: delivery-log partitions ahead of time."""
+"""Daily maintenance on the EventBridge schedule: delivery-log partitions ahead, stale login failures out."""
 
 from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from smsplatform import db
+from smsplatform import db, login_throttle
 from smsplatform.maintenance import create_delivery_log_partitions
 from smsplatform.observability import logger
 
@@ -13,5 +13,7 @@ from smsplatform.observability import logger
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     with db.transaction() as conn:
         created = create_delivery_log_partitions(conn)
-    logger.info("maintenance done", extra={"partitions_created": created})
-    return {"partitions_created": created}
+        purged = login_throttle.purge_expired(conn)
+    result = {"partitions_created": created, "login_failures_purged": purged}
+    logger.info("maintenance done", extra=result)
+    return result

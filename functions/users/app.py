@@ -1,4 +1,4 @@
-"""Accounts API: sign-up, login and the caller's profile."""
+"""Accounts API: sign-up, login, profile, API tokens, credits ledger, operators' routes, audit trail."""
 
 from typing import Any
 
@@ -6,10 +6,14 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from smsplatform.api.accounts import accounts_routes
+from smsplatform.api.admin import admin_routes
+from smsplatform.api.audit_logs import audit_log_routes
+from smsplatform.api.billing import billing_routes
 from smsplatform.api.resolver import create_resolver
+from smsplatform.api.tokens import tokens_routes
 from smsplatform.observability import logger, metrics
 
-app = create_resolver(accounts_routes())
+app = create_resolver(accounts_routes(), tokens_routes(), billing_routes(), admin_routes(), audit_log_routes())
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)

@@ -126,3 +126,32 @@ def test_data_survives_a_restart_and_ctrl_c_stops_everything(stack_factory: Stac
     pgdata = str(second.data_dir / "postgres")
     leftovers = [p for p in psutil.process_iter(["name", "cmdline"]) if pgdata in " ".join(p.info["cmdline"] or [])]
     assert leftovers == []
+
+
+def test_an_integrator_gets_credits_and_an_api_token(client: httpx.Client, stack: StackProcess) -> None:
+    operator_password = stack.banner_value("Operator account created:").split("password", 1)[1].strip()
+    operator = client.post("/v1/auth/login", json={"login": "admin", "password": operator_password}).json()
+    name = f"u{uuid.uuid4().hex[:8]}"
+    account = _signup(client, name).json()
+    session = client.post("/v1/auth/login", json={"login": name, "password": "correct horse battery"}).json()
+
+    topped_up = client.post(
+        f"/v1/users/{account['id']}/credits",
+        json={"credits": 1000, "amount": "50.00", "payment_method": "invoice"},
+        headers={"Authorization": f"Bearer {operator['access_token']}"},
+    )
+    created = client.post(
+        "/v1/tokens",
+        json={"name": "crm integration", "permissions": ["billing:read"]},
+        headers={"Authorization": f"Bearer {session['access_token']}"},
+    ).json()
+    token_headers = {"Authorization": f"Bearer {created['token']}"}
+    ledger = client.get("/v1/billing/transactions", headers=token_headers)
+    forbidden = client.get("/v1/tokens", headers=token_headers)
+    client.delete(f"/v1/tokens/{created['id']}", headers={"Authorization": f"Bearer {session['access_token']}"})
+    revoked = client.get("/v1/billing/transactions", headers=token_headers)
+
+    assert topped_up.status_code == 201
+    assert ledger.json()["data"][0]["credits_after"] == 1000
+    assert forbidden.status_code == 403
+    assert revoked.status_code == 401

@@ -16,11 +16,14 @@ from local.template import StackSpec, load_stack
 from tests.conftest import ROOT
 
 SIGNING_KEY = "integration-tests-signing-key-0123456789abcdef"
-# Tables the tests write to; user_roles and schema_migrations hold seed data and stay.
-_TABLES = (
-    "users, api_tokens, billing_transactions, audit_logs, contact_groups, contacts, contact_group_members, "
-    "opt_outs, sms_campaigns, campaign_target_groups, sms_delivery_logs"
-)
+# Tables the tests write to, emptied after each test. user_roles keeps its role
+# definitions (user_id NULL) and loses per-user grants; schema_migrations stays.
+_CLEANUP = """
+    TRUNCATE api_tokens, billing_transactions, audit_logs, contact_groups, contacts, contact_group_members,
+             opt_outs, sms_campaigns, campaign_target_groups, sms_delivery_logs, login_failures;
+    DELETE FROM user_roles WHERE user_id IS NOT NULL;
+    DELETE FROM users;
+"""
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -57,7 +60,7 @@ def conn(database_url: str) -> Iterator[psycopg.Connection[Any]]:
 def clean_tables(database_url: str) -> Iterator[None]:
     yield
     with psycopg.connect(database_url, autocommit=True) as connection:
-        connection.execute(f"TRUNCATE {_TABLES} CASCADE")
+        connection.execute(_CLEANUP)
 
 
 @dataclass
@@ -128,3 +131,34 @@ def user(api: Api) -> dict[str, Any]:
     """A signed-up client account with a session token under "token"."""
     created = api.signup("alice")
     return {**created, "token": api.login("alice")}
+
+
+@pytest.fixture
+def other_user(api: Api) -> dict[str, Any]:
+    created = api.signup("bob")
+    return {**created, "token": api.login("bob")}
+
+
+@pytest.fixture
+def admin(api: Api, database_url: str) -> dict[str, Any]:
+    """An operator, made the way the operator command makes one."""
+    from smsplatform.accounts import promote_or_create_admin
+
+    with psycopg.connect(database_url, row_factory=dict_row) as connection:
+        promote_or_create_admin(
+            connection, username="operator", email="ops@example.com", password="night shift passphrase"
+        )
+        row = connection.execute("SELECT id::text FROM users WHERE username = 'operator'").fetchone()
+    assert row is not None
+    return {"id": row["id"], "token": api.login("operator", "night shift passphrase")}
+
+
+def create_token(api: Api, session: str, *permissions: str, **extra: Any) -> dict[str, Any]:
+    response = api.request(
+        "POST",
+        "/v1/tokens",
+        token=session,
+        json_body={"name": "integration", "permissions": list(permissions), **extra},
+    )
+    assert response.status == 201, response.body
+    return dict(response.json())

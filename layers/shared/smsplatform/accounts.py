@@ -8,16 +8,17 @@ from uuid import UUID
 from psycopg import Connection, errors
 from psycopg.rows import DictRow
 
-from smsplatform import audit, passwords
+from smsplatform import audit, login_throttle, pagination, passwords
 from smsplatform.audit import RequestMeta
 from smsplatform.errors import (
     AccountSuspendedError,
-    AuthenticationError,
     ConflictError,
     FieldError,
     InvalidInputError,
     NotFoundError,
+    PermissionDeniedError,
 )
+from smsplatform.pagination import Cursor, Page, page_of
 
 _USER_COLUMNS = """id, username, email, role, sms_credits, account_status, created_at, updated_at,
                    last_login, company_name, phone_number"""
@@ -81,18 +82,29 @@ def create_user(
     return user
 
 
-def authenticate(conn: Connection[DictRow], login: str, password: str, meta: RequestMeta) -> User:
-    """Checks a username-or-email and password; the same error whatever part was wrong."""
+def log_in(conn: Connection[DictRow], login: str, password: str, meta: RequestMeta) -> User | None:
+    """Checks a username-or-email and password under the login throttle.
+
+    Returns None when the credentials are wrong: the failure is recorded in this
+    transaction, so the caller commits before answering 401. Raises when the
+    login is throttled or the account is not active.
+    """
+    login_throttle.lock(conn, login)
+    login_throttle.check(conn, login, meta.ip_address)
     row = conn.execute(
         f"""SELECT {_USER_COLUMNS}, password_hash FROM users
              WHERE lower(username) = lower(%(login)s) OR lower(email) = lower(%(login)s)""",
         {"login": login},
     ).fetchone()
-    if not passwords.verify_password(row["password_hash"] if row else None, password) or row is None:
-        raise AuthenticationError("The login or password is incorrect.")
+    if row is None or not passwords.verify_password(row["password_hash"] if row else None, password):
+        login_throttle.record_failure(conn, login, meta.ip_address)
+        if row is not None:
+            audit.record(conn, row["id"], "user.login_failed", {}, meta)
+        return None
     user = User.from_row(row)
     if user.account_status != "active":
         raise AccountSuspendedError(f"This account is {user.account_status}; contact support.")
+    login_throttle.clear(conn, login)
     new_hash = passwords.hash_password(password) if passwords.needs_rehash(row["password_hash"]) else None
     conn.execute(
         "UPDATE users SET last_login = now(), password_hash = coalesce(%s, password_hash) WHERE id = %s",
@@ -151,6 +163,82 @@ def update_profile(
     changed_fields = sorted("password" if key == "password_hash" else key for key in changes)
     audit.record(conn, user_id, "user.update", {"changed": changed_fields}, meta)
     return User.from_row(row)
+
+
+def list_accounts(
+    conn: Connection[DictRow],
+    limit: int,
+    cursor: Cursor | None,
+    *,
+    account_status: str | None = None,
+    role: str | None = None,
+) -> Page[User]:
+    """Every account, newest first (operators only)."""
+    keyset, params = pagination.after(cursor)
+    rows = conn.execute(
+        f"""SELECT {_USER_COLUMNS} FROM users
+             WHERE (%(status)s::text IS NULL OR account_status = %(status)s)
+               AND (%(role)s::text IS NULL OR role = %(role)s) {keyset}
+             ORDER BY created_at DESC, id DESC LIMIT %(limit)s""",
+        {"status": account_status, "role": role, "limit": limit + 1, **params},
+    ).fetchall()
+    return page_of([User.from_row(row) for row in rows], limit)
+
+
+def change_account(
+    conn: Connection[DictRow],
+    operator_id: UUID,
+    user_id: UUID,
+    meta: RequestMeta,
+    *,
+    account_status: str | None = None,
+    role: str | None = None,
+) -> User:
+    """An operator suspends, reactivates, closes, promotes or demotes an account (never their own)."""
+    if user_id == operator_id:
+        raise PermissionDeniedError("Operators cannot change their own status or role; ask another operator.")
+    current = conn.execute(f"SELECT {_USER_COLUMNS} FROM users WHERE id = %s FOR UPDATE", (user_id,)).fetchone()
+    if current is None:
+        raise NotFoundError("No such user.")
+    row = conn.execute(
+        f"""UPDATE users SET account_status = coalesce(%s, account_status), role = coalesce(%s, role),
+                             updated_at = now()
+             WHERE id = %s RETURNING {_USER_COLUMNS}""",
+        (account_status, role, user_id),
+    ).fetchone()
+    assert row is not None
+    changes = {
+        key: {"from": current[key], "to": row[key]} for key in ("account_status", "role") if current[key] != row[key]
+    }
+    if changes:
+        audit.record(conn, operator_id, "admin.user_update", {"user_id": str(user_id), "changes": changes}, meta)
+    return User.from_row(row)
+
+
+def promote_or_create_admin(conn: Connection[DictRow], *, username: str, email: str, password: str | None) -> str:
+    """The operator command's work: makes the named account an active admin, creating it if needed.
+
+    Returns "created", "promoted" or "unchanged".
+    """
+    row = conn.execute(
+        "SELECT id, role, account_status FROM users WHERE lower(username) = lower(%s) OR lower(email) = lower(%s)",
+        (username, email),
+    ).fetchone()
+    meta = RequestMeta(user_agent="operator command")
+    if row is None:
+        if not password:
+            raise InvalidInputError(
+                "A new admin account needs a password.", errors=[FieldError("password", "is required")]
+            )
+        create_user(conn, username=username, email=email, password=password, role="admin", meta=meta)
+        return "created"
+    if row["role"] == "admin" and row["account_status"] == "active":
+        return "unchanged"
+    conn.execute(
+        "UPDATE users SET role = 'admin', account_status = 'active', updated_at = now() WHERE id = %s", (row["id"],)
+    )
+    audit.record(conn, None, "admin.promote", {"user_id": str(row["id"])}, meta)
+    return "promoted"
 
 
 def ensure_admin(conn: Connection[DictRow], *, username: str, email: str, password: str) -> bool:

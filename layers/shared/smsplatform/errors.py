@@ -22,6 +22,9 @@ class DomainError(Exception):
         self.detail = detail
         self.errors = list(errors)
 
+    def headers(self) -> dict[str, str]:
+        return {}
+
 
 class InvalidInputError(DomainError):
     status = 422
@@ -63,3 +66,22 @@ class ConflictError(DomainError):
     status = 409
     slug = "conflict"
     title = "Conflict"
+
+
+class InsufficientCreditsError(DomainError):
+    status = 402
+    slug = "insufficient-credits"
+    title = "Insufficient credits"
+
+
+class TooManyAttemptsError(DomainError):
+    status = 429
+    slug = "too-many-attempts"
+    title = "Too many attempts"
+
+    def __init__(self, detail: str, *, retry_after_seconds: int) -> None:
+        super().__init__(detail)
+        self.retry_after_seconds = max(1, retry_after_seconds)
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after_seconds)}

@@ -47,6 +47,18 @@ def discover(sql_dir: Path) -> list[Migration]:
     return found
 
 
+def main() -> None:
+    """`python -m smsplatform.migrations [SQL_DIR]`: applies pending migrations to the configured database."""
+    import sys
+
+    from smsplatform.config import get_settings
+    from smsplatform.db import database_conninfo
+
+    sql_dir = Path(sys.argv[1] if len(sys.argv) > 1 else "sql")
+    applied = apply_migrations(database_conninfo(get_settings()), sql_dir)
+    print("applied: " + (", ".join(applied) if applied else "nothing pending"))
+
+
 def apply_migrations(conninfo: str, sql_dir: Path) -> list[str]:
     """Applies what is pending; returns the names of the files it applied."""
     migrations = discover(sql_dir)
@@ -79,3 +91,7 @@ def apply_migrations(conninfo: str, sql_dir: Path) -> list[str]:
         finally:
             conn.execute("SELECT pg_advisory_unlock(%s)", (MIGRATION_LOCK_KEY,))
     return applied_now
+
+
+if __name__ == "__main__":
+    main()

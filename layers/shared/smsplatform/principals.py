@@ -14,7 +14,7 @@ from uuid import UUID
 from psycopg import Connection
 from psycopg.rows import DictRow
 
-from smsplatform import sessions
+from smsplatform import permissions, sessions, tokens
 from smsplatform.errors import AccountSuspendedError, AuthenticationError, DomainError, PermissionDeniedError
 
 
@@ -77,21 +77,44 @@ def bearer_token(authorization: str | None) -> str:
 
 def resolve(conn: Connection[DictRow], authorization: str | None, signing_key: str) -> Principal:
     """Resolves an Authorization header to an active account's principal, or raises."""
-    token = bearer_token(authorization)
-    claims = sessions.verify_session(token, signing_key)
+    credential = bearer_token(authorization)
+    if tokens.looks_like_token(credential):
+        return _resolve_api_token(conn, credential)
+    claims = sessions.verify_session(credential, signing_key)
     row = conn.execute(
-        """SELECT u.id, u.role, u.account_status,
-                  coalesce((SELECT jsonb_agg(DISTINCT p)
-                              FROM user_roles r, jsonb_array_elements_text(r.permissions) p
-                             WHERE (r.user_id IS NULL AND r.role_name = u.role) OR r.user_id = u.id),
-                           '[]') AS permissions
-             FROM users u WHERE u.id = %s""",
+        f"""SELECT u.id, u.role, u.account_status, {permissions.USER_PERMISSIONS_SQL} AS permissions
+              FROM users u WHERE u.id = %s""",
         (claims.user_id,),
     ).fetchone()
     if row is None:
         raise AuthenticationError("The account behind this session no longer exists.")
-    if row["account_status"] != "active":
-        raise AccountSuspendedError(f"This account is {row['account_status']}; contact support.")
+    _require_active(row["account_status"])
     return Principal(
         user_id=row["id"], role=row["role"], permissions=frozenset(row["permissions"]), credential="session"
     )
+
+
+def _resolve_api_token(conn: Connection[DictRow], credential: str) -> Principal:
+    row = conn.execute(
+        f"""SELECT t.id AS token_id, t.status, t.expires_at <= now() AS expired, t.permissions AS granted,
+                   u.id, u.role, u.account_status, {permissions.USER_PERMISSIONS_SQL} AS permissions
+              FROM api_tokens t JOIN users u ON u.id = t.user_id
+             WHERE t.token_hash = %s""",
+        (tokens.hash_token(credential),),
+    ).fetchone()
+    if row is None:
+        raise AuthenticationError("The bearer token is not a valid session or API token.")
+    if row["status"] != "active":
+        raise AuthenticationError("This API token has been revoked.")
+    if row["expired"]:
+        raise AuthenticationError("This API token has expired.")
+    _require_active(row["account_status"])
+    tokens.touch_last_used(conn, row["token_id"])
+    # What the role no longer allows (after a demotion, say) the token loses too.
+    effective = frozenset(row["granted"]) & frozenset(row["permissions"])
+    return Principal(user_id=row["id"], role=row["role"], permissions=effective, credential="token")
+
+
+def _require_active(account_status: str) -> None:
+    if account_status != "active":
+        raise AccountSuspendedError(f"This account is {account_status}; contact support.")

@@ -12,12 +12,11 @@ from pydantic import BaseModel, ConfigDict, EmailStr, Field
 from smsplatform import accounts, db, phones, sessions
 from smsplatform.accounts import User
 from smsplatform.api.context import caller, request_meta
-from smsplatform.api.resolver import BEARER_SCHEME
+from smsplatform.api.resolver import BEARER
 from smsplatform.config import get_settings
+from smsplatform.errors import AuthenticationError, PermissionDeniedError
 from smsplatform.observability import metrics
 from smsplatform.secret_store import jwt_signing_key
-
-_BEARER: list[dict[str, list[str]]] = [{BEARER_SCHEME: []}]
 
 Username = Annotated[
     str,
@@ -111,23 +110,32 @@ def accounts_routes() -> Router:
         metrics.add_metric(name="Signups", unit=MetricUnit.Count, value=1)
         return UserResponse.from_user(user)
 
-    @router.post("/v1/auth/login", tags=["Accounts"], summary="Exchange a login and password for a session token")
+    @router.post(
+        "/v1/auth/login",
+        tags=["Accounts"],
+        summary="Exchange a login and password for a session token",
+        description="Repeated failures for one login or one address are refused for a while with 429 and Retry-After.",
+    )
     def login(body: Annotated[LoginRequest, Body()]) -> SessionResponse:
         settings = get_settings()
         with db.transaction() as conn:
-            user = accounts.authenticate(conn, body.login, body.password, request_meta(router))
+            user = accounts.log_in(conn, body.login, body.password, request_meta(router))
+        if user is None:
+            raise AuthenticationError("The login or password is incorrect.")
         session = sessions.issue_session(user.id, jwt_signing_key(settings), settings.session_ttl_seconds)
         return SessionResponse(access_token=session.access_token, expires_in=session.expires_in)
 
-    @router.get("/v1/users/me", tags=["Accounts"], summary="The caller's profile", security=_BEARER)
+    @router.get("/v1/users/me", tags=["Accounts"], summary="The caller's profile", security=BEARER)
     def get_me() -> UserResponse:
         principal = caller(router)
         with db.transaction() as conn:
             return UserResponse.from_user(accounts.get_user(conn, principal.user_id))
 
-    @router.patch("/v1/users/me", tags=["Accounts"], summary="Change company, phone or password", security=_BEARER)
+    @router.patch("/v1/users/me", tags=["Accounts"], summary="Change company, phone or password", security=BEARER)
     def update_me(body: Annotated[ProfileUpdateRequest, Body()]) -> UserResponse:
         principal = caller(router)
+        if body.new_password is not None and principal.credential != "session":
+            raise PermissionDeniedError("Changing the password needs a session from /v1/auth/login, not an API token.")
         given = body.model_fields_set
         changes: dict[str, str | None] = {}
         if "company_name" in given:

@@ -5,6 +5,17 @@ from aws_lambda_powertools.event_handler.api_gateway import Router
 
 def all_routers() -> list[Router]:
     from smsplatform.api.accounts import accounts_routes
+    from smsplatform.api.admin import admin_routes
+    from smsplatform.api.audit_logs import audit_log_routes
+    from smsplatform.api.billing import billing_routes
     from smsplatform.api.health_and_docs import health_and_docs_routes
+    from smsplatform.api.tokens import tokens_routes
 
-    return [health_and_docs_routes(), accounts_routes()]
+    return [
+        health_and_docs_routes(),
+        accounts_routes(),
+        tokens_routes(),
+        billing_routes(),
+        admin_routes(),
+        audit_log_routes(),
+    ]

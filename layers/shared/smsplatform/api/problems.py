@@ -16,13 +16,19 @@ PROBLEM_TYPE_BASE = "https://docs.sms-platform.dev/problems/"
 
 
 def problem(
-    status: int, slug: str, title: str, detail: str, *, errors: list[FieldError] | None = None
+    status: int,
+    slug: str,
+    title: str,
+    detail: str,
+    *,
+    errors: list[FieldError] | None = None,
+    headers: dict[str, str] | None = None,
 ) -> Response[str]:
     body: dict[str, Any] = {"type": PROBLEM_TYPE_BASE + slug, "title": title, "status": int(status), "detail": detail}
     if errors:
         body["errors"] = [{"field": error.field, "message": error.message} for error in errors]
     # Powertools serialises only application/json bodies itself.
-    return Response(status_code=int(status), content_type=PROBLEM_CONTENT_TYPE, body=json.dumps(body))
+    return Response(status_code=int(status), content_type=PROBLEM_CONTENT_TYPE, body=json.dumps(body), headers=headers)
 
 
 def _field_name(location: tuple[Any, ...]) -> str:
@@ -57,7 +63,7 @@ def from_validation_error(exc: RequestValidationError) -> Response[str]:
 def register(app: APIGatewayHttpResolver) -> None:
     @app.exception_handler(DomainError)
     def _domain_error(exc: DomainError) -> Response[str]:
-        return problem(exc.status, exc.slug, exc.title, exc.detail, errors=exc.errors)
+        return problem(exc.status, exc.slug, exc.title, exc.detail, errors=exc.errors, headers=exc.headers())
 
     @app.exception_handler(RequestValidationError)
     def _invalid_request(exc: RequestValidationError) -> Response[str]:

@@ -1,0 +1,58 @@
+"""Operator routes: every account, and changes of status and role."""
+
+from typing import Annotated, Literal
+from uuid import UUID
+
+from aws_lambda_powertools.event_handler.api_gateway import Router
+from aws_lambda_powertools.event_handler.openapi.params import Body, Query
+
+from smsplatform import accounts, db, pagination, permissions
+from smsplatform.api.accounts import UserResponse
+from smsplatform.api.context import caller, request_meta
+from smsplatform.api.models import CursorParam, Limit, PageResponse, RequestModel, cursor_from
+from smsplatform.api.resolver import BEARER
+from smsplatform.errors import InvalidInputError
+
+AccountStatus = Literal["active", "suspended", "closed"]
+Role = Literal["client", "admin"]
+
+
+class AccountChangeRequest(RequestModel):
+    account_status: AccountStatus | None = None
+    role: Role | None = None
+
+
+def admin_routes() -> Router:
+    router = Router()
+
+    @router.get("/v1/users", tags=["Operators"], summary="List accounts, newest first", security=BEARER)
+    def list_users(
+        limit: Limit = pagination.DEFAULT_LIMIT,
+        cursor: CursorParam = None,
+        status: Annotated[AccountStatus | None, Query()] = None,
+        role: Annotated[Role | None, Query()] = None,
+    ) -> PageResponse[UserResponse]:
+        caller(router, permissions.USERS_ADMIN)
+        with db.transaction() as conn:
+            page = accounts.list_accounts(conn, limit, cursor_from(cursor), account_status=status, role=role)
+        return PageResponse(data=[UserResponse.from_user(u) for u in page.items], next_cursor=page.next_cursor)
+
+    @router.patch(
+        "/v1/users/<user_id>", tags=["Operators"], summary="Suspend, reactivate, close or change role", security=BEARER
+    )
+    def change_user(user_id: UUID, body: Annotated[AccountChangeRequest, Body()]) -> UserResponse:
+        principal = caller(router, permissions.USERS_ADMIN)
+        if body.account_status is None and body.role is None:
+            raise InvalidInputError("Give account_status, role or both.")
+        with db.transaction() as conn:
+            user = accounts.change_account(
+                conn,
+                principal.user_id,
+                user_id,
+                request_meta(router),
+                account_status=body.account_status,
+                role=body.role,
+            )
+        return UserResponse.from_user(user)
+
+    return router

@@ -1,0 +1,88 @@
+"""Route by route: another account's resources are 404, a missing permission is 403."""
+
+import uuid
+from typing import Any
+
+import pytest
+
+from smsplatform import permissions
+from tests.integration.conftest import Api, create_token
+
+
+def test_another_accounts_token_cannot_be_revoked_or_seen(
+    api: Api, user: dict[str, Any], other_user: dict[str, Any]
+) -> None:
+    alices = create_token(api, user["token"], "billing:read")
+
+    revoke = api.request("DELETE", f"/v1/tokens/{alices['id']}", token=other_user["token"])
+    bobs_list = api.request("GET", "/v1/tokens", token=other_user["token"]).json()["data"]
+
+    assert revoke.status == 404
+    assert bobs_list == []
+    assert api.request("GET", "/v1/billing/transactions", token=alices["token"]).status == 200
+
+
+def test_an_unknown_token_id_is_the_same_404(api: Api, user: dict[str, Any]) -> None:
+    assert api.request("DELETE", f"/v1/tokens/{uuid.uuid4()}", token=user["token"]).status == 404
+    assert api.request("DELETE", "/v1/tokens/not-a-uuid", token=user["token"]).status == 422
+
+
+def test_another_accounts_ledger_and_audit_trail_stay_hidden(
+    api: Api, admin: dict[str, Any], user: dict[str, Any], other_user: dict[str, Any]
+) -> None:
+    api.request("POST", f"/v1/users/{user['id']}/credits", token=admin["token"], json_body={"credits": 50})
+
+    bobs_ledger = api.request("GET", "/v1/billing/transactions", token=other_user["token"]).json()["data"]
+    alices_trail_for_bob = api.request("GET", f"/v1/audit-logs?user_id={user['id']}", token=other_user["token"])
+    bobs_trail = api.request("GET", "/v1/audit-logs", token=other_user["token"]).json()["data"]
+
+    assert bobs_ledger == []
+    assert alices_trail_for_bob.status == 404
+    assert {entry["user_id"] for entry in bobs_trail} == {other_user["id"]}
+
+
+# Each protected route with the permission it needs and a request that would otherwise succeed.
+ROUTES = [
+    ("POST", "/v1/tokens", permissions.TOKENS_WRITE, {"name": "n", "permissions": ["billing:read"]}),
+    ("GET", "/v1/tokens", permissions.TOKENS_WRITE, None),
+    ("DELETE", "/v1/tokens/{token_id}", permissions.TOKENS_WRITE, None),
+    ("GET", "/v1/billing/transactions", permissions.BILLING_READ, None),
+    ("GET", "/v1/users", permissions.USERS_ADMIN, None),
+    ("PATCH", "/v1/users/{user_id}", permissions.USERS_ADMIN, {"account_status": "active"}),
+    ("POST", "/v1/users/{user_id}/credits", permissions.BILLING_ADMIN, {"credits": 1}),
+]
+
+
+@pytest.mark.parametrize(("method", "path", "needed", "body"), ROUTES)
+def test_a_token_without_the_routes_permission_is_refused(
+    api: Api,
+    admin: dict[str, Any],
+    user: dict[str, Any],
+    method: str,
+    path: str,
+    needed: str,
+    body: dict[str, Any] | None,
+) -> None:
+    everything_else = sorted(permissions.ALL - {needed})
+    lacking = create_token(api, admin["token"], *everything_else)["token"]
+    holding = create_token(api, admin["token"], needed, permissions.BILLING_READ)
+    target = path.format(token_id=holding["id"], user_id=user["id"])
+
+    refused = api.request(method, target, token=lacking, json_body=body)
+    allowed = api.request(method, target, token=holding["token"], json_body=body)
+
+    assert refused.status == 403, refused.body
+    assert needed in refused.json()["detail"]
+    assert allowed.status < 300, allowed.body
+
+
+def test_every_protected_route_is_in_the_table_above(api: Api) -> None:
+    from local.template import load_stack
+    from tests.conftest import ROOT
+
+    spec = load_stack(ROOT / "template.yaml")
+    # Routes any authenticated principal may call: their own profile and audit trail.
+    open_to_any_principal = {"GET /v1/users/me", "PATCH /v1/users/me", "GET /v1/audit-logs"}
+    protected = {route.route_key for route in spec.routes if route.authorized} - open_to_any_principal
+
+    assert protected == {f"{method} {path}" for method, path, _, _ in ROUTES}
