@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -72,10 +73,20 @@ def _persisted_secret(secrets_file: Path | None, name: str, length: int) -> str:
 
 
 def create_resources(
-    spec: StackSpec, endpoint_url: str, secrets_file: Path | None = None, extra_secrets: dict[str, str] | None = None
+    spec: StackSpec,
+    endpoint_url: str,
+    secrets_file: Path | None = None,
+    extra_secrets: dict[str, str] | None = None,
+    parameters: dict[str, str] | None = None,
 ) -> Resources:
-    """Creates the template's queues and secrets, plus `extra_secrets` (logical id -> value)."""
+    """Creates the template's queues, buckets (with their notifications) and secrets, plus
+    `extra_secrets` (logical id -> value). `parameters` override the template's defaults."""
     resources = Resources()
+    for name, parameter in spec.parameters.items():
+        if "Default" in parameter:
+            resources.refs[name] = str(parameter["Default"])
+    resources.refs.update(parameters or {})
+    resources.refs.update({"AWS::AccountId": ACCOUNT_ID, "AWS::Region": REGION, "AWS::Partition": "aws"})
     sqs = client("sqs", endpoint_url)
     # Dead-letter queues first: a source queue's redrive policy names its DLQ's ARN.
     ordered = sorted(spec.queues.values(), key=lambda queue: queue.dead_letter_queue is not None)
@@ -94,6 +105,27 @@ def create_resources(
         url = sqs.create_queue(QueueName=name, Attributes=attributes)["QueueUrl"]
         resources.refs[queue.logical_id] = url
         resources.arns[queue.logical_id] = f"arn:aws:sqs:{REGION}:{ACCOUNT_ID}:{name}"
+
+    s3 = client("s3", endpoint_url)
+    for bucket in spec.buckets.values():
+        name = resolve(bucket.name, resources)
+        s3.create_bucket(Bucket=name)
+        resources.refs[bucket.logical_id] = name
+        resources.arns[bucket.logical_id] = f"arn:aws:s3:::{name}"
+        if bucket.notifications:
+            s3.put_bucket_notification_configuration(
+                Bucket=name,
+                NotificationConfiguration={
+                    "QueueConfigurations": [
+                        {
+                            "QueueArn": resources.arns[notification.queue],
+                            "Events": list(notification.events),
+                            "Filter": {"Key": {"FilterRules": [{"Name": "prefix", "Value": notification.prefix}]}},
+                        }
+                        for notification in bucket.notifications
+                    ]
+                },
+            )
 
     manager = client("secretsmanager", endpoint_url)
     values = {
@@ -114,8 +146,20 @@ def resolve(value: Any, resources: Resources) -> str:
         return str(value).lower() if isinstance(value, bool) else str(value)
     if isinstance(value, dict) and "Ref" in value and value["Ref"] in resources.refs:
         return resources.refs[value["Ref"]]
+    if isinstance(value, dict) and "Fn::Sub" in value and isinstance(value["Fn::Sub"], str):
+        return re.sub(r"\$\{([^}]+)\}", lambda match: _sub_value(match[1], resources), value["Fn::Sub"])
     if isinstance(value, dict) and "Fn::GetAtt" in value:
         logical_id, attribute = value["Fn::GetAtt"]
         if attribute == "Arn" and logical_id in resources.arns:
             return resources.arns[logical_id]
     raise ValueError(f"the local stack cannot resolve {value!r}")
+
+
+def _sub_value(name: str, resources: Resources) -> str:
+    if "." in name:
+        logical_id, attribute = name.split(".", 1)
+        if attribute == "Arn" and logical_id in resources.arns:
+            return resources.arns[logical_id]
+    if name in resources.refs:
+        return resources.refs[name]
+    raise ValueError(f"the local stack cannot resolve ${{{name}}}")

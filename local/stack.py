@@ -75,9 +75,6 @@ class LocalStack:
             secrets_file=self.data_dir / "secrets.json",
             extra_secrets={"DatabaseSecretArn": _rds_secret(db_url)},
         )
-        for name, parameter in self.spec.parameters.items():
-            if name not in resources.refs and "Default" in parameter:
-                resources.refs[name] = str(parameter["Default"])
         self._configure_environment(resources)
 
         runtimes = {logical_id: FunctionRuntime(fn) for logical_id, fn in self.spec.functions.items()}
@@ -111,7 +108,8 @@ class LocalStack:
         # Handlers read the database from the secret, as deployed; no URL leaks to them.
         os.environ.pop("DATABASE_URL", None)
         os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
-        os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
+        # Metrics stay on (EMF lines on stdout, as in Lambda): Powertools never clears a
+        # disabled metric set, so disabling them would grow it until it fails.
         os.environ.setdefault("SMS_DB_POOL_MAX_SIZE", "8")
         os.environ.setdefault("SMS_PUBLIC_BASE_URL", self.base_url)
 

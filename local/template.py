@@ -110,6 +110,20 @@ class ScheduleSpec:
 
 
 @dataclass(frozen=True)
+class QueueNotification:
+    events: tuple[str, ...]
+    queue: str
+    prefix: str
+
+
+@dataclass(frozen=True)
+class BucketSpec:
+    logical_id: str
+    name: Any  # a string or an intrinsic (!Sub) resolved against the local account
+    notifications: tuple[QueueNotification, ...]
+
+
+@dataclass(frozen=True)
 class SecretSpec:
     logical_id: str
     generate_length: int | None
@@ -126,6 +140,7 @@ class StackSpec:
     sqs_sources: list[SqsSource] = field(default_factory=list)
     schedules: list[ScheduleSpec] = field(default_factory=list)
     secrets: dict[str, SecretSpec] = field(default_factory=dict)
+    buckets: dict[str, BucketSpec] = field(default_factory=dict)
 
     def find_route(self, method: str, path: str) -> tuple[HttpRoute, dict[str, str]] | None:
         # Like API Gateway: the most specific route wins (fewest path variables, then longest).
@@ -185,6 +200,8 @@ def load_stack(template_path: Path, root: Path | None = None) -> StackSpec:
             spec.secrets[logical_id] = SecretSpec(
                 logical_id, int(generate.get("PasswordLength", 32)) if generate is not None else None
             )
+        elif kind == "AWS::S3::Bucket":
+            spec.buckets[logical_id] = _bucket(logical_id, props)
         elif kind == "AWS::Serverless::HttpApi":
             spec.authorizer = _authorizer(props) or spec.authorizer
     # SAM: a route without Auth uses the API's default authorizer, if it has one.
@@ -193,6 +210,15 @@ def load_stack(template_path: Path, root: Path | None = None) -> StackSpec:
         for route in spec.routes
     ]
     return spec
+
+
+def _bucket(logical_id: str, props: dict[str, Any]) -> BucketSpec:
+    notifications = []
+    for entry in (props.get("NotificationConfiguration") or {}).get("QueueConfigurations", []):
+        rules = ((entry.get("Filter") or {}).get("S3Key") or {}).get("Rules", [])
+        prefix = next((rule["Value"] for rule in rules if rule["Name"].lower() == "prefix"), "")
+        notifications.append(QueueNotification((entry["Event"],), _logical_id(entry["Queue"]), prefix))
+    return BucketSpec(logical_id, props.get("BucketName") or logical_id.lower(), tuple(notifications))
 
 
 def _authorizer(api_props: dict[str, Any]) -> AuthorizerSpec | None:

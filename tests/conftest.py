@@ -13,6 +13,11 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 
+# As the template's Globals set them, before any handler module (and its Logger
+# and Metrics) is imported.
+os.environ.setdefault("POWERTOOLS_SERVICE_NAME", "sms-platform")
+os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "SmsPlatform")
+
 
 @pytest.fixture(scope="session")
 def postgres_server_url() -> str:

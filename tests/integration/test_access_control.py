@@ -50,7 +50,39 @@ ROUTES = [
     ("GET", "/v1/users", permissions.USERS_ADMIN, None),
     ("PATCH", "/v1/users/{user_id}", permissions.USERS_ADMIN, {"account_status": "active"}),
     ("POST", "/v1/users/{user_id}/credits", permissions.BILLING_ADMIN, {"credits": 1}),
+    ("POST", "/v1/contacts", permissions.CONTACTS_WRITE, {"phone_number": "+447911123999"}),
+    ("GET", "/v1/contacts", permissions.CONTACTS_READ, None),
+    ("GET", "/v1/contacts/{contact_id}", permissions.CONTACTS_READ, None),
+    ("PATCH", "/v1/contacts/{contact_id}", permissions.CONTACTS_WRITE, {"first_name": "Ann"}),
+    ("DELETE", "/v1/contacts/{contact_id}", permissions.CONTACTS_WRITE, None),
+    ("POST", "/v1/contacts/imports", permissions.CONTACTS_WRITE, {"upload": True}),
+    ("GET", "/v1/contacts/imports/{import_id}", permissions.CONTACTS_READ, None),
+    ("POST", "/v1/groups", permissions.CONTACTS_WRITE, {"name": "another"}),
+    ("GET", "/v1/groups", permissions.CONTACTS_READ, None),
+    ("GET", "/v1/groups/{group_id}", permissions.CONTACTS_READ, None),
+    ("PATCH", "/v1/groups/{group_id}", permissions.CONTACTS_WRITE, {"description": "d"}),
+    ("DELETE", "/v1/groups/{group_id}", permissions.CONTACTS_WRITE, None),
+    ("POST", "/v1/groups/{group_id}/members", permissions.CONTACTS_WRITE, {"contact_ids": ["{contact_id}"]}),
+    ("DELETE", "/v1/groups/{group_id}/members/{contact_id}", permissions.CONTACTS_WRITE, None),
+    ("GET", "/v1/opt-outs", permissions.CONTACTS_READ, None),
+    ("POST", "/v1/opt-outs", permissions.CONTACTS_WRITE, {"phone_number": "+447911123998"}),
+    ("DELETE", "/v1/opt-outs/{phone_number}", permissions.CONTACTS_WRITE, None),
 ]
+
+
+def _owned_resources(api: Api, session: str) -> dict[str, str]:
+    """One of each resource the contacts routes address, owned by the session's account."""
+    contact = api.request("POST", "/v1/contacts", token=session, json_body={"phone_number": "+447911123456"}).json()
+    group = api.request("POST", "/v1/groups", token=session, json_body={"name": "vip"}).json()
+    api.request("POST", f"/v1/groups/{group['id']}/members", token=session, json_body={"contact_ids": [contact["id"]]})
+    api.request("POST", "/v1/opt-outs", token=session, json_body={"phone_number": "+447911123457"})
+    started = api.request("POST", "/v1/contacts/imports", token=session, json_body={"upload": True}).json()
+    return {
+        "contact_id": contact["id"],
+        "group_id": group["id"],
+        "import_id": started["import_id"],
+        "phone_number": "%2B447911123457",
+    }
 
 
 @pytest.mark.parametrize(("method", "path", "needed", "body"), ROUTES)
@@ -66,7 +98,10 @@ def test_a_token_without_the_routes_permission_is_refused(
     everything_else = sorted(permissions.ALL - {needed})
     lacking = create_token(api, admin["token"], *everything_else)["token"]
     holding = create_token(api, admin["token"], needed, permissions.BILLING_READ)
-    target = path.format(token_id=holding["id"], user_id=user["id"])
+    owned = _owned_resources(api, admin["token"]) if "contact" in path or "group" in path or "opt-outs" in path else {}
+    target = path.format(token_id=holding["id"], user_id=user["id"], **owned)
+    if body and "contact_ids" in body:
+        body = {"contact_ids": [owned["contact_id"]]}
 
     refused = api.request(method, target, token=lacking, json_body=body)
     allowed = api.request(method, target, token=holding["token"], json_body=body)

@@ -2,10 +2,12 @@
 
 import copy
 import json
+import re
 from typing import Any
 
 import psycopg
 
+from local import aws
 from local.runtime import FunctionRuntime
 from local.template import StackSpec
 from tests.conftest import ROOT
@@ -18,7 +20,8 @@ def _event(name: str) -> dict[str, Any]:
 
 
 def _folder(logical_id: str) -> str:
-    return logical_id.removesuffix("Function").lower()
+    """ContactImportFunction -> contact_import."""
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", logical_id.removesuffix("Function")).lower()
 
 
 def test_every_function_has_sample_events(stack_spec: StackSpec) -> None:
@@ -28,7 +31,7 @@ def test_every_function_has_sample_events(stack_spec: StackSpec) -> None:
 
 
 def test_the_sample_events_drive_each_function(
-    runtimes: dict[str, FunctionRuntime], conn: psycopg.Connection[Any]
+    runtimes: dict[str, FunctionRuntime], conn: psycopg.Connection[Any], aws_resources: aws.Resources
 ) -> None:
     users, docs = runtimes["UsersFunction"], runtimes["DocsFunction"]
 
@@ -55,3 +58,25 @@ def test_the_sample_events_drive_each_function(
 
     result = runtimes["MaintenanceFunction"].invoke(_event("maintenance/schedule.json"))
     assert result == {"partitions_created": [], "login_failures_purged": 0}
+
+    contacts = runtimes["ContactsFunction"]
+    for name in ("contacts/create_contact.json", "contacts/list_contacts.json"):
+        event = _event(name)
+        event["requestContext"]["authorizer"] = {"lambda": copy.deepcopy(decision["context"])}
+        assert contacts.invoke(event)["statusCode"] in (200, 201), name
+    posted = _event("contacts/start_import.json")
+    posted["requestContext"]["authorizer"] = {"lambda": copy.deepcopy(decision["context"])}
+    started = contacts.invoke(posted)
+    assert started["statusCode"] == 202
+
+    # The sample S3 notification, pointed at the file the import above stored.
+    delivery = _event("contact_import/s3_object_created.json")
+    notification = json.loads(delivery["Records"][0]["body"])
+    notification["Records"][0]["s3"]["bucket"]["name"] = aws_resources.refs["ImportsBucket"]
+    notification["Records"][0]["s3"]["object"]["key"] = (
+        f"imports/{user_id}/{json.loads(started['body'])['import_id']}.csv"
+    )
+    delivery["Records"][0]["body"] = json.dumps(notification)
+    assert runtimes["ContactImportFunction"].invoke(delivery) == {"batchItemFailures": []}
+    imported = conn.execute("SELECT imported, status FROM contact_imports").fetchone()
+    assert (imported["status"], imported["imported"]) == ("completed", 2)

@@ -2,14 +2,13 @@
 
 import json
 import time
-from collections.abc import Iterator
+import uuid
 from typing import Any
 
 import psycopg
 import pytest
 
 from local import aws
-from local.aws import MotoServer
 from local.pollers import SqsPoller
 from local.runtime import FunctionRuntime
 from local.template import load_stack
@@ -18,12 +17,10 @@ from tests.conftest import ROOT
 FIXTURES = ROOT / "tests" / "fixtures"
 
 
-@pytest.fixture(scope="module")
-def moto_endpoint() -> Iterator[str]:
-    server = MotoServer()
-    endpoint = server.start()
-    yield endpoint
-    server.stop()
+@pytest.fixture
+def moto_endpoint(aws_resources: aws.Resources) -> str:
+    # moto's backends are process-wide: every server in this process shares them, so the session's one serves.
+    return aws_resources.refs["endpoint"]
 
 
 def _queue_depth(sqs: Any, url: str) -> int:
@@ -84,12 +81,13 @@ def test_a_handler_that_raises_returns_the_whole_batch(moto_endpoint: str) -> No
     assert _queue_depth(sqs, queue_url) == 2
 
 
-def test_handlers_read_the_database_from_an_rds_style_secret(moto_endpoint: str, database_url: str) -> None:
+def test_handlers_read_the_database_from_an_rds_style_secret(
+    moto_endpoint: str, database_url: str, aws_resources: aws.Resources
+) -> None:
     from smsplatform.config import Settings
     from smsplatform.db import database_conninfo
     from smsplatform.secret_store import jwt_signing_key
 
-    spec = load_stack(ROOT / "template.yaml")
     params = psycopg.conninfo.conninfo_to_dict(database_url)
     rds_secret = json.dumps(
         {
@@ -107,11 +105,10 @@ def test_handlers_read_the_database_from_an_rds_style_secret(moto_endpoint: str,
             patch.setenv(key, value)
         patch.delenv("DATABASE_URL")
         patch.delenv("SMS_JWT_SECRET")
-        resources = aws.create_resources(spec, moto_endpoint, extra_secrets={"DatabaseSecretArn": rds_secret})
-        settings = Settings(
-            database_secret_arn=resources.refs["DatabaseSecretArn"],
-            jwt_secret_arn=resources.refs["SessionSigningSecret"],
-        )
+        secret_arn = aws.client("secretsmanager", moto_endpoint).create_secret(
+            Name=f"test/database-{uuid.uuid4()}", SecretString=rds_secret
+        )["ARN"]
+        settings = Settings(database_secret_arn=secret_arn, jwt_secret_arn=aws_resources.refs["SessionSigningSecret"])
 
         with psycopg.connect(database_conninfo(settings)) as connection:
             assert connection.execute("SELECT current_database()").fetchone() == (params["dbname"],)

@@ -29,6 +29,10 @@ class Settings(BaseSettings):
     # Public base URL of the API, used in the OpenAPI document's servers list.
     public_base_url: str | None = None
 
+    # Contact files: uploaded (or posted) CSVs land here; their upload starts the import.
+    imports_bucket: str | None = None
+    upload_url_ttl_seconds: Annotated[int, Field(ge=60, le=86_400)] = 3600
+
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:

@@ -68,6 +68,17 @@ def transaction() -> Iterator[Connection[DictRow]]:
         yield conn
 
 
+def connect_direct(*, autocommit: bool = True) -> Connection[DictRow]:
+    """A connection outside the pool, for the rare second connection a long job needs (progress reports)."""
+    settings = get_settings()
+    return Connection[DictRow].connect(
+        database_conninfo(settings),
+        autocommit=autocommit,
+        row_factory=dict_row,
+        connect_timeout=int(settings.db_connect_timeout_seconds),
+    )
+
+
 def close_pool() -> None:
     global _pool
     with _pool_lock:

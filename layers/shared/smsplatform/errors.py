@@ -85,3 +85,15 @@ class TooManyAttemptsError(DomainError):
 
     def headers(self) -> dict[str, str]:
         return {"Retry-After": str(self.retry_after_seconds)}
+
+
+class PayloadTooLargeError(DomainError):
+    status = 413
+    slug = "payload-too-large"
+    title = "Payload too large"
+
+
+class UnsupportedMediaTypeError(DomainError):
+    status = 415
+    slug = "unsupported-media-type"
+    title = "Unsupported media type"

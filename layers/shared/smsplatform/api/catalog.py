@@ -8,7 +8,10 @@ def all_routers() -> list[Router]:
     from smsplatform.api.admin import admin_routes
     from smsplatform.api.audit_logs import audit_log_routes
     from smsplatform.api.billing import billing_routes
+    from smsplatform.api.contacts import contacts_routes
+    from smsplatform.api.groups import groups_routes
     from smsplatform.api.health_and_docs import health_and_docs_routes
+    from smsplatform.api.opt_outs import opt_outs_routes
     from smsplatform.api.tokens import tokens_routes
 
     return [
@@ -18,4 +21,7 @@ def all_routers() -> list[Router]:
         billing_routes(),
         admin_routes(),
         audit_log_routes(),
+        contacts_routes(),
+        groups_routes(),
+        opt_outs_routes(),
     ]

@@ -7,6 +7,7 @@ from typing import Any
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError as RouteNotFoundError
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from pydantic import ValidationError as PydanticValidationError
 
 from smsplatform.errors import DomainError, FieldError, MalformedRequestError
 from smsplatform.observability import logger
@@ -68,6 +69,11 @@ def register(app: APIGatewayHttpResolver) -> None:
     @app.exception_handler(RequestValidationError)
     def _invalid_request(exc: RequestValidationError) -> Response[str]:
         return from_validation_error(exc)
+
+    @app.exception_handler(PydanticValidationError)
+    def _invalid_model(exc: PydanticValidationError) -> Response[str]:
+        # Bodies a route parses itself (content negotiation) are validated with the same wording.
+        return from_validation_error(RequestValidationError(exc.errors(include_input=False)))
 
     @app.not_found
     def _no_route(_exc: RouteNotFoundError) -> Response[str]:
