@@ -2,8 +2,10 @@
 
 import json
 import subprocess
+import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 import httpx
 import psutil
@@ -155,3 +157,37 @@ def test_an_integrator_gets_credits_and_an_api_token(client: httpx.Client, stack
     assert ledger.json()["data"][0]["credits_after"] == 1000
     assert forbidden.status_code == 403
     assert revoked.status_code == 401
+
+
+def test_contacts_arrive_by_csv_upload_and_land_in_a_group(client: httpx.Client) -> None:
+    name = f"u{uuid.uuid4().hex[:8]}"
+    _signup(client, name)
+    session = client.post("/v1/auth/login", json={"login": name, "password": "correct horse battery"}).json()
+    auth = {"Authorization": f"Bearer {session['access_token']}"}
+    group = client.post("/v1/groups", json={"name": "newsletter"}, headers=auth).json()
+
+    posted = client.post(
+        f"/v1/contacts/imports?group_id={group['id']}&default_region=GB",
+        content="phone;first_name\n07400 000001;Ada\n07400 000002;Grace\nnope;Bad\n",
+        headers={**auth, "content-type": "text/csv"},
+    ).json()
+    upload = client.post("/v1/contacts/imports", json={"upload": True, "group_id": group["id"]}, headers=auth).json()
+    put = httpx.put(upload["upload_url"], content=b"phone\n+447400000003\n", headers={"content-type": "text/csv"})
+
+    def finished(import_id: str) -> dict[str, Any]:
+        deadline = time.monotonic() + 60
+        while True:
+            state = client.get(f"/v1/contacts/imports/{import_id}", headers=auth).json()
+            if state["status"] in ("completed", "failed") or time.monotonic() > deadline:
+                return dict(state)
+            time.sleep(0.2)
+
+    first, second = finished(posted["import_id"]), finished(upload["import_id"])
+
+    assert put.status_code == 200
+    assert (first["status"], first["imported"], first["invalid"]) == ("completed", 2, 1)
+    assert first["errors"] == [{"row": 4, "reason": "phone number 'nope' is not a phone number"}]
+    assert (second["status"], second["imported"]) == ("completed", 1)
+    listed = client.get(f"/v1/contacts?group_id={group['id']}", headers=auth).json()["data"]
+    assert sorted(c["phone_number"] for c in listed) == ["+447400000001", "+447400000002", "+447400000003"]
+    assert client.get(f"/v1/groups/{group['id']}", headers=auth).json()["total_contacts"] == 3

@@ -173,3 +173,22 @@ def test_bad_import_requests_are_refused(api: Api, user: dict[str, Any], other_u
     assert post(b"x" * (5 * 1024 * 1024 + 1), "text/csv") == 413
     other = api.request("GET", "/v1/contacts/imports/00000000-0000-4000-8000-000000000000", token=token)
     assert other.status == 404
+
+
+def test_worker_processes_give_the_same_result_in_file_order(
+    api: Api, user: dict[str, Any], import_worker: SqsPoller, conn: psycopg.Connection[Any], monkeypatch: Any
+) -> None:
+    from smsplatform import contact_imports
+
+    monkeypatch.setattr(contact_imports, "PARALLEL_FROM_BYTES", 0)
+    monkeypatch.setattr(contact_imports, "_BATCH_ROWS", 7)
+    lines = ["phone,first_name"] + [f"+4474000000{n % 40:02d},Name{n}" for n in range(100)] + ["bad,Row"]
+    started = _start(api, user["token"], "\n".join(lines) + "\n")
+    _run(import_worker, api, user["token"], started["import_id"])
+    result = _status(api, user["token"], started["import_id"])
+
+    assert (result["imported"], result["duplicates"], result["invalid"]) == (40, 60, 1)
+    assert result["errors"] == [{"row": 102, "reason": "phone number 'bad' is not a phone number"}]
+    # The last line of each number wins, as without workers: Name60 .. Name99.
+    names = {row["first_name"] for row in conn.execute("SELECT first_name FROM contacts")}
+    assert names == {f"Name{n}" for n in range(60, 100)}

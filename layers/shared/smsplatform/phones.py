@@ -26,12 +26,12 @@ def parse(raw: str, default_region: str | None = None) -> tuple[str, str | None]
         parsed = phonenumbers.parse(raw, default_region.upper() if default_region else None)
     except NumberParseException as exc:
         raise UnusableNumberError(_PARSE_REASONS.get(exc.error_type, "is not a phone number")) from exc
-    if not phonenumbers.is_valid_number(parsed):
+    # The region lookup already matches the number against each candidate region's
+    # patterns; validating for that one region then costs one more match, not another search.
+    region = phonenumbers.region_code_for_number(parsed)
+    if region is None or not phonenumbers.is_valid_number_for_region(parsed, region):
         raise UnusableNumberError("is not a valid number for its country")
-    return (
-        phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164),
-        phonenumbers.region_code_for_number(parsed),
-    )
+    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164), region
 
 
 def is_region(code: str) -> bool:

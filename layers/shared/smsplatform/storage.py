@@ -29,11 +29,12 @@ class MissingObjectError(Exception):
     pass
 
 
-def open_object(bucket: str, key: str) -> BinaryIO:
-    """A stream of the object's bytes, read as it is consumed."""
+def open_object(bucket: str, key: str) -> tuple[BinaryIO, int]:
+    """A stream of the object's bytes, read as it is consumed, and its size."""
     client = _s3()
     try:
-        body: BinaryIO = client.get_object(Bucket=bucket, Key=key)["Body"]
+        response = client.get_object(Bucket=bucket, Key=key)
     except client.exceptions.NoSuchKey as exc:
         raise MissingObjectError(key) from exc
-    return body
+    body: BinaryIO = response["Body"]
+    return body, int(response["ContentLength"])

@@ -1,0 +1,83 @@
+"""The platform in this process, without sockets: for benchmarks that drive the real handlers.
+
+Same wiring as the local stack (template routes, authorizer, moto resources,
+SQS pollers), minus the HTTP server and background threads.
+"""
+
+import os
+import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from local import aws, database
+from local.gateway import Gateway
+from local.pollers import SqsPoller
+from local.runtime import FunctionRuntime
+from local.stack import ROOT
+from local.template import StackSpec, load_stack
+
+
+@dataclass
+class Platform:
+    spec: StackSpec
+    database_url: str
+    resources: aws.Resources
+    endpoint: str
+    runtimes: dict[str, FunctionRuntime]
+    gateway: Gateway
+
+    def poller(self, function: str) -> SqsPoller:
+        (source,) = [s for s in self.spec.sqs_sources if s.function == function]
+        return SqsPoller(
+            source,
+            self.resources.refs[source.queue],
+            self.resources.arns[source.queue],
+            self.runtimes[function],
+            aws.client("sqs", self.endpoint),
+            wait_seconds=1,
+        )
+
+
+@contextmanager
+def platform(data_dir: Path, database_name: str) -> Iterator[Platform]:
+    """A fresh database `database_name` (dropped afterwards) on DATABASE_URL's server or an embedded one."""
+    from smsplatform import db
+    from smsplatform.config import get_settings
+    from smsplatform.migrations import apply_migrations
+
+    server_url = os.environ.get("DATABASE_URL") or database.start_embedded(data_dir / "postgres")
+    database.drop_database(server_url, database_name)
+    url = database.ensure_database(server_url, database_name)
+    apply_migrations(url, ROOT / "sql")
+    spec = load_stack(ROOT / "template.yaml")
+    moto = aws.MotoServer()
+    endpoint = moto.start()
+    saved = dict(os.environ)
+    try:
+        os.environ.update(aws.LOCAL_AWS_ENV)
+        os.environ["AWS_ENDPOINT_URL"] = endpoint
+        resources = aws.create_resources(spec, endpoint)
+        os.environ.update(
+            {
+                "DATABASE_URL": url,
+                "SMS_JWT_SECRET": secrets.token_urlsafe(32),
+                "SMS_IMPORTS_BUCKET": resources.refs["ImportsBucket"],
+                "SMS_DB_POOL_MAX_SIZE": "4",
+                "POWERTOOLS_SERVICE_NAME": "sms-platform",
+                "POWERTOOLS_METRICS_NAMESPACE": "SmsPlatform",
+                "POWERTOOLS_LOG_LEVEL": "WARNING",
+            }
+        )
+        get_settings.cache_clear()
+        db.close_pool()
+        runtimes = {logical_id: FunctionRuntime(fn) for logical_id, fn in spec.functions.items()}
+        yield Platform(spec, url, resources, endpoint, runtimes, Gateway(spec, runtimes))
+    finally:
+        db.close_pool()
+        get_settings.cache_clear()
+        os.environ.clear()
+        os.environ.update(saved)
+        moto.stop()
+        database.drop_database(server_url, database_name)
