@@ -12,7 +12,7 @@ TOOLS := .venv-tools
 export SAM_CLI_TELEMETRY := 0
 export PYTHONPATH := $(CURDIR)/layers/shared:$(CURDIR)
 
-.PHONY: help venv tools run psql migrate admin test lint format bench build validate clean
+.PHONY: help venv tools run psql migrate admin test lint format bench build validate deploy clean
 
 help:
 	@echo "make run    start the local stack on http://127.0.0.1:$(PORT) (PORT=... to change)"
@@ -22,7 +22,9 @@ help:
 	@echo "make migrate  apply sql/ to DATABASE_URL or the deployed database"
 	@echo "make lint   ruff, mypy and cfn-lint"
 	@echo "make bench  print performance figures"
-	@echo "make build  sam build"
+	@echo "make build  sam build (needs python3.12)"
+	@echo "make validate  sam validate --lint, cfn-lint, and cfn-lint of the translated template"
+	@echo "make deploy ENV=dev|prod  sam build && sam deploy"
 
 $(BIN)/.installed: requirements-dev.txt layers/shared/requirements.txt
 	@test -n "$(PYTHON)" || { echo "error: Python 3.11 or 3.12 is required on PATH" >&2; exit 1; }
@@ -71,12 +73,23 @@ format: venv
 bench: venv
 	$(BIN)/python -m bench
 
+# sam build needs the Lambda runtime's interpreter itself (python3.12), not a pyenv shim:
+# the layer's .pyc files must match the runtime.
+PYTHON312 ?= $(shell for p in python3.12 $$HOME/.pyenv/versions/3.12*/bin/python3.12; do \
+	command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(sys.version_info[:2] != (3, 12))' >/dev/null 2>&1 \
+	&& { command -v $$p; break; }; done)
+
 build: tools
-	$(TOOLS)/bin/sam build
+	@test -n "$(PYTHON312)" || { echo "error: sam build needs Python 3.12 (the Lambda runtime) on PATH" >&2; exit 1; }
+	PATH="$(dir $(PYTHON312)):$$PATH" AWS_DEFAULT_REGION=$${AWS_DEFAULT_REGION:-us-east-1} $(TOOLS)/bin/sam build
 
 validate: tools
 	AWS_DEFAULT_REGION=$${AWS_DEFAULT_REGION:-us-east-1} $(TOOLS)/bin/sam validate --lint
 	$(TOOLS)/bin/cfn-lint template.yaml
+	$(TOOLS)/bin/python .ci/lint_translated_template.py
+
+deploy: build
+	$(TOOLS)/bin/sam deploy --config-env $${ENV:-dev}
 
 clean:
 	rm -rf .aws-sam .pytest_cache .ruff_cache .mypy_cache

@@ -27,6 +27,8 @@ class Resources:
 
     refs: dict[str, str] = field(default_factory=dict)
     arns: dict[str, str] = field(default_factory=dict)
+    # Other !GetAtt values, by "LogicalId.Attribute" (e.g. DatabaseProxy.Endpoint).
+    attributes: dict[str, str] = field(default_factory=dict)
 
 
 class MotoServer:
@@ -76,11 +78,10 @@ def create_resources(
     spec: StackSpec,
     endpoint_url: str,
     secrets_file: Path | None = None,
-    extra_secrets: dict[str, str] | None = None,
     parameters: dict[str, str] | None = None,
 ) -> Resources:
-    """Creates the template's queues, buckets (with their notifications) and secrets, plus
-    `extra_secrets` (logical id -> value). `parameters` override the template's defaults."""
+    """Creates the template's queues, buckets (with their notifications) and secrets.
+    `parameters` override the template's defaults."""
     resources = Resources()
     for name, parameter in spec.parameters.items():
         if "Default" in parameter:
@@ -127,17 +128,22 @@ def create_resources(
                 },
             )
 
-    manager = client("secretsmanager", endpoint_url)
-    values = {
-        secret.logical_id: _persisted_secret(secrets_file, secret.logical_id, secret.generate_length or 32)
-        for secret in spec.secrets.values()
-    }
-    values.update(extra_secrets or {})
-    for logical_id, value in values.items():
-        arn = manager.create_secret(Name=f"local/{logical_id}", SecretString=value)["ARN"]
-        resources.refs[logical_id] = arn
-        resources.arns[logical_id] = arn
+    for secret in spec.secrets.values():
+        value = _persisted_secret(secrets_file, secret.logical_id, secret.generate_length or 32)
+        arn = create_secret(endpoint_url, f"local/{secret.logical_id}", value)
+        resources.refs[secret.logical_id] = arn
+        resources.arns[secret.logical_id] = arn
     return resources
+
+
+def create_secret(endpoint_url: str, name: str, value: str) -> str:
+    manager = client("secretsmanager", endpoint_url)
+    try:
+        return str(manager.create_secret(Name=name, SecretString=value)["ARN"])
+    except manager.exceptions.ResourceExistsException:
+        # moto's state is per process: a second stack in one process (tests) finds it there.
+        manager.put_secret_value(SecretId=name, SecretString=value)
+        return str(manager.describe_secret(SecretId=name)["ARN"])
 
 
 def resolve(value: Any, resources: Resources) -> str:
@@ -152,6 +158,8 @@ def resolve(value: Any, resources: Resources) -> str:
         logical_id, attribute = value["Fn::GetAtt"]
         if attribute == "Arn" and logical_id in resources.arns:
             return resources.arns[logical_id]
+        if f"{logical_id}.{attribute}" in resources.attributes:
+            return resources.attributes[f"{logical_id}.{attribute}"]
     raise ValueError(f"the local stack cannot resolve {value!r}")
 
 

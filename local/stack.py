@@ -69,13 +69,17 @@ class LocalStack:
         endpoint = self._moto.start()
         os.environ.update(aws.LOCAL_AWS_ENV)
         os.environ["AWS_ENDPOINT_URL"] = endpoint
-        resources = aws.create_resources(
-            self.spec,
-            endpoint,
-            secrets_file=self.data_dir / "secrets.json",
-            extra_secrets={"DatabaseSecretArn": _rds_secret(db_url)},
+        resources = aws.create_resources(self.spec, endpoint, secrets_file=self.data_dir / "secrets.json")
+        # The local database stands in for Aurora behind RDS Proxy: its connection goes
+        # into a secret shaped like the one RDS manages, and the proxy endpoint is its host.
+        connection = psycopg.conninfo.conninfo_to_dict(db_url)
+        resources.attributes["DatabaseCluster.MasterUserSecret.SecretArn"] = aws.create_secret(
+            endpoint, "local/DatabaseCluster", _rds_secret(db_url)
         )
+        resources.attributes["DatabaseProxy.Endpoint"] = str(connection.get("host") or "localhost")
         self._configure_environment(resources)
+        os.environ["SMS_DATABASE_NAME"] = str(connection.get("dbname") or "postgres")
+        os.environ["SMS_DATABASE_PORT"] = str(connection.get("port") or 5432)
 
         runtimes = {logical_id: FunctionRuntime(fn) for logical_id, fn in self.spec.functions.items()}
         for runtime in runtimes.values():

@@ -80,3 +80,4 @@ def test_the_sample_events_drive_each_function(
     assert runtimes["ContactImportFunction"].invoke(delivery) == {"batchItemFailures": []}
     imported = conn.execute("SELECT imported, status FROM contact_imports").fetchone()
     assert (imported["status"], imported["imported"]) == ("completed", 2)
+    # events/migrations/create.json is driven by test_migrations_resource.py (it answers an HTTP URL).

@@ -73,3 +73,65 @@ def test_rate_expressions(expression: str, seconds: int) -> None:
 def test_cron_schedules_are_refused_rather_than_ignored() -> None:
     with pytest.raises(ValueError, match="rate"):
         rate_seconds("cron(0 3 * * ? *)")
+
+
+_GRANTS = {
+    "AWS::SQS::Queue": {"SQSSendMessagePolicy": "QueueName", "SQSPollerPolicy": "QueueName"},
+    "AWS::S3::Bucket": {"S3ReadPolicy": "BucketName", "S3WritePolicy": "BucketName", "S3CrudPolicy": "BucketName"},
+    "AWS::SecretsManager::Secret": {"AWSSecretsManagerGetSecretValuePolicy": "SecretArn"},
+}
+
+
+def _named(value: object) -> str | None:
+    if isinstance(value, dict):
+        if "Ref" in value:
+            return str(value["Ref"])
+        if "Fn::GetAtt" in value:
+            return str(value["Fn::GetAtt"][0])
+    return None
+
+
+def test_every_resource_a_function_is_told_about_is_granted_to_it() -> None:
+    """A queue, bucket or secret in a function's environment is one it may use: its policies say so."""
+    from local.template import load_yaml
+
+    document = load_yaml(ROOT / "template.yaml")
+    resources = document["Resources"]
+    global_env = document["Globals"]["Function"]["Environment"]["Variables"]
+    checked = 0
+    for logical_id, resource in resources.items():
+        if resource["Type"] != "AWS::Serverless::Function":
+            continue
+        props = resource["Properties"]
+        env = {**global_env, **((props.get("Environment") or {}).get("Variables") or {})}
+        granted = {
+            (policy_name, _named(next(iter(arguments.values()))))
+            for policy in props.get("Policies", [])
+            if isinstance(policy, dict)
+            for policy_name, arguments in policy.items()
+        }
+        for variable, value in env.items():
+            target = _named(value)
+            kind = resources.get(target, {}).get("Type") if target else None
+            if kind not in _GRANTS:
+                continue
+            checked += 1
+            assert any((policy, target) in granted for policy in _GRANTS[kind]), (
+                f"{logical_id} is given {variable} ({target}) but no policy grants it"
+            )
+    assert checked >= 3  # the imports bucket (twice) and the session secret, at least
+
+
+def test_every_function_reading_the_database_secret_is_granted_it() -> None:
+    from local.template import load_yaml
+
+    document = load_yaml(ROOT / "template.yaml")
+    for logical_id, resource in document["Resources"].items():
+        if resource["Type"] != "AWS::Serverless::Function":
+            continue
+        secrets = [
+            policy["AWSSecretsManagerGetSecretValuePolicy"]["SecretArn"]
+            for policy in resource["Properties"].get("Policies", [])
+            if isinstance(policy, dict) and "AWSSecretsManagerGetSecretValuePolicy" in policy
+        ]
+        assert {"Fn::GetAtt": ["DatabaseCluster", "MasterUserSecret.SecretArn"]} in secrets, logical_id

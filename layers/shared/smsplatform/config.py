@@ -1,6 +1,7 @@
 """One validated settings model, read from the environment once per process."""
 
 from functools import lru_cache
+from pathlib import Path
 from typing import Annotated
 
 from pydantic import AliasChoices, Field, SecretStr
@@ -16,6 +17,11 @@ class Settings(BaseSettings):
         SecretStr | None, Field(validation_alias=AliasChoices("DATABASE_URL", "SMS_DATABASE_URL"))
     ] = None
     database_secret_arn: str | None = None
+    # Deployed: RDS keeps only {username, password} in its managed secret; where to
+    # connect (the RDS Proxy endpoint) and which database come from here.
+    database_host: str | None = None
+    database_port: int | None = None
+    database_name: str | None = None
     db_pool_max_size: Annotated[int, Field(ge=1, le=50)] = 1
     db_connect_timeout_seconds: Annotated[float, Field(gt=0)] = 10.0
 
@@ -31,6 +37,8 @@ class Settings(BaseSettings):
 
     # Contact files: uploaded (or posted) CSVs land here; their upload starts the import.
     imports_bucket: str | None = None
+    # The migration files, as the shared layer ships them (/opt is the layer's root in Lambda).
+    sql_dir: Path = Path("/opt/sql")
     upload_url_ttl_seconds: Annotated[int, Field(ge=60, le=86_400)] = 3600
 
 

@@ -28,11 +28,11 @@ def database_conninfo(settings: Settings) -> str:
     if settings.database_secret_arn:
         secret = get_secret_json(settings.database_secret_arn, settings)
         return conninfo.make_conninfo(
-            host=secret["host"],
-            port=str(secret.get("port", 5432)),
+            host=settings.database_host or secret["host"],
+            port=str(settings.database_port or secret.get("port", 5432)),
             user=secret["username"],
             password=secret["password"],
-            dbname=secret.get("dbname", "postgres"),
+            dbname=settings.database_name or secret.get("dbname", "postgres"),
             sslmode=secret.get("sslmode", "require"),
         )
     raise RuntimeError("no database configured: set DATABASE_URL or SMS_DATABASE_SECRET_ARN")

@@ -1,0 +1,13 @@
+"""Custom resource: applies the sql/ migrations shipped in the shared layer on every deploy."""
+
+from typing import Any
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from smsplatform.custom_resources import handle_migrations
+from smsplatform.observability import logger
+
+
+@logger.inject_lambda_context
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return handle_migrations(event, context.log_stream_name)
