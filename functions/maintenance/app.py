@@ -4,7 +4,7 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from smsplatform import db, login_throttle
+from smsplatform import db, idempotency, login_throttle
 from smsplatform.maintenance import create_delivery_log_partitions
 from smsplatform.observability import logger
 
@@ -14,6 +14,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     with db.transaction() as conn:
         created = create_delivery_log_partitions(conn)
         purged = login_throttle.purge_expired(conn)
-    result = {"partitions_created": created, "login_failures_purged": purged}
+        keys = idempotency.purge_expired(conn)
+    result = {"partitions_created": created, "login_failures_purged": purged, "idempotency_keys_purged": keys}
     logger.info("maintenance done", extra=result)
     return result

@@ -112,12 +112,16 @@ def add_members(
     ).fetchone()
     if owned is None or owned["n"] != len(wanted):
         raise NotFoundError("One or more of the contacts do not exist.")
-    added = conn.execute(
-        """INSERT INTO contact_group_members (group_id, contact_id)
-           SELECT %s, id FROM contacts WHERE user_id = %s AND id = ANY(%s)
-           ON CONFLICT DO NOTHING""",
-        (group_id, user_id, wanted),
-    ).rowcount
+    try:
+        with conn.transaction():
+            added = conn.execute(
+                """INSERT INTO contact_group_members (group_id, contact_id)
+                   SELECT %s, id FROM contacts WHERE user_id = %s AND id = ANY(%s)
+                   ON CONFLICT DO NOTHING""",
+                (group_id, user_id, wanted),
+            ).rowcount
+    except errors.ForeignKeyViolation as exc:  # a contact deleted while this ran
+        raise NotFoundError("One or more of the contacts do not exist.") from exc
     audit.record(conn, user_id, "group.add_members", {"group_id": str(group_id), "added": added}, meta)
     return added
 
