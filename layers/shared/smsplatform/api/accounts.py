@@ -7,11 +7,11 @@ from uuid import UUID
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Body
 from aws_lambda_powertools.metrics import MetricUnit
-from pydantic import BaseModel, ConfigDict, EmailStr, Field
+from pydantic import BaseModel, EmailStr, Field
 
 from smsplatform import accounts, db, phones, sessions
-from smsplatform.accounts import User
 from smsplatform.api.context import caller, request_meta
+from smsplatform.api.models import RequestModel, ResponseModel
 from smsplatform.api.resolver import BEARER
 from smsplatform.config import get_settings
 from smsplatform.errors import AuthenticationError, PermissionDeniedError
@@ -32,11 +32,7 @@ CompanyName = Annotated[str, Field(min_length=1, max_length=100)]
 PhoneNumber = Annotated[str, Field(min_length=3, max_length=32, description="E.164, e.g. +447700900123")]
 
 
-class _Request(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
-
-
-class SignupRequest(_Request):
+class SignupRequest(RequestModel):
     username: Username
     email: Annotated[EmailStr, Field(max_length=120)]
     password: Password
@@ -44,19 +40,19 @@ class SignupRequest(_Request):
     phone_number: PhoneNumber | None = None
 
 
-class LoginRequest(_Request):
+class LoginRequest(RequestModel):
     login: Annotated[str, Field(min_length=1, max_length=120, description="Username or e-mail address")]
     password: Password
 
 
-class ProfileUpdateRequest(_Request):
+class ProfileUpdateRequest(RequestModel):
     company_name: CompanyName | None = None
     phone_number: PhoneNumber | None = None
     current_password: Password | None = None
     new_password: Password | None = None
 
 
-class UserResponse(BaseModel):
+class UserResponse(ResponseModel):
     id: UUID
     username: str
     email: str
@@ -67,21 +63,6 @@ class UserResponse(BaseModel):
     last_login: datetime | None
     company_name: str | None
     phone_number: str | None
-
-    @classmethod
-    def from_user(cls, user: User) -> "UserResponse":
-        return cls(
-            id=user.id,
-            username=user.username,
-            email=user.email,
-            role=user.role,
-            sms_credits=user.sms_credits,
-            account_status=user.account_status,
-            created_at=user.created_at,
-            last_login=user.last_login,
-            company_name=user.company_name,
-            phone_number=user.phone_number,
-        )
 
 
 class SessionResponse(BaseModel):
@@ -108,7 +89,7 @@ def accounts_routes() -> Router:
                 meta=request_meta(router),
             )
         metrics.add_metric(name="Signups", unit=MetricUnit.Count, value=1)
-        return UserResponse.from_user(user)
+        return UserResponse.model_validate(user)
 
     @router.post(
         "/v1/auth/login",
@@ -129,7 +110,7 @@ def accounts_routes() -> Router:
     def get_me() -> UserResponse:
         principal = caller(router)
         with db.transaction() as conn:
-            return UserResponse.from_user(accounts.get_user(conn, principal.user_id))
+            return UserResponse.model_validate(accounts.get_user(conn, principal.user_id))
 
     @router.patch("/v1/users/me", tags=["Accounts"], summary="Change company, phone or password", security=BEARER)
     def update_me(body: Annotated[ProfileUpdateRequest, Body()]) -> UserResponse:
@@ -151,6 +132,6 @@ def accounts_routes() -> Router:
                 new_password=body.new_password,
                 **changes,
             )
-        return UserResponse.from_user(user)
+        return UserResponse.model_validate(user)
 
     return router

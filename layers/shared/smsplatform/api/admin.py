@@ -35,7 +35,7 @@ def admin_routes() -> Router:
         caller(router, permissions.USERS_ADMIN)
         with db.transaction() as conn:
             page = accounts.list_accounts(conn, limit, cursor_from(cursor), account_status=status, role=role)
-        return PageResponse(data=[UserResponse.from_user(u) for u in page.items], next_cursor=page.next_cursor)
+        return PageResponse(data=[UserResponse.model_validate(u) for u in page.items], next_cursor=page.next_cursor)
 
     @router.patch(
         "/v1/users/<user_id>", tags=["Operators"], summary="Suspend, reactivate, close or change role", security=BEARER
@@ -53,6 +53,6 @@ def admin_routes() -> Router:
                 account_status=body.account_status,
                 role=body.role,
             )
-        return UserResponse.from_user(user)
+        return UserResponse.model_validate(user)
 
     return router

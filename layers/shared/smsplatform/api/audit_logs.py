@@ -6,17 +6,15 @@ from uuid import UUID
 
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Query
-from pydantic import BaseModel
 
 from smsplatform import audit, db, pagination, permissions
 from smsplatform.api.context import caller
-from smsplatform.api.models import CursorParam, Limit, PageResponse, cursor_from
+from smsplatform.api.models import CursorParam, Limit, PageResponse, ResponseModel, cursor_from
 from smsplatform.api.resolver import BEARER
-from smsplatform.audit import AuditEntry
 from smsplatform.errors import NotFoundError
 
 
-class AuditEntryResponse(BaseModel):
+class AuditEntryResponse(ResponseModel):
     id: UUID
     user_id: UUID | None
     action: str
@@ -24,18 +22,6 @@ class AuditEntryResponse(BaseModel):
     ip_address: str | None
     user_agent: str | None
     created_at: datetime
-
-    @classmethod
-    def from_entry(cls, entry: AuditEntry) -> "AuditEntryResponse":
-        return cls(
-            id=entry.id,
-            user_id=entry.user_id,
-            action=entry.action,
-            details=entry.details,
-            ip_address=entry.ip_address,
-            user_agent=entry.user_agent,
-            created_at=entry.created_at,
-        )
 
 
 def audit_log_routes() -> Router:
@@ -62,6 +48,8 @@ def audit_log_routes() -> Router:
             raise NotFoundError("No such user.")
         with db.transaction() as conn:
             page = audit.list_entries(conn, owner, limit, cursor_from(cursor), action)
-        return PageResponse(data=[AuditEntryResponse.from_entry(e) for e in page.items], next_cursor=page.next_cursor)
+        return PageResponse(
+            data=[AuditEntryResponse.model_validate(e) for e in page.items], next_cursor=page.next_cursor
+        )
 
     return router

@@ -7,13 +7,12 @@ from uuid import UUID
 
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Body
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from smsplatform import audit, db, ledger, pagination, permissions
 from smsplatform.api.context import caller, request_meta
-from smsplatform.api.models import CursorParam, Limit, PageResponse, RequestModel, cursor_from
+from smsplatform.api.models import CursorParam, Limit, PageResponse, RequestModel, ResponseModel, cursor_from
 from smsplatform.api.resolver import BEARER
-from smsplatform.ledger import LedgerEntry
 
 
 class CreditsRequest(RequestModel):
@@ -23,7 +22,7 @@ class CreditsRequest(RequestModel):
     description: Annotated[str | None, Field(max_length=500)] = None
 
 
-class TransactionResponse(BaseModel):
+class TransactionResponse(ResponseModel):
     id: UUID
     transaction_type: str
     amount: Decimal
@@ -36,23 +35,6 @@ class TransactionResponse(BaseModel):
     transaction_status: str
     reference_id: UUID | None
     created_at: datetime
-
-    @classmethod
-    def from_entry(cls, entry: LedgerEntry) -> "TransactionResponse":
-        return cls(
-            id=entry.id,
-            transaction_type=entry.transaction_type,
-            amount=entry.amount,
-            credits=entry.credits,
-            credits_before=entry.credits_before,
-            credits_after=entry.credits_after,
-            settled_credits=entry.settled_credits,
-            description=entry.description,
-            payment_method=entry.payment_method,
-            transaction_status=entry.transaction_status,
-            reference_id=entry.reference_id,
-            created_at=entry.created_at,
-        )
 
 
 def billing_routes() -> Router:
@@ -67,7 +49,9 @@ def billing_routes() -> Router:
         principal = caller(router, permissions.BILLING_READ)
         with db.transaction() as conn:
             page = ledger.list_entries(conn, principal.user_id, limit, cursor_from(cursor))
-        return PageResponse(data=[TransactionResponse.from_entry(e) for e in page.items], next_cursor=page.next_cursor)
+        return PageResponse(
+            data=[TransactionResponse.model_validate(e) for e in page.items], next_cursor=page.next_cursor
+        )
 
     @router.post(
         "/v1/users/<user_id>/credits",
@@ -102,6 +86,6 @@ def billing_routes() -> Router:
                 },
                 request_meta(router),
             )
-        return TransactionResponse.from_entry(entry)
+        return TransactionResponse.model_validate(entry)
 
     return router

@@ -12,11 +12,10 @@ from pydantic import BaseModel, EmailStr, Field
 
 from smsplatform import contact_imports, contacts, db, pagination, permissions, phones, storage
 from smsplatform.api.context import caller, request_meta
-from smsplatform.api.models import CursorParam, Limit, PageResponse, RequestModel, cursor_from
+from smsplatform.api.models import CursorParam, Limit, PageResponse, RequestModel, ResponseModel, cursor_from
 from smsplatform.api.resolver import BEARER
 from smsplatform.config import get_settings
 from smsplatform.contact_imports import ContactImport, RowError
-from smsplatform.contacts import Contact
 from smsplatform.errors import (
     FieldError,
     InvalidInputError,
@@ -51,7 +50,7 @@ class ContactUpdateRequest(RequestModel):
     status: Status | None = None
 
 
-class ContactResponse(BaseModel):
+class ContactResponse(ResponseModel):
     id: UUID
     phone_number: str
     country_code: str | None
@@ -63,22 +62,6 @@ class ContactResponse(BaseModel):
     group_ids: list[UUID]
     created_at: datetime
     updated_at: datetime
-
-    @classmethod
-    def from_contact(cls, contact: Contact) -> "ContactResponse":
-        return cls(
-            id=contact.id,
-            phone_number=contact.phone_number,
-            country_code=contact.country_code,
-            first_name=contact.first_name,
-            last_name=contact.last_name,
-            email=contact.email,
-            custom_fields=contact.custom_fields,
-            status=contact.status,
-            group_ids=contact.group_ids,
-            created_at=contact.created_at,
-            updated_at=contact.updated_at,
-        )
 
 
 class ImportUploadRequest(RequestModel):
@@ -164,7 +147,7 @@ def contacts_routes() -> Router:
                 custom_fields=body.custom_fields,
                 group_ids=body.group_ids,
             )
-        return ContactResponse.from_contact(contact)
+        return ContactResponse.model_validate(contact)
 
     @router.get("/v1/contacts", tags=["Contacts"], summary="List contacts, newest first", security=BEARER)
     def list_all(
@@ -179,13 +162,13 @@ def contacts_routes() -> Router:
             page = contacts.list_contacts(
                 conn, principal.user_id, limit, cursor_from(cursor), group_id=group_id, status=status, query=q
             )
-        return PageResponse(data=[ContactResponse.from_contact(c) for c in page.items], next_cursor=page.next_cursor)
+        return PageResponse(data=[ContactResponse.model_validate(c) for c in page.items], next_cursor=page.next_cursor)
 
     @router.get("/v1/contacts/<contact_id>", tags=["Contacts"], summary="A contact", security=BEARER)
     def get(contact_id: UUID) -> ContactResponse:
         principal = caller(router, permissions.CONTACTS_READ)
         with db.transaction() as conn:
-            return ContactResponse.from_contact(contacts.get_contact(conn, principal.user_id, contact_id))
+            return ContactResponse.model_validate(contacts.get_contact(conn, principal.user_id, contact_id))
 
     @router.patch("/v1/contacts/<contact_id>", tags=["Contacts"], summary="Change a contact", security=BEARER)
     def update(contact_id: UUID, body: Annotated[ContactUpdateRequest, Body()]) -> ContactResponse:
@@ -203,7 +186,7 @@ def contacts_routes() -> Router:
             if changes.get("email") is not None:
                 changes["email"] = str(changes["email"])
             contact = contacts.update_contact(conn, principal.user_id, contact_id, changes, request_meta(router))
-        return ContactResponse.from_contact(contact)
+        return ContactResponse.model_validate(contact)
 
     @router.delete("/v1/contacts/<contact_id>", tags=["Contacts"], summary="Delete a contact", security=BEARER)
     def delete(contact_id: UUID) -> Response[None]:

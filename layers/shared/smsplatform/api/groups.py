@@ -11,10 +11,9 @@ from pydantic import BaseModel, Field
 
 from smsplatform import db, groups, pagination, permissions
 from smsplatform.api.context import caller, request_meta
-from smsplatform.api.models import CursorParam, Limit, PageResponse, RequestModel, cursor_from
+from smsplatform.api.models import CursorParam, Limit, PageResponse, RequestModel, ResponseModel, cursor_from
 from smsplatform.api.resolver import BEARER
 from smsplatform.errors import FieldError, InvalidInputError
-from smsplatform.groups import Group
 
 GroupName = Annotated[str, Field(min_length=1, max_length=100)]
 Description = Annotated[str, Field(max_length=1000)]
@@ -39,24 +38,13 @@ class MembersAddedResponse(BaseModel):
     total_contacts: int
 
 
-class GroupResponse(BaseModel):
+class GroupResponse(ResponseModel):
     id: UUID
     name: str
     description: str | None
     total_contacts: int
     created_at: datetime
     updated_at: datetime
-
-    @classmethod
-    def from_group(cls, group: Group) -> "GroupResponse":
-        return cls(
-            id=group.id,
-            name=group.name,
-            description=group.description,
-            total_contacts=group.total_contacts,
-            created_at=group.created_at,
-            updated_at=group.updated_at,
-        )
 
 
 def groups_routes() -> Router:
@@ -67,20 +55,20 @@ def groups_routes() -> Router:
         principal = caller(router, permissions.CONTACTS_WRITE)
         with db.transaction() as conn:
             group = groups.create_group(conn, principal.user_id, body.name, body.description, request_meta(router))
-        return GroupResponse.from_group(group)
+        return GroupResponse.model_validate(group)
 
     @router.get("/v1/groups", tags=["Groups"], summary="List groups with their sizes", security=BEARER)
     def list_all(limit: Limit = pagination.DEFAULT_LIMIT, cursor: CursorParam = None) -> PageResponse[GroupResponse]:
         principal = caller(router, permissions.CONTACTS_READ)
         with db.transaction() as conn:
             page = groups.list_groups(conn, principal.user_id, limit, cursor_from(cursor))
-        return PageResponse(data=[GroupResponse.from_group(g) for g in page.items], next_cursor=page.next_cursor)
+        return PageResponse(data=[GroupResponse.model_validate(g) for g in page.items], next_cursor=page.next_cursor)
 
     @router.get("/v1/groups/<group_id>", tags=["Groups"], summary="A group", security=BEARER)
     def get(group_id: UUID) -> GroupResponse:
         principal = caller(router, permissions.CONTACTS_READ)
         with db.transaction() as conn:
-            return GroupResponse.from_group(groups.get_group(conn, principal.user_id, group_id))
+            return GroupResponse.model_validate(groups.get_group(conn, principal.user_id, group_id))
 
     @router.patch("/v1/groups/<group_id>", tags=["Groups"], summary="Rename or describe a group", security=BEARER)
     def update(group_id: UUID, body: Annotated[GroupUpdateRequest, Body()]) -> GroupResponse:
@@ -90,7 +78,7 @@ def groups_routes() -> Router:
             raise InvalidInputError("A group needs a name.", errors=[FieldError("name", "cannot be null")])
         with db.transaction() as conn:
             group = groups.update_group(conn, principal.user_id, group_id, changes, request_meta(router))
-        return GroupResponse.from_group(group)
+        return GroupResponse.model_validate(group)
 
     @router.delete(
         "/v1/groups/<group_id>", tags=["Groups"], summary="Delete a group (its contacts stay)", security=BEARER

@@ -18,6 +18,12 @@ class RequestModel(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
 
+class ResponseModel(BaseModel):
+    """Built from a domain object's attributes: the fields listed here are all a client sees."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+
 class PageResponse(BaseModel, Generic[T]):
     data: list[T]
     next_cursor: Annotated[str | None, Field(description="Pass as cursor for the next page; null on the last")]

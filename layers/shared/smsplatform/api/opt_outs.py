@@ -8,13 +8,12 @@ from uuid import UUID
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Body
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from smsplatform import contacts, db, opt_outs, pagination, permissions, phones
 from smsplatform.api.context import caller, request_meta
-from smsplatform.api.models import CursorParam, Limit, PageResponse, RequestModel, cursor_from
+from smsplatform.api.models import CursorParam, Limit, PageResponse, RequestModel, ResponseModel, cursor_from
 from smsplatform.api.resolver import BEARER
-from smsplatform.opt_outs import OptOut
 
 
 class OptOutRequest(RequestModel):
@@ -22,22 +21,12 @@ class OptOutRequest(RequestModel):
     reason: Annotated[str | None, Field(max_length=500)] = None
 
 
-class OptOutResponse(BaseModel):
+class OptOutResponse(ResponseModel):
     id: UUID
     phone_number: str
     source: str
     reason: str | None
     created_at: datetime
-
-    @classmethod
-    def from_opt_out(cls, entry: OptOut) -> "OptOutResponse":
-        return cls(
-            id=entry.id,
-            phone_number=entry.phone_number,
-            source=entry.source,
-            reason=entry.reason,
-            created_at=entry.created_at,
-        )
 
 
 def opt_outs_routes() -> Router:
@@ -48,7 +37,7 @@ def opt_outs_routes() -> Router:
         principal = caller(router, permissions.CONTACTS_READ)
         with db.transaction() as conn:
             page = opt_outs.list_opt_outs(conn, principal.user_id, limit, cursor_from(cursor))
-        return PageResponse(data=[OptOutResponse.from_opt_out(o) for o in page.items], next_cursor=page.next_cursor)
+        return PageResponse(data=[OptOutResponse.model_validate(o) for o in page.items], next_cursor=page.next_cursor)
 
     @router.post(
         "/v1/opt-outs",
@@ -68,7 +57,7 @@ def opt_outs_routes() -> Router:
         return Response(
             status_code=201 if created else 200,
             content_type="application/json",
-            body=OptOutResponse.from_opt_out(entry).model_dump_json(),
+            body=OptOutResponse.model_validate(entry).model_dump_json(),
         )
 
     @router.delete(
