@@ -52,10 +52,11 @@ psql: venv
 migrate: venv
 	$(BIN)/python -m smsplatform.migrations sql
 
-# make admin USERNAME=ops EMAIL=ops@example.com  (password: SMS_ADMIN_PASSWORD, or asked for)
+# make admin USERNAME=ops EMAIL=ops@example.com [FUNCTION=<stack's OperatorFunctionName output>]
+# (password: SMS_ADMIN_PASSWORD, or asked for). Without FUNCTION: the database DATABASE_URL names.
 admin: venv
-	@test -n "$(USERNAME)" -a -n "$(EMAIL)" || { echo "usage: make admin USERNAME=... EMAIL=..." >&2; exit 2; }
-	$(BIN)/python -m smsplatform.admin_cli --username "$(USERNAME)" --email "$(EMAIL)"
+	@test -n "$(USERNAME)" -a -n "$(EMAIL)" || { echo "usage: make admin USERNAME=... EMAIL=... [FUNCTION=...]" >&2; exit 2; }
+	$(BIN)/python -m smsplatform.admin_cli --username "$(USERNAME)" --email "$(EMAIL)" $(if $(FUNCTION),--function "$(FUNCTION)")
 
 test: venv
 	$(BIN)/pytest

@@ -1,11 +1,14 @@
 """Operators: list accounts, suspend and reactivate, change roles; the operator command."""
 
+import json
 import os
 import subprocess
 import sys
 from typing import Any
 
 import psycopg
+import pytest
+from botocore.stub import ANY
 
 from tests.conftest import ROOT
 from tests.integration.conftest import Api
@@ -106,3 +109,52 @@ def test_the_operator_command_creates_then_promotes_admins(
     assert roles["root-ops"] == roles["carol"] == "admin"
     assert "a long operator passphrase" not in created.stdout + created.stderr
     assert api.login("root-ops", "a long operator passphrase")
+
+
+def test_the_operator_function_promotes_through_a_lambda_invocation(
+    runtimes: dict[str, Any], api: Api, conn: psycopg.Connection[Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`make admin FUNCTION=...` sends the action to OperatorFunction; here the Lambda API is a botocore
+    Stubber that checks the request and answers with what the real handler returns for it."""
+    import io
+
+    import boto3
+    from botocore.response import StreamingBody
+    from botocore.stub import Stubber
+
+    from smsplatform import admin_cli
+
+    api.signup("dana")
+    event = {"action": "promote_admin", "username": "dana", "email": "dana@example.com", "password": None}
+    answer = json.dumps(runtimes["OperatorFunction"].invoke(dict(event))).encode()
+    client = boto3.client("lambda", region_name="us-east-1")
+    stubber = Stubber(client)
+    stubber.add_response(
+        "invoke",
+        {"StatusCode": 200, "Payload": StreamingBody(io.BytesIO(answer), len(answer))},
+        {"FunctionName": "sms-platform-dev-OperatorFunction", "InvocationType": "RequestResponse", "Payload": ANY},
+    )
+    monkeypatch.setattr(boto3, "client", lambda *args, **kwargs: client)
+    monkeypatch.setenv("SMS_ADMIN_PASSWORD", "")
+
+    with stubber:
+        code = admin_cli.main(
+            ["--username", "dana", "--email", "dana@example.com", "--function", "sms-platform-dev-OperatorFunction"]
+        )
+
+    assert code == 0
+    assert conn.execute("SELECT role FROM users WHERE username = 'dana'").fetchone()["role"] == "admin"
+
+
+def test_the_operator_function_refuses_unknown_actions_and_new_accounts_without_a_password(
+    runtimes: dict[str, Any], conn: psycopg.Connection[Any]
+) -> None:
+    operator = runtimes["OperatorFunction"]
+
+    unknown = operator.invoke({"action": "drop_everything"})
+    no_password = operator.invoke({"action": "promote_admin", "username": "new", "email": "new@example.com"})
+
+    assert unknown["ok"] is False
+    assert "unknown action" in unknown["error"]
+    assert no_password == {"ok": False, "error": "A new admin account needs a password."}
+    assert conn.execute("SELECT count(*) AS n FROM users").fetchone()["n"] == 0

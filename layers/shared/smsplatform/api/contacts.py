@@ -42,7 +42,7 @@ class ContactCreateRequest(RequestModel):
 
 class ContactUpdateRequest(RequestModel):
     phone_number: Annotated[str, Field(min_length=3, max_length=32)] | None = None
-    country_code: Region | None = None
+    country_code: Annotated[Region | None, Field(description="Region to read a new phone_number in")] = None
     first_name: Name | None = None
     last_name: Name | None = None
     email: Annotated[EmailStr, Field(max_length=120)] | None = None
@@ -174,6 +174,8 @@ def contacts_routes() -> Router:
     def update(contact_id: UUID, body: Annotated[ContactUpdateRequest, Body()]) -> ContactResponse:
         principal = caller(router, permissions.CONTACTS_WRITE)
         changes = body.model_dump(include=body.model_fields_set)
+        # country_code is the number's own region: it follows the number, it is not set apart from it.
+        changes.pop("country_code", None)
         for required in ("phone_number", "custom_fields", "status"):
             if required in changes and changes[required] is None:
                 raise InvalidInputError(f"{required} cannot be null.", errors=[FieldError(required, "cannot be null")])
