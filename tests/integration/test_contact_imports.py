@@ -49,13 +49,13 @@ def test_a_small_file_with_bom_semicolons_quotes_and_duplicates(
     api: Api, user: dict[str, Any], import_worker: SqsPoller, conn: psycopg.Connection[Any]
 ) -> None:
     csv_text = (
-        "\ufeffMobile;First Name;last_name;Email;Favourite Colour\n"
-        '+447400000001;Ada;"Lovelace; Countess";ada@example.com;blue\n'
-        '07400 000002;"Grace\nMurray";Hopper;;\n'
-        "not-a-number;Bad;Row;;\n"
+        "\ufeffMobile;First Name;last_name;Email;Favourite Colour;2nd line\n"
+        '+447400000001;Ada;"Lovelace; Countess";ada@example.com;blue;x\n'
+        '07400 000002;"Grace\nMurray";Hopper;;;\n'
+        "not-a-number;Bad;Row;;;\n"
         "\n"
-        "+447400000001;Ada;King;;green\n"
-        "+447400000003;Alan;Turing;not-an-email;\n"
+        "+447400000001;Ada;King;;green;\n"
+        "+447400000003;Alan;Turing;not-an-email;;\n"
     )
 
     started = _start(api, user["token"], csv_text, "?default_region=GB")
@@ -65,6 +65,7 @@ def test_a_small_file_with_bom_semicolons_quotes_and_duplicates(
 
     assert result["status"] == "completed"
     assert (result["total_rows"], result["imported"], result["duplicates"], result["invalid"]) == (5, 2, 1, 2)
+    assert result["ignored_columns"] == ["2nd line"]
     assert result["errors"] == [
         {"row": 5, "reason": "phone number 'not-a-number' is not a phone number"},
         {"row": 8, "reason": "email 'not-an-email' is not an e-mail address"},

@@ -46,7 +46,8 @@ _KNOWN_HEADERS = {"first_name": 50, "last_name": 50, "email": 120, "country_code
 _KEY_PATTERN = re.compile(r"^imports/([0-9a-f-]{36})/([0-9a-f-]{36})\.csv$")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _COLUMNS = """id, user_id, status, source, object_key, group_id, default_region, total_rows, processed_rows,
-              imported, updated, unchanged, duplicates, invalid, error_message, created_at, started_at, finished_at"""
+              imported, updated, unchanged, duplicates, invalid, ignored_columns, error_message, created_at,
+              started_at, finished_at"""
 
 
 class ImportFileError(Exception):
@@ -69,6 +70,7 @@ class ContactImport:
     unchanged: int
     duplicates: int
     invalid: int
+    ignored_columns: list[str]
     error_message: str | None
     created_at: datetime
     started_at: datetime | None
@@ -181,25 +183,27 @@ class _Layout:
     phone: int
     known: dict[str, int]
     custom: list[tuple[int, str]]
+    ignored: list[str]
 
 
 def _layout(header_line: str) -> _Layout:
     delimiter = ";" if header_line.count(";") > header_line.count(",") else ","
-    names = [
-        re.sub(r"[^a-z0-9]+", "_", name.strip().lower()).strip("_")
-        for name in next(csv.reader([header_line], delimiter=delimiter))
-    ]
+    originals = next(csv.reader([header_line], delimiter=delimiter))
+    names = [re.sub(r"[^a-z0-9]+", "_", name.strip().lower()).strip("_") for name in originals]
     phone = next((names.index(name) for name in PHONE_HEADERS if name in names), None)
     if phone is None:
         raise ImportFileError(f"The header has no phone column (one of: {', '.join(PHONE_HEADERS)}).")
     known = {name: names.index(name) for name in _KNOWN_HEADERS if name in names}
     taken = {phone, *known.values()}
-    custom = [
+    usable = [
         (index, name)
         for index, name in enumerate(names)
         if index not in taken and name and contacts.CUSTOM_FIELD_KEY.match(name)
-    ][: contacts.MAX_CUSTOM_FIELDS]
-    return _Layout(delimiter, phone, known, custom)
+    ]
+    custom = usable[: contacts.MAX_CUSTOM_FIELDS]
+    kept = taken | {index for index, _ in custom}
+    ignored = [originals[index].strip() for index in range(len(names)) if index not in kept]
+    return _Layout(delimiter, phone, known, custom, ignored)
 
 
 def _rows(stream: BinaryIO) -> Iterator[tuple[int, list[str], _Layout]]:
@@ -277,14 +281,16 @@ def _normalise_batches(connection: "multiprocessing.connection.Connection", defa
         connection.send([_staged(line_number, fields, layout, default_region) for line_number, fields in batch])
 
 
-def _staged_rows(stream: BinaryIO, default_region: str | None, workers: int) -> Iterator[tuple[Any, ...]]:
+def _staged_rows(
+    stream: BinaryIO, default_region: str | None, workers: int, layout_seen: list[_Layout]
+) -> Iterator[tuple[Any, ...]]:
     """Staging rows in file order. Normalising numbers is CPU-bound pure Python, so a large file is
     cut into batches that `workers` processes normalise while this one feeds COPY.
 
     Worker processes are spawned (not forked: this process has threads) and talk over pipes,
     which work in Lambda, where multiprocessing's queues and pools do not.
     """
-    rows = _rows(stream)
+    rows = _remembering_layout(_rows(stream), layout_seen)
     if workers <= 1:
         for line_number, fields, layout in rows:
             yield _staged(line_number, fields, layout, default_region)
@@ -323,6 +329,15 @@ def _staged_rows(stream: BinaryIO, default_region: str | None, workers: int) -> 
                 process.kill()
 
 
+def _remembering_layout(
+    rows: Iterator[tuple[int, list[str], _Layout]], seen: list[_Layout]
+) -> Iterator[tuple[int, list[str], _Layout]]:
+    for row in rows:
+        if not seen:
+            seen.append(row[2])
+        yield row
+
+
 def _batches(rows: Iterator[tuple[int, list[str], _Layout]]) -> Iterator[tuple[_Layout, list[tuple[int, list[str]]]]]:
     batch: list[tuple[int, list[str]]] = []
     layout: _Layout | None = None
@@ -355,8 +370,9 @@ def load(
                email text, custom_fields jsonb, error text) ON COMMIT DROP"""
     )
     total = 0
+    layout: list[_Layout] = []
     with conn.cursor().copy("COPY import_staging FROM STDIN") as copy:
-        for staged in _staged_rows(stream, job.default_region, workers):
+        for staged in _staged_rows(stream, job.default_region, workers, layout):
             copy.write_row(staged)
             total += 1
             if total % PROGRESS_EVERY_ROWS == 0:
@@ -423,7 +439,8 @@ def load(
         f"""UPDATE contact_imports
                SET status = 'completed', finished_at = now(), total_rows = %(total)s, processed_rows = %(total)s,
                    imported = %(imported)s, updated = %(updated)s, unchanged = %(unchanged)s,
-                   duplicates = %(duplicates)s, invalid = %(invalid)s, error_message = NULL
+                   duplicates = %(duplicates)s, invalid = %(invalid)s, ignored_columns = %(ignored)s,
+                   error_message = NULL
              WHERE id = %(id)s RETURNING {_COLUMNS}""",
         {
             "id": job.id,
@@ -433,6 +450,7 @@ def load(
             "unchanged": valid_unique - upserted["imported"] - upserted["updated"],
             "duplicates": counts["duplicates"],
             "invalid": counts["invalid"],
+            "ignored": layout[0].ignored if layout else [],
         },
     ).fetchone()
     assert row is not None

@@ -88,6 +88,9 @@ class ImportResponse(BaseModel):
     unchanged: int
     duplicates: Annotated[int, Field(description="Rows repeating a number found later in the file")]
     invalid: int
+    ignored_columns: Annotated[
+        list[str], Field(description="Columns that could not become custom fields (names must start with a letter)")
+    ]
     error_message: str | None
     errors: Annotated[list[ImportRowError], Field(description="The first 1,000 skipped rows")]
     created_at: datetime
@@ -111,6 +114,7 @@ class ImportResponse(BaseModel):
             unchanged=job.unchanged,
             duplicates=job.duplicates,
             invalid=job.invalid,
+            ignored_columns=job.ignored_columns,
             error_message=job.error_message,
             errors=[ImportRowError(row=e.line_number, reason=e.reason) for e in errors or []],
             created_at=job.created_at,
