@@ -117,7 +117,12 @@ def test_every_protected_route_is_in_the_table_above(api: Api) -> None:
 
     spec = load_stack(ROOT / "template.yaml")
     # Routes any authenticated principal may call: their own profile and audit trail.
-    open_to_any_principal = {"GET /v1/users/me", "PATCH /v1/users/me", "GET /v1/audit-logs"}
+    open_to_any_principal = {
+        "GET /v1/users/me",
+        "PATCH /v1/users/me",
+        "GET /v1/audit-logs",
+        "POST /v1/messages/preview",
+    }
     protected = {route.route_key for route in spec.routes if route.authorized} - open_to_any_principal
 
     assert protected == {f"{method} {path}" for method, path, _, _ in ROUTES}

@@ -64,6 +64,10 @@ def test_the_sample_events_drive_each_function(
         event = _event(name)
         event["requestContext"]["authorizer"] = {"lambda": copy.deepcopy(decision["context"])}
         assert contacts.invoke(event)["statusCode"] in (200, 201), name
+    preview = _event("messages/preview.json")
+    preview["requestContext"]["authorizer"] = {"lambda": copy.deepcopy(decision["context"])}
+    assert json.loads(runtimes["MessagesFunction"].invoke(preview)["body"])["encoding"] == "GSM-7"
+
     posted = _event("contacts/start_import.json")
     posted["requestContext"]["authorizer"] = {"lambda": copy.deepcopy(decision["context"])}
     started = contacts.invoke(posted)

@@ -11,6 +11,7 @@ def all_routers() -> list[Router]:
     from smsplatform.api.contacts import contacts_routes
     from smsplatform.api.groups import groups_routes
     from smsplatform.api.health_and_docs import health_and_docs_routes
+    from smsplatform.api.messages import messages_routes
     from smsplatform.api.opt_outs import opt_outs_routes
     from smsplatform.api.tokens import tokens_routes
 
@@ -24,4 +25,5 @@ def all_routers() -> list[Router]:
         contacts_routes(),
         groups_routes(),
         opt_outs_routes(),
+        messages_routes(),
     ]
