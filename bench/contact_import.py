@@ -45,7 +45,7 @@ def _import(p: Platform, token: str, rows: int) -> dict[str, Any]:
     payload = _csv(rows)
     started = _call(p, "POST", "/v1/contacts/imports", token, {"upload": True})
     key = started["upload_url"].split("?")[0].split(p.resources.refs["ImportsBucket"] + "/", 1)[1]
-    boto3.client("s3", endpoint_url=p.endpoint).put_object(
+    boto3.client("s3", endpoint_url=p.resources.endpoint_url).put_object(
         Bucket=p.resources.refs["ImportsBucket"], Key=key, Body=payload, ContentType="text/csv"
     )
     worker = p.poller("ContactImportFunction")

@@ -29,6 +29,8 @@ class Resources:
     arns: dict[str, str] = field(default_factory=dict)
     # Other !GetAtt values, by "LogicalId.Attribute" (e.g. DatabaseProxy.Endpoint).
     attributes: dict[str, str] = field(default_factory=dict)
+    # Where moto answers, for clients of these resources.
+    endpoint_url: str = ""
 
 
 class MotoServer:
@@ -82,7 +84,7 @@ def create_resources(
 ) -> Resources:
     """Creates the template's queues, buckets (with their notifications) and secrets.
     `parameters` override the template's defaults."""
-    resources = Resources()
+    resources = Resources(endpoint_url=endpoint_url)
     for name, parameter in spec.parameters.items():
         if "Default" in parameter:
             resources.refs[name] = str(parameter["Default"])

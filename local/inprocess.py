@@ -24,7 +24,6 @@ class Platform:
     spec: StackSpec
     database_url: str
     resources: aws.Resources
-    endpoint: str
     runtimes: dict[str, FunctionRuntime]
     gateway: Gateway
 
@@ -35,7 +34,7 @@ class Platform:
             self.resources.refs[source.queue],
             self.resources.arns[source.queue],
             self.runtimes[function],
-            aws.client("sqs", self.endpoint),
+            aws.client("sqs", self.resources.endpoint_url),
             wait_seconds=1,
         )
 
@@ -73,7 +72,7 @@ def platform(data_dir: Path, database_name: str) -> Iterator[Platform]:
         get_settings.cache_clear()
         db.close_pool()
         runtimes = {logical_id: FunctionRuntime(fn) for logical_id, fn in spec.functions.items()}
-        yield Platform(spec, url, resources, endpoint, runtimes, Gateway(spec, runtimes))
+        yield Platform(spec, url, resources, runtimes, Gateway(spec, runtimes))
     finally:
         db.close_pool()
         get_settings.cache_clear()

@@ -39,7 +39,6 @@ def aws_resources(stack_spec: StackSpec) -> Iterator[aws.Resources]:
         patch.setenv(key, value)
     patch.setenv("AWS_ENDPOINT_URL", endpoint)
     resources = aws.create_resources(stack_spec, endpoint)
-    resources.refs["endpoint"] = endpoint
     yield resources
     patch.undo()
     server.stop()
@@ -189,7 +188,7 @@ def import_worker(
 ) -> SqsPoller:
     """Delivers S3 notifications from ImportQueue to ContactImportFunction, one poll at a time."""
     (source,) = [s for s in stack_spec.sqs_sources if s.function == "ContactImportFunction"]
-    sqs = aws.client("sqs", aws_resources.refs["endpoint"])
+    sqs = aws.client("sqs", aws_resources.endpoint_url)
     poller = SqsPoller(
         source,
         aws_resources.refs[source.queue],

@@ -20,7 +20,7 @@ FIXTURES = ROOT / "tests" / "fixtures"
 @pytest.fixture
 def moto_endpoint(aws_resources: aws.Resources) -> str:
     # moto's backends are process-wide: every server in this process shares them, so the session's one serves.
-    return aws_resources.refs["endpoint"]
+    return aws_resources.endpoint_url
 
 
 def _queue_depth(sqs: Any, url: str) -> int:

@@ -5,10 +5,10 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from psycopg import Connection, errors
+from psycopg import Connection, errors, sql
 from psycopg.rows import DictRow
 
-from smsplatform import audit, login_throttle, pagination, passwords
+from smsplatform import audit, db, login_throttle, pagination, passwords
 from smsplatform.audit import RequestMeta
 from smsplatform.errors import (
     AccountSuspendedError,
@@ -154,9 +154,10 @@ def update_profile(
         changes["password_hash"] = passwords.hash_password(new_password)
     if not changes:
         return User.from_row(current)
-    assignments = ", ".join(f"{column} = %({column})s" for column in changes)
     row = conn.execute(
-        f"UPDATE users SET {assignments}, updated_at = now() WHERE id = %(id)s RETURNING {_USER_COLUMNS}",
+        sql.SQL("UPDATE users SET {}, updated_at = now() WHERE id = %(id)s RETURNING " + _USER_COLUMNS).format(
+            db.set_clause(changes)
+        ),
         {**changes, "id": user_id},
     ).fetchone()
     assert row is not None

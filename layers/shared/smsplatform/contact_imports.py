@@ -30,7 +30,7 @@ from uuid import UUID, uuid4
 from psycopg import Connection
 from psycopg.rows import DictRow
 
-from smsplatform import audit, contacts, db, phones, storage
+from smsplatform import audit, contacts, db, groups, phones, storage
 from smsplatform.audit import RequestMeta
 from smsplatform.errors import FieldError, InvalidInputError, NotFoundError
 from smsplatform.observability import logger
@@ -111,13 +111,8 @@ def start_import(
             f"{default_region!r} is not a region code.",
             errors=[FieldError("default_region", "must be an ISO 3166 alpha-2 code such as GB or US")],
         )
-    if (
-        group_id is not None
-        and not conn.execute(
-            "SELECT 1 FROM contact_groups WHERE id = %s AND user_id = %s", (group_id, user_id)
-        ).fetchone()
-    ):
-        raise NotFoundError("No such group.")
+    if group_id is not None:
+        groups.get_group(conn, user_id, group_id)
     import_id = uuid4()
     row = conn.execute(
         f"""INSERT INTO contact_imports (id, user_id, status, source, object_key, group_id, default_region)

@@ -6,16 +6,15 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from psycopg import Connection, errors
+from psycopg import Connection, errors, sql
 from psycopg.rows import DictRow
 from psycopg.types.json import Jsonb
 
-from smsplatform import audit, pagination, phones
+from smsplatform import audit, db, pagination, phones
 from smsplatform.audit import RequestMeta
 from smsplatform.errors import ConflictError, FieldError, InvalidInputError, NotFoundError
 from smsplatform.pagination import Cursor, Page, page_of
 
-STATUSES = ("active", "unsubscribed", "invalid")
 MAX_CUSTOM_FIELDS = 50
 CUSTOM_FIELD_KEY = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
 _COLUMNS = """c.id, c.phone_number, c.country_code, c.first_name, c.last_name, c.email, c.custom_fields, c.status,
@@ -209,11 +208,12 @@ def update_contact(
             raise ConflictError("This number is on the opt-out list; remove it from /v1/opt-outs first.")
     if not changes:
         return current
-    assignments = ", ".join(f"{column} = %({column})s" for column in changes)
     try:
         with conn.transaction():
             conn.execute(
-                f"UPDATE contacts SET {assignments}, updated_at = now() WHERE id = %(id)s AND user_id = %(user)s",
+                sql.SQL("UPDATE contacts SET {}, updated_at = now() WHERE id = %(id)s AND user_id = %(user)s").format(
+                    db.set_clause(changes)
+                ),
                 {**changes, "id": contact_id, "user": user_id},
             )
     except errors.UniqueViolation as exc:

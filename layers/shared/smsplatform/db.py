@@ -7,11 +7,11 @@ block ends, rolled back when it raises.
 """
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from psycopg import Connection, conninfo
+from psycopg import Connection, conninfo, sql
 from psycopg.rows import DictRow, dict_row
 from psycopg_pool import ConnectionPool
 
@@ -66,6 +66,11 @@ def get_pool() -> ConnectionPool[Connection[DictRow]]:
 def transaction() -> Iterator[Connection[DictRow]]:
     with get_pool().connection() as conn:
         yield conn
+
+
+def set_clause(columns: Iterable[str]) -> sql.Composed:
+    """`"a" = %(a)s, "b" = %(b)s` for a partial UPDATE of the given columns, identifiers quoted."""
+    return sql.SQL(", ").join(sql.SQL("{} = {}").format(sql.Identifier(c), sql.Placeholder(c)) for c in columns)
 
 
 def connect_direct(*, autocommit: bool = True) -> Connection[DictRow]:

@@ -4,10 +4,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from uuid import UUID
 
-from psycopg import Connection, errors
+from psycopg import Connection, errors, sql
 from psycopg.rows import DictRow
 
-from smsplatform import audit, pagination
+from smsplatform import audit, db, pagination
 from smsplatform.audit import RequestMeta
 from smsplatform.errors import ConflictError, FieldError, NotFoundError
 from smsplatform.pagination import Cursor, Page, page_of
@@ -75,12 +75,13 @@ def update_group(
 ) -> Group:
     if not changes:
         return get_group(conn, user_id, group_id)
-    assignments = ", ".join(f"{column} = %({column})s" for column in changes)
     try:
         with conn.transaction():
             row = conn.execute(
-                f"""UPDATE contact_groups SET {assignments}, updated_at = now()
-                     WHERE id = %(id)s AND user_id = %(user)s RETURNING {_COLUMNS}""",
+                sql.SQL(
+                    "UPDATE contact_groups SET {}, updated_at = now() WHERE id = %(id)s AND user_id = %(user)s "
+                    "RETURNING " + _COLUMNS
+                ).format(db.set_clause(changes)),
                 {**changes, "id": group_id, "user": user_id},
             ).fetchone()
     except errors.UniqueViolation as exc:

@@ -1,10 +1,5 @@
 """The permission vocabulary and each role's share of it, as stored in user_roles."""
 
-from uuid import UUID
-
-from psycopg import Connection
-from psycopg.rows import DictRow
-
 # Every permission a route may require. A session has all of its role's; an
 # API token only those it was created with, and never more than its owner's role.
 CONTACTS_READ = "contacts:read"
@@ -42,10 +37,3 @@ USER_PERMISSIONS_SQL = """
                 FROM user_roles r, jsonb_array_elements_text(r.permissions) p
                WHERE (r.user_id IS NULL AND r.role_name = u.role) OR r.user_id = u.id),
              '[]')"""
-
-
-def of_user(conn: Connection[DictRow], user_id: UUID) -> frozenset[str]:
-    row = conn.execute(
-        f"SELECT {USER_PERMISSIONS_SQL} AS permissions FROM users u WHERE u.id = %s", (user_id,)
-    ).fetchone()
-    return frozenset(row["permissions"]) if row else frozenset()

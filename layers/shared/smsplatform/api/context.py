@@ -1,5 +1,7 @@
 """What a route needs from the API Gateway event: the caller and where the call came from."""
 
+from typing import Any
+
 from aws_lambda_powertools.event_handler.api_gateway import BaseRouter
 from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEventV2
 
@@ -14,10 +16,15 @@ def _event(router: BaseRouter) -> APIGatewayProxyEventV2:
     return event
 
 
+def authorizer_context(event: APIGatewayProxyEventV2) -> dict[str, Any]:
+    """What the Lambda authorizer put in the request context; empty on public routes."""
+    authorizer = event.raw_event.get("requestContext", {}).get("authorizer") or {}
+    return dict(authorizer.get("lambda") or {})
+
+
 def caller(router: BaseRouter, permission: str | None = None) -> Principal:
     """The authenticated principal, checked for `permission`; raises 401/403 problems otherwise."""
-    authorizer = _event(router).raw_event.get("requestContext", {}).get("authorizer") or {}
-    principal = principals.from_context(authorizer.get("lambda"))
+    principal = principals.from_context(authorizer_context(_event(router)))
     if permission is not None:
         principal.require(permission)
     return principal

@@ -12,6 +12,7 @@ from aws_lambda_powertools.event_handler.openapi.models import HTTPBearer
 
 from smsplatform import db, idempotency
 from smsplatform.api import problems
+from smsplatform.api.context import authorizer_context
 from smsplatform.errors import DomainError
 from smsplatform.observability import logger
 
@@ -45,7 +46,7 @@ def create_resolver(*routers: Router) -> APIGatewayHttpResolver:
 def access_log(app: APIGatewayHttpResolver, next_middleware: NextMiddleware) -> Response[object]:
     """One line per request: route, caller, outcome and duration. Never headers or bodies."""
     event = app.current_event
-    authorizer = (event.raw_event.get("requestContext", {}).get("authorizer") or {}).get("lambda") or {}
+    authorizer = authorizer_context(event)
     fields = {
         "method": event.http_method,
         "route": event.raw_event.get("routeKey"),
@@ -71,7 +72,7 @@ def idempotent_posts(app: APIGatewayHttpResolver, next_middleware: NextMiddlewar
     """Honours Idempotency-Key on authenticated POSTs: a retry gets the first response, not a second effect."""
     event = app.current_event
     key = event.headers.get("idempotency-key")
-    authorizer = (event.raw_event.get("requestContext", {}).get("authorizer") or {}).get("lambda") or {}
+    authorizer = authorizer_context(event)
     if event.http_method != "POST" or key is None or not authorizer.get("user_id"):
         return next_middleware(app)
     user_id = UUID(authorizer["user_id"])
