@@ -66,6 +66,8 @@ def _page_latency(p: Platform, token: str, limit: int, pages: int) -> tuple[floa
     for _ in range(pages - 1):
         page = _call(p, "GET", f"/v1/contacts?limit={limit}" + (f"&cursor={cursor}" if cursor else ""), token)
         cursor = page["next_cursor"]
+        if cursor is None:  # fewer pages than asked for: time the last one
+            break
         cursors.append(cursor)
 
     def timed(c: str | None) -> float:

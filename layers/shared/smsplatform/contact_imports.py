@@ -20,7 +20,7 @@ import re
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
-from contextlib import suppress
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, BinaryIO
@@ -201,21 +201,35 @@ def _layout(header_line: str) -> _Layout:
     return _Layout(delimiter, phone, known, custom, ignored)
 
 
-def _rows(stream: BinaryIO) -> Iterator[tuple[int, list[str], _Layout]]:
-    """(line number, fields, layout) for every non-blank data row; line 1 is the header."""
+Row = tuple[int, list[str]]  # (line number, fields); the header is line 1
+
+
+def _open(stream: BinaryIO) -> tuple[_Layout, Iterator[Row]]:
+    """Reads the header now (a file without a usable one fails here) and the data rows as they are consumed."""
     text = io.TextIOWrapper(stream, encoding="utf-8-sig", newline="")
-    try:
+    with _as_file_error():
         header = text.readline()
-        if not header.strip():
-            raise ImportFileError("The file is empty.")
-        layout = _layout(header)
-        reader = csv.reader(text, delimiter=layout.delimiter)
-        consumed = 0
-        for fields in reader:
-            line_number = 2 + consumed
-            consumed = reader.line_num
-            if any(field.strip() for field in fields):
-                yield line_number, fields, layout
+    if not header.strip():
+        raise ImportFileError("The file is empty.")
+    layout = _layout(header)
+
+    def rows() -> Iterator[Row]:
+        with _as_file_error():
+            reader = csv.reader(text, delimiter=layout.delimiter)
+            consumed = 0
+            for fields in reader:
+                line_number = 2 + consumed
+                consumed = reader.line_num
+                if any(field.strip() for field in fields):
+                    yield line_number, fields
+
+    return layout, rows()
+
+
+@contextmanager
+def _as_file_error() -> Iterator[None]:
+    try:
+        yield
     except UnicodeDecodeError as exc:
         raise ImportFileError("The file is not UTF-8 text.") from exc
     except csv.Error as exc:
@@ -269,15 +283,16 @@ def _staged(
 _BATCH_ROWS = 5_000
 
 
-def _normalise_batches(connection: "multiprocessing.connection.Connection", default_region: str | None) -> None:
+def _normalise_batches(
+    connection: "multiprocessing.connection.Connection", layout: _Layout, default_region: str | None
+) -> None:
     """Worker process: staging rows for each batch it is sent, until it is sent None."""
-    while (job := connection.recv()) is not None:
-        layout, batch = job
+    while (batch := connection.recv()) is not None:
         connection.send([_staged(line_number, fields, layout, default_region) for line_number, fields in batch])
 
 
 def _staged_rows(
-    stream: BinaryIO, default_region: str | None, workers: int, layout_seen: list[_Layout]
+    layout: _Layout, rows: Iterator[Row], default_region: str | None, workers: int
 ) -> Iterator[tuple[Any, ...]]:
     """Staging rows in file order. Normalising numbers is CPU-bound pure Python, so a large file is
     cut into batches that `workers` processes normalise while this one feeds COPY.
@@ -285,16 +300,15 @@ def _staged_rows(
     Worker processes are spawned (not forked: this process has threads) and talk over pipes,
     which work in Lambda, where multiprocessing's queues and pools do not.
     """
-    rows = _remembering_layout(_rows(stream), layout_seen)
     if workers <= 1:
-        for line_number, fields, layout in rows:
+        for line_number, fields in rows:
             yield _staged(line_number, fields, layout, default_region)
         return
     context = multiprocessing.get_context("spawn")
     pipes, processes = [], []
     for _ in range(workers):
         ours, theirs = context.Pipe()
-        process = context.Process(target=_normalise_batches, args=(theirs, default_region), daemon=True)
+        process = context.Process(target=_normalise_batches, args=(theirs, layout, default_region), daemon=True)
         process.start()
         theirs.close()
         pipes.append(ours)
@@ -304,11 +318,11 @@ def _staged_rows(
     in_flight: deque[int] = deque()
     sent = 0
     try:
-        for chunk_layout, chunk in _batches(rows):
+        for batch in _batches(rows):
             worker = sent % workers
             if len(in_flight) == workers:
                 yield from pipes[in_flight.popleft()].recv()
-            pipes[worker].send((chunk_layout, chunk))
+            pipes[worker].send(batch)
             in_flight.append(worker)
             sent += 1
         while in_flight:
@@ -324,26 +338,15 @@ def _staged_rows(
                 process.kill()
 
 
-def _remembering_layout(
-    rows: Iterator[tuple[int, list[str], _Layout]], seen: list[_Layout]
-) -> Iterator[tuple[int, list[str], _Layout]]:
+def _batches(rows: Iterator[Row]) -> Iterator[list[Row]]:
+    batch: list[Row] = []
     for row in rows:
-        if not seen:
-            seen.append(row[2])
-        yield row
-
-
-def _batches(rows: Iterator[tuple[int, list[str], _Layout]]) -> Iterator[tuple[_Layout, list[tuple[int, list[str]]]]]:
-    batch: list[tuple[int, list[str]]] = []
-    layout: _Layout | None = None
-    for line_number, fields, row_layout in rows:
-        layout = row_layout
-        batch.append((line_number, fields))
+        batch.append(row)
         if len(batch) == _BATCH_ROWS:
-            yield layout, batch
+            yield batch
             batch = []
-    if batch and layout is not None:
-        yield layout, batch
+    if batch:
+        yield batch
 
 
 # -- loading -----------------------------------------------------------------------------
@@ -364,10 +367,10 @@ def load(
                line_number integer, phone text, country_code text, first_name text, last_name text,
                email text, custom_fields jsonb, error text) ON COMMIT DROP"""
     )
+    layout, rows = _open(stream)
     total = 0
-    layout: list[_Layout] = []
     with conn.cursor().copy("COPY import_staging FROM STDIN") as copy:
-        for staged in _staged_rows(stream, job.default_region, workers, layout):
+        for staged in _staged_rows(layout, rows, job.default_region, workers):
             copy.write_row(staged)
             total += 1
             if total % PROGRESS_EVERY_ROWS == 0:
@@ -445,7 +448,7 @@ def load(
             "unchanged": valid_unique - upserted["imported"] - upserted["updated"],
             "duplicates": counts["duplicates"],
             "invalid": counts["invalid"],
-            "ignored": layout[0].ignored if layout else [],
+            "ignored": layout.ignored,
         },
     ).fetchone()
     assert row is not None
