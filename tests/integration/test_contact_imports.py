@@ -183,6 +183,7 @@ def test_worker_processes_give_the_same_result_in_file_order(
 
     monkeypatch.setattr(contact_imports, "PARALLEL_FROM_BYTES", 0)
     monkeypatch.setattr(contact_imports, "_BATCH_ROWS", 7)
+    assert contact_imports._workers_for(1) > 1  # the run below does use worker processes
     lines = ["phone,first_name"] + [f"+4474000000{n % 40:02d},Name{n}" for n in range(100)] + ["bad,Row"]
     started = _start(api, user["token"], "\n".join(lines) + "\n")
     _run(import_worker, api, user["token"], started["import_id"])

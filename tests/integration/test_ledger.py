@@ -2,6 +2,7 @@
 
 import threading
 import uuid
+from decimal import Decimal
 from typing import Any
 
 import psycopg
@@ -29,7 +30,7 @@ def test_fifty_concurrent_debits_against_a_balance_for_twenty(
     user: dict[str, Any], conn: psycopg.Connection[Any], database_url: str
 ) -> None:
     with psycopg.connect(database_url, row_factory=dict_row) as setup:
-        ledger.top_up(setup, user["id"], 20, amount=ledger.Decimal("2.00"))
+        ledger.top_up(setup, user["id"], 20, amount=Decimal("2.00"))
     start = threading.Barrier(50)
     outcomes: list[str] = []
     lock = threading.Lock()
@@ -68,7 +69,7 @@ def test_a_reservation_ends_spent_and_refunded_and_never_more(
 ) -> None:
     campaign = uuid.uuid4()
     with psycopg.connect(database_url, row_factory=dict_row) as own:
-        ledger.top_up(own, user["id"], 100, amount=ledger.Decimal("10.00"))
+        ledger.top_up(own, user["id"], 100, amount=Decimal("10.00"))
         ledger.reserve(own, user["id"], 60, campaign, "campaign")
         ledger.spend(own, user["id"], 45, campaign, "campaign")
         ledger.refund(own, user["id"], 15, campaign, "campaign")

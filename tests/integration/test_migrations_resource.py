@@ -77,7 +77,9 @@ def test_delete_leaves_the_schema_alone(
     runtimes: dict[str, FunctionRuntime], cloudformation: tuple[str, list[dict[str, Any]]], tmp_path: Path
 ) -> None:
     url, received = cloudformation
+    # A folder the runner would refuse: had Delete run the migrations, it would report FAILED.
+    (tmp_path / "0001_schema.sql").write_text("SELECT 'not the applied file';")
 
-    _invoke(runtimes, url, "Delete", tmp_path / "missing")
+    _invoke(runtimes, url, "Delete", tmp_path)
 
     assert received[0]["Status"] == "SUCCESS"
