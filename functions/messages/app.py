@@ -1,4 +1,4 @@
-"""Messages API: preview of a text's encoding and segments."""
+"""Messages API: preview, send (through the campaign pipeline) and status of single messages."""
 
 from typing import Any
 

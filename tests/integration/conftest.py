@@ -18,12 +18,13 @@ from local.template import StackSpec, load_stack
 from tests.conftest import ROOT
 
 SIGNING_KEY = "integration-tests-signing-key-0123456789abcdef"
+SIMULATOR_KEY = "integration-tests-simulator-key-0123456789"
 # Tables the tests write to, emptied after each test. user_roles keeps its role
 # definitions (user_id NULL) and loses per-user grants; schema_migrations stays.
 _CLEANUP = """
     TRUNCATE api_tokens, billing_transactions, audit_logs, contact_groups, contacts, contact_group_members,
              opt_outs, sms_campaigns, campaign_target_groups, sms_delivery_logs, login_failures,
-             contact_imports, contact_import_errors, idempotency_keys;
+             contact_imports, contact_import_errors, idempotency_keys, simulator_messages;
     DELETE FROM user_roles WHERE user_id IS NOT NULL;
     DELETE FROM users;
 """
@@ -51,6 +52,15 @@ def platform_env(database_url: str, aws_resources: aws.Resources) -> Iterator[No
 
     patch = pytest.MonkeyPatch()
     patch.setenv("SMS_IMPORTS_BUCKET", aws_resources.refs["ImportsBucket"])
+    for queue in ("Release", "Send", "Receipts"):
+        patch.setenv(f"SMS_{queue.upper()}_QUEUE_URL", aws_resources.refs[f"{queue}Queue"])
+    # Receipts go straight onto the receipts queue here (no HTTP server); the e2e tests
+    # cover the simulator posting them to the webhook.
+    patch.setenv("SMS_SIMULATOR_SECRET", SIMULATOR_KEY)
+    patch.delenv("SMS_SIMULATOR_SECRET_ARN", raising=False)
+    patch.delenv("SMS_PUBLIC_BASE_URL", raising=False)
+    patch.setenv("SMS_SEND_RETRY_BASE_SECONDS", "0")
+    patch.setenv("SMS_SEND_BATCH_SIZE", "4")
     patch.setenv("DATABASE_URL", database_url)
     patch.setenv("SMS_JWT_SECRET", SIGNING_KEY)
     patch.delenv("SMS_DATABASE_SECRET_ARN", raising=False)
@@ -200,3 +210,63 @@ def import_worker(
     # A notification left over from an earlier test names an import that is gone or
     # finished: the function ignores it, as it would a redelivery.
     return poller
+
+
+class Pipeline:
+    """The send pipeline's queues and functions, driven one poll at a time, as Lambda's pollers would."""
+
+    def __init__(self, pollers: dict[str, SqsPoller], sqs: Any) -> None:
+        self.pollers = pollers
+        self.sqs = sqs
+
+    def pending(self) -> int:
+        """Messages waiting (visible or delayed); ones a handler holds are not counted."""
+        total = 0
+        for poller in self.pollers.values():
+            attributes = self.sqs.get_queue_attributes(
+                QueueUrl=poller.queue_url,
+                AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesDelayed"],
+            )["Attributes"]
+            total += sum(int(value) for value in attributes.values())
+        return total
+
+    def drain(self, rounds: int = 200) -> None:
+        """Polls every queue until none has a message waiting."""
+        for _ in range(rounds):
+            handled = sum(poller.poll_once() for poller in self.pollers.values())
+            if not handled and not self.pending():
+                return
+        raise AssertionError("the pipeline did not drain")
+
+    def discard(self) -> None:
+        """Drops what earlier tests left waiting (PurgeQueue is allowed once a minute)."""
+        for poller in self.pollers.values():
+            while messages := self.sqs.receive_message(QueueUrl=poller.queue_url, MaxNumberOfMessages=10).get(
+                "Messages"
+            ):
+                self.sqs.delete_message_batch(
+                    QueueUrl=poller.queue_url,
+                    Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)],
+                )
+
+
+@pytest.fixture
+def pipeline(
+    stack_spec: StackSpec, runtimes: dict[str, FunctionRuntime], aws_resources: aws.Resources
+) -> Iterator[Pipeline]:
+    sqs = aws.client("sqs", aws_resources.endpoint_url)
+    pollers = {}
+    for function in ("DispatcherFunction", "SenderFunction", "ReceiptsFunction"):
+        (source,) = [s for s in stack_spec.sqs_sources if s.function == function]
+        pollers[function] = SqsPoller(
+            source,
+            aws_resources.refs[source.queue],
+            aws_resources.arns[source.queue],
+            runtimes[function],
+            sqs,
+            wait_seconds=0,
+        )
+    driven = Pipeline(pollers, sqs)
+    driven.discard()
+    yield driven
+    driven.discard()

@@ -67,6 +67,29 @@ ROUTES = [
     ("GET", "/v1/opt-outs", permissions.CONTACTS_READ, None),
     ("POST", "/v1/opt-outs", permissions.CONTACTS_WRITE, {"phone_number": "+447911123998"}),
     ("DELETE", "/v1/opt-outs/{phone_number}", permissions.CONTACTS_WRITE, None),
+    (
+        "POST",
+        "/v1/campaigns",
+        permissions.CAMPAIGNS_WRITE,
+        {"name": "n", "message_template": "t", "group_ids": ["{group_id}"]},
+    ),
+    ("GET", "/v1/campaigns", permissions.CAMPAIGNS_READ, None),
+    ("GET", "/v1/campaigns/{campaign_id}", permissions.CAMPAIGNS_READ, None),
+    ("PATCH", "/v1/campaigns/{campaign_id}", permissions.CAMPAIGNS_WRITE, {"name": "renamed"}),
+    ("DELETE", "/v1/campaigns/{campaign_id}", permissions.CAMPAIGNS_WRITE, None),
+    ("POST", "/v1/campaigns/{campaign_id}/preview", permissions.CAMPAIGNS_READ, {}),
+    ("POST", "/v1/campaigns/{campaign_id}/send", permissions.CAMPAIGNS_SEND, None),
+    (
+        "POST",
+        "/v1/campaigns/{campaign_id}/schedule",
+        permissions.CAMPAIGNS_SEND,
+        {"scheduled_time": "2099-01-01T00:00:00Z"},
+    ),
+    ("POST", "/v1/campaigns/{campaign_id}/cancel", permissions.CAMPAIGNS_SEND, None),
+    ("GET", "/v1/campaigns/{campaign_id}/stats", permissions.CAMPAIGNS_READ, None),
+    ("GET", "/v1/campaigns/{campaign_id}/messages", permissions.CAMPAIGNS_READ, None),
+    ("POST", "/v1/messages", permissions.MESSAGES_SEND, {"to": "+447911123456", "text": "hi"}),
+    ("GET", "/v1/messages/{message_id}", permissions.MESSAGES_READ, None),
 ]
 
 
@@ -77,11 +100,20 @@ def _owned_resources(api: Api, session: str) -> dict[str, str]:
     api.request("POST", f"/v1/groups/{group['id']}/members", token=session, json_body={"contact_ids": [contact["id"]]})
     api.request("POST", "/v1/opt-outs", token=session, json_body={"phone_number": "+447911123457"})
     started = api.request("POST", "/v1/contacts/imports", token=session, json_body={"upload": True}).json()
+    campaign = api.request(
+        "POST",
+        "/v1/campaigns",
+        token=session,
+        json_body={"name": "c", "message_template": "t", "group_ids": [group["id"]]},
+    ).json()
+    sent = api.request("POST", "/v1/messages", token=session, json_body={"to": "+447911123456", "text": "hi"}).json()
     return {
         "contact_id": contact["id"],
         "group_id": group["id"],
         "import_id": started["import_id"],
         "phone_number": "%2B447911123457",
+        "campaign_id": campaign["id"],
+        "message_id": sent["data"][0]["id"],
     }
 
 
@@ -98,10 +130,13 @@ def test_a_token_without_the_routes_permission_is_refused(
     everything_else = sorted(permissions.ALL - {needed})
     lacking = create_token(api, admin["token"], *everything_else)["token"]
     holding = create_token(api, admin["token"], needed, permissions.BILLING_READ)
-    owned = _owned_resources(api, admin["token"]) if "contact" in path or "group" in path or "opt-outs" in path else {}
+    api.request("POST", f"/v1/users/{admin['id']}/credits", token=admin["token"], json_body={"credits": 10})
+    owned = _owned_resources(api, admin["token"])
     target = path.format(token_id=holding["id"], user_id=user["id"], **owned)
     if body and "contact_ids" in body:
         body = {"contact_ids": [owned["contact_id"]]}
+    if body and "group_ids" in body:
+        body = {**body, "group_ids": [owned["group_id"]]}
 
     refused = api.request(method, target, token=lacking, json_body=body)
     allowed = api.request(method, target, token=holding["token"], json_body=body)

@@ -93,7 +93,11 @@ def test_delivery_logs_are_partitioned_by_month_ahead_of_time(conn: psycopg.Conn
     assert this_month in partitions
     assert len(partitions) == 1 + 1 + maintenance.PARTITION_MONTHS_AHEAD
     owner = _user(conn)
-    conn.execute("INSERT INTO sms_delivery_logs (user_id, phone_number) VALUES (%s, '+447911123456')", (owner,))
+    conn.execute(
+        """INSERT INTO sms_delivery_logs (user_id, request_id, phone_number)
+           VALUES (%s, gen_random_uuid(), '+447911123456')""",
+        (owner,),
+    )
     placed = conn.execute("SELECT tableoid::regclass::text AS part FROM sms_delivery_logs").fetchone()["part"]
     assert placed == this_month
 

@@ -23,7 +23,10 @@ def test_the_real_template_declares_the_accounts_routes_behind_the_authorizer() 
     assert spec.authorizer.function == "AuthorizerFunction"
     # No identity source: the authorizer runs on every request, even without a header.
     assert spec.authorizer.identity_sources == ()
-    assert [(s.function, s.expression) for s in spec.schedules] == [("MaintenanceFunction", "rate(1 day)")]
+    assert sorted((s.function, s.expression) for s in spec.schedules) == [
+        ("MaintenanceFunction", "rate(1 day)"),
+        ("SchedulerFunction", "rate(1 minute)"),
+    ]
 
 
 def test_every_function_gets_the_global_environment_and_handler() -> None:

@@ -41,6 +41,35 @@ class Settings(BaseSettings):
     sql_dir: Path = Path("/opt/sql")
     upload_url_ttl_seconds: Annotated[int, Field(ge=60, le=86_400)] = 3600
 
+    # The send pipeline's queues (URLs): release messages, batch descriptors, receipts.
+    release_queue_url: str | None = None
+    send_queue_url: str | None = None
+    receipts_queue_url: str | None = None
+    # Recipients per batch descriptor (one SQS record, one sender invocation).
+    send_batch_size: Annotated[int, Field(ge=1, le=5000)] = 500
+    # Provider calls in flight at once within a batch (they wait on the network).
+    send_concurrency: Annotated[int, Field(ge=1, le=256)] = 64
+    # Attempts per message before a transient failure becomes final.
+    send_max_attempts: Annotated[int, Field(ge=1, le=20)] = 5
+    # First retry delay after a transient failure; it doubles with each attempt.
+    send_retry_base_seconds: Annotated[int, Field(ge=0, le=900)] = 5
+    # A row claimed longer ago than this belongs to a sender that died; it may be reclaimed.
+    send_lease_seconds: Annotated[int, Field(ge=0)] = 180
+    # A throttled batch waits in the sender at most this long; further out, it is re-queued with a delay.
+    send_max_wait_seconds: Annotated[int, Field(ge=0, le=600)] = 20
+
+    # Which provider sends: "simulator" until real adapters are configured.
+    provider: str = "simulator"
+    # Simulator: latency per call, outcomes by number suffix, and how receipts come back.
+    simulator_latency_ms: Annotated[int, Field(ge=0, le=10_000)] = 0
+    simulator_rules: dict[str, str] = Field(
+        default_factory=lambda: {"0000": "reject", "0001": "throttle", "0002": "flaky", "0003": "undelivered"}
+    )
+    simulator_secret: SecretStr | None = None
+    simulator_secret_arn: str | None = None
+    # Where the simulator POSTs its signed receipts; unset, they go straight onto the receipts queue.
+    simulator_receipts_url: str | None = None
+
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:

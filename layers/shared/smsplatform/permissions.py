@@ -8,6 +8,7 @@ CAMPAIGNS_READ = "campaigns:read"
 CAMPAIGNS_WRITE = "campaigns:write"
 CAMPAIGNS_SEND = "campaigns:send"
 MESSAGES_SEND = "messages:send"
+MESSAGES_READ = "messages:read"
 BILLING_READ = "billing:read"
 TOKENS_WRITE = "tokens:write"
 USERS_ADMIN = "users:admin"
@@ -22,6 +23,7 @@ ALL = frozenset(
         CAMPAIGNS_WRITE,
         CAMPAIGNS_SEND,
         MESSAGES_SEND,
+        MESSAGES_READ,
         BILLING_READ,
         TOKENS_WRITE,
         USERS_ADMIN,

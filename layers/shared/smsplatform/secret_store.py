@@ -27,3 +27,11 @@ def jwt_signing_key(settings: Settings) -> str:
     if settings.jwt_secret_arn:
         return get_secret_string(settings.jwt_secret_arn, settings)
     raise RuntimeError("no session signing key: set SMS_JWT_SECRET or SMS_JWT_SECRET_ARN")
+
+
+def simulator_signing_key(settings: Settings) -> str:
+    if settings.simulator_secret is not None:
+        return settings.simulator_secret.get_secret_value()
+    if settings.simulator_secret_arn:
+        return get_secret_string(settings.simulator_secret_arn, settings)
+    raise RuntimeError("no simulator signing key: set SMS_SIMULATOR_SECRET or SMS_SIMULATOR_SECRET_ARN")

@@ -8,12 +8,14 @@ def all_routers() -> list[Router]:
     from smsplatform.api.admin import admin_routes
     from smsplatform.api.audit_logs import audit_log_routes
     from smsplatform.api.billing import billing_routes
+    from smsplatform.api.campaigns import campaigns_routes
     from smsplatform.api.contacts import contacts_routes
     from smsplatform.api.groups import groups_routes
     from smsplatform.api.health_and_docs import health_and_docs_routes
     from smsplatform.api.messages import messages_routes
     from smsplatform.api.opt_outs import opt_outs_routes
     from smsplatform.api.tokens import tokens_routes
+    from smsplatform.api.webhooks import webhooks_routes
 
     return [
         health_and_docs_routes(),
@@ -25,5 +27,7 @@ def all_routers() -> list[Router]:
         contacts_routes(),
         groups_routes(),
         opt_outs_routes(),
+        campaigns_routes(),
         messages_routes(),
+        webhooks_routes(),
     ]

@@ -1,24 +1,33 @@
-"""Routes for single messages."""
+"""Routes for single messages: preview, send through the pipeline, and status."""
 
+from datetime import datetime
+from decimal import Decimal
 from typing import Annotated, Literal
+from uuid import UUID
 
+from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Body
-from pydantic import Field
+from pydantic import BaseModel, Field
 
-from smsplatform import encoding
-from smsplatform.api.context import caller
+from smsplatform import contacts, db, encoding, messages, permissions, phones
+from smsplatform.api.context import caller, request_meta
 from smsplatform.api.models import RequestModel, ResponseModel
 from smsplatform.api.resolver import BEARER
+from smsplatform.errors import InvalidInputError
 
 MAX_TEXT_CHARACTERS = 1600
+MAX_RECIPIENTS = 100
+MessageStatus = Literal["queued", "sending", "sent", "delivered", "undelivered", "failed"]
+Text = Annotated[str, Field(min_length=1, max_length=MAX_TEXT_CHARACTERS)]
+Number = Annotated[str, Field(min_length=3, max_length=32)]
 
 
 class PreviewRequest(RequestModel):
     # Leading and trailing spaces are sent, and counted: keep them.
     model_config = RequestModel.model_config | {"str_strip_whitespace": False}
 
-    text: Annotated[str, Field(min_length=1, max_length=MAX_TEXT_CHARACTERS)]
+    text: Text
 
 
 class PreviewResponse(ResponseModel):
@@ -27,6 +36,47 @@ class PreviewResponse(ResponseModel):
     characters: Annotated[int, Field(description="Septets (GSM-7) or UTF-16 units (UCS-2) the text takes")]
     characters_per_segment: int
     remaining_in_segment: Annotated[int, Field(description="Room left before another part is needed")]
+
+
+class SendRequest(RequestModel):
+    model_config = RequestModel.model_config | {"str_strip_whitespace": False}
+
+    to: Annotated[
+        Number | Annotated[list[Number], Field(min_length=1, max_length=MAX_RECIPIENTS)],
+        Field(description=f"One number or up to {MAX_RECIPIENTS}; E.164, or national in default_region"),
+    ]
+    text: Text
+    sender_id: Annotated[str, Field(min_length=1, max_length=50)] | None = None
+    default_region: Annotated[str, Field(min_length=2, max_length=2)] | None = None
+
+
+class MessageResponse(ResponseModel):
+    id: UUID
+    campaign_id: UUID | None
+    request_id: UUID | None
+    recipient_id: UUID | None
+    to: Annotated[str, Field(validation_alias="phone_number")]
+    status: MessageStatus
+    body: str | None
+    sender_id: str | None
+    segments: int | None
+    encoding: str | None
+    cost: Annotated[Decimal | None, Field(description="Credits")]
+    attempts: int
+    provider: str | None
+    external_id: Annotated[str | None, Field(validation_alias="external_message_id")]
+    error_code: str | None
+    error_message: str | None
+    created_at: datetime
+    updated_at: datetime
+    sent_at: datetime | None
+    delivered_at: datetime | None
+
+
+class SendResponse(BaseModel):
+    request_id: UUID
+    credits_reserved: int
+    data: list[MessageResponse]
 
 
 def messages_routes() -> Router:
@@ -42,5 +92,44 @@ def messages_routes() -> Router:
     def preview(body: Annotated[PreviewRequest, Body()]) -> PreviewResponse:
         caller(router)
         return PreviewResponse.model_validate(encoding.analyse(body.text))
+
+    @router.post(
+        "/v1/messages",
+        status_code=202,
+        tags=["Messages"],
+        summary="Send a text to one or more numbers",
+        description="Through the same queue, credits and receipts as campaigns. Opted-out numbers are not sent "
+        "to or charged: their message is failed with error_code opted_out. 402 if the credits do not cover it.",
+        security=BEARER,
+    )
+    def send(body: Annotated[SendRequest, Body()]) -> Response[str]:
+        principal = caller(router, permissions.MESSAGES_SEND)
+        raw = [body.to] if isinstance(body.to, str) else body.to
+        with db.transaction() as conn:
+            region = body.default_region or contacts.account_region(conn, principal.user_id)
+            numbers: list[str] = []
+            problems = []
+            for index, number in enumerate(raw):
+                try:
+                    numbers.append(phones.normalise_e164(number, region, field=f"to[{index}]"))
+                except InvalidInputError as exc:
+                    problems.extend(exc.errors)
+            if problems:
+                raise InvalidInputError("Some numbers are not valid.", errors=problems)
+            accepted = messages.send(
+                conn, principal.user_id, list(dict.fromkeys(numbers)), body.text, body.sender_id, request_meta(router)
+            )
+        response = SendResponse(
+            request_id=accepted.request_id,
+            credits_reserved=accepted.credits,
+            data=[MessageResponse.model_validate(m) for m in accepted.messages],
+        )
+        return Response(status_code=202, content_type="application/json", body=response.model_dump_json())
+
+    @router.get("/v1/messages/<message_id>", tags=["Messages"], summary="A message and its status", security=BEARER)
+    def get(message_id: UUID) -> MessageResponse:
+        principal = caller(router, permissions.MESSAGES_READ)
+        with db.transaction() as conn:
+            return MessageResponse.model_validate(messages.get_message(conn, principal.user_id, message_id))
 
     return router

@@ -1,0 +1,17 @@
+"""Campaigns API: definition, preview, send, schedule, cancel, stats and delivery logs."""
+
+from typing import Any
+
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from smsplatform.api.campaigns import campaigns_routes
+from smsplatform.api.resolver import create_resolver
+from smsplatform.observability import logger
+
+app = create_resolver(campaigns_routes())
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return app.resolve(event, context)

@@ -1,0 +1,20 @@
+"""Every minute: releases scheduled campaigns whose time has come and re-announces lost work."""
+
+from typing import Any
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from smsplatform import campaigns, db, dispatch, messages, queues
+from smsplatform.observability import logger
+
+
+@logger.inject_lambda_context
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    with db.transaction() as conn:
+        released = campaigns.release_due(conn)
+        lost = messages.unannounced_requests(conn)
+    if lost:
+        queues.send_many("send", (dispatch.batch_descriptor("request", request_id, 0) for request_id in lost))
+    result = {"campaigns_released": len(released), "requests_reannounced": len(lost)}
+    logger.info("scheduler tick", extra=result)
+    return result

@@ -1,0 +1,17 @@
+"""Provider webhooks: signed delivery receipts, enqueued for the receipts function."""
+
+from typing import Any
+
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from smsplatform.api.resolver import create_resolver
+from smsplatform.api.webhooks import webhooks_routes
+from smsplatform.observability import logger
+
+app = create_resolver(webhooks_routes())
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return app.resolve(event, context)

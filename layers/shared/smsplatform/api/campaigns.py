@@ -1,0 +1,258 @@
+"""Routes for campaigns: definition, preview, release, cancellation, stats and delivery logs."""
+
+from datetime import datetime
+from typing import Annotated, Literal
+from uuid import UUID
+
+from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler.api_gateway import Router
+from aws_lambda_powertools.event_handler.openapi.params import Body, Query
+from pydantic import AnyHttpUrl, Field
+
+from smsplatform import campaigns, db, messages, pagination, permissions
+from smsplatform.api.context import caller, request_meta
+from smsplatform.api.messages import MessageResponse, MessageStatus
+from smsplatform.api.models import CursorParam, Limit, PageResponse, RequestModel, ResponseModel, cursor_from
+from smsplatform.api.resolver import BEARER
+from smsplatform.errors import FieldError, InvalidInputError
+from smsplatform.templates import MAX_TEMPLATE_CHARACTERS
+
+CampaignStatus = Literal["draft", "scheduled", "queued", "sending", "completed", "cancelled", "failed"]
+Name = Annotated[str, Field(min_length=1, max_length=100)]
+Template = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=MAX_TEMPLATE_CHARACTERS,
+        description="Text with {{first_name}}, {{last_name}}, {{phone_number}}, {{email}} or "
+        "{{custom_fields.key}}, each with an optional fallback: {{first_name|there}}",
+    ),
+]
+SenderId = Annotated[str, Field(min_length=1, max_length=50, description="Alphanumeric sender or a number")]
+GroupIds = Annotated[list[UUID], Field(min_length=1, max_length=50)]
+
+
+class CampaignSettings(RequestModel):
+    throughput_per_second: Annotated[
+        int | None, Field(ge=1, le=1000, description="At most this many messages per second, across all senders")
+    ] = None
+    status_callback_url: Annotated[
+        AnyHttpUrl | None, Field(description="Receives each message status change (signed)")
+    ] = None
+
+
+class CampaignCreateRequest(RequestModel):
+    # The template's spaces are part of the message.
+    model_config = RequestModel.model_config | {"str_strip_whitespace": False}
+
+    name: Name
+    message_template: Template
+    sender_id: SenderId | None = None
+    group_ids: GroupIds
+    scheduled_time: Annotated[datetime | None, Field(description="Future, with a UTC offset")] = None
+    settings: CampaignSettings = Field(default_factory=CampaignSettings)
+
+
+class CampaignUpdateRequest(RequestModel):
+    model_config = RequestModel.model_config | {"str_strip_whitespace": False}
+
+    name: Name | None = None
+    message_template: Template | None = None
+    sender_id: SenderId | None = None
+    group_ids: GroupIds | None = None
+    settings: CampaignSettings | None = None
+
+
+class ScheduleRequest(RequestModel):
+    scheduled_time: Annotated[datetime, Field(description="Future, with a UTC offset")]
+
+
+class PreviewRequest(RequestModel):
+    contact_id: Annotated[UUID | None, Field(description="Render for this contact; default: the first recipient")] = (
+        None
+    )
+
+
+class CampaignResponse(ResponseModel):
+    id: UUID
+    name: str
+    message_template: str
+    sender_id: str | None
+    group_ids: list[UUID]
+    status: CampaignStatus
+    total_recipients: int
+    scheduled_time: datetime | None
+    settings: dict[str, object]
+    failure_reason: str | None
+    created_at: datetime
+    updated_at: datetime
+    queued_at: datetime | None
+    started_at: datetime | None
+    completed_at: datetime | None
+    cancelled_at: datetime | None
+
+
+class CampaignPreviewResponse(ResponseModel):
+    text: str
+    encoding: Literal["GSM-7", "UCS-2"]
+    segments: int
+    characters: int
+    recipients: Annotated[int, Field(description="Who would receive it now: active, opted-in, once each")]
+    estimated_credits: int
+    sample_contact_id: UUID | None
+
+
+class CampaignStatsResponse(ResponseModel):
+    total: int
+    queued: int
+    sending: int
+    sent: int
+    delivered: int
+    failed: int
+    undelivered: int
+    credits_reserved: int
+    credits_spent: int
+    credits_refunded: int
+
+
+def _settings_dict(settings: CampaignSettings) -> dict[str, object]:
+    return settings.model_dump(mode="json", exclude_none=True)
+
+
+def campaigns_routes() -> Router:
+    router = Router()
+    tags = ["Campaigns"]
+
+    @router.post("/v1/campaigns", status_code=201, tags=tags, summary="Create a campaign", security=BEARER)
+    def create(body: Annotated[CampaignCreateRequest, Body()]) -> CampaignResponse:
+        principal = caller(router, permissions.CAMPAIGNS_WRITE)
+        with db.transaction() as conn:
+            campaign = campaigns.create_campaign(
+                conn,
+                principal.user_id,
+                name=body.name,
+                message_template=body.message_template,
+                sender_id=body.sender_id,
+                group_ids=body.group_ids,
+                scheduled_time=body.scheduled_time,
+                settings=_settings_dict(body.settings),
+                meta=request_meta(router),
+            )
+        return CampaignResponse.model_validate(campaign)
+
+    @router.get("/v1/campaigns", tags=tags, summary="List campaigns, newest first", security=BEARER)
+    def list_all(
+        limit: Limit = pagination.DEFAULT_LIMIT,
+        cursor: CursorParam = None,
+        status: Annotated[CampaignStatus | None, Query()] = None,
+    ) -> PageResponse[CampaignResponse]:
+        principal = caller(router, permissions.CAMPAIGNS_READ)
+        with db.transaction() as conn:
+            page = campaigns.list_campaigns(conn, principal.user_id, limit, cursor_from(cursor), status)
+        return PageResponse(data=[CampaignResponse.model_validate(c) for c in page.items], next_cursor=page.next_cursor)
+
+    @router.get("/v1/campaigns/<campaign_id>", tags=tags, summary="A campaign", security=BEARER)
+    def get(campaign_id: UUID) -> CampaignResponse:
+        principal = caller(router, permissions.CAMPAIGNS_READ)
+        with db.transaction() as conn:
+            return CampaignResponse.model_validate(campaigns.get_campaign(conn, principal.user_id, campaign_id))
+
+    @router.patch(
+        "/v1/campaigns/<campaign_id>", tags=tags, summary="Change a draft or scheduled campaign", security=BEARER
+    )
+    def update(campaign_id: UUID, body: Annotated[CampaignUpdateRequest, Body()]) -> CampaignResponse:
+        principal = caller(router, permissions.CAMPAIGNS_WRITE)
+        changes = body.model_dump(include=body.model_fields_set)
+        for required in ("name", "message_template", "group_ids", "settings"):
+            if required in changes and changes[required] is None:
+                raise InvalidInputError(f"{required} cannot be null.", errors=[FieldError(required, "cannot be null")])
+        if body.settings is not None:
+            changes["settings"] = _settings_dict(body.settings)
+        with db.transaction() as conn:
+            campaign = campaigns.update_campaign(conn, principal.user_id, campaign_id, changes, request_meta(router))
+        return CampaignResponse.model_validate(campaign)
+
+    @router.delete(
+        "/v1/campaigns/<campaign_id>", tags=tags, summary="Delete a draft or scheduled campaign", security=BEARER
+    )
+    def delete(campaign_id: UUID) -> Response[None]:
+        principal = caller(router, permissions.CAMPAIGNS_WRITE)
+        with db.transaction() as conn:
+            campaigns.delete_campaign(conn, principal.user_id, campaign_id, request_meta(router))
+        return Response(status_code=204)
+
+    @router.post(
+        "/v1/campaigns/<campaign_id>/preview",
+        tags=tags,
+        summary="The text one recipient would get, and the audience's size and cost",
+        security=BEARER,
+    )
+    def preview(campaign_id: UUID, body: Annotated[PreviewRequest | None, Body()] = None) -> CampaignPreviewResponse:
+        principal = caller(router, permissions.CAMPAIGNS_READ)
+        with db.transaction() as conn:
+            shown = campaigns.preview(conn, principal.user_id, campaign_id, body.contact_id if body else None)
+        return CampaignPreviewResponse.model_validate(shown)
+
+    @router.post(
+        "/v1/campaigns/<campaign_id>/send",
+        status_code=202,
+        tags=tags,
+        summary="Send now: queued at once, recipients resolved and charged by the dispatcher",
+        description="A campaign that cannot start (no credits, no recipients) becomes failed with a failure_reason.",
+        security=BEARER,
+    )
+    def send(campaign_id: UUID) -> Response[str]:
+        principal = caller(router, permissions.CAMPAIGNS_SEND)
+        with db.transaction() as conn:
+            campaign = campaigns.send_now(conn, principal.user_id, campaign_id, request_meta(router))
+        return Response(
+            status_code=202,
+            content_type="application/json",
+            body=CampaignResponse.model_validate(campaign).model_dump_json(),
+        )
+
+    @router.post("/v1/campaigns/<campaign_id>/schedule", tags=tags, summary="Send at a future time", security=BEARER)
+    def schedule(campaign_id: UUID, body: Annotated[ScheduleRequest, Body()]) -> CampaignResponse:
+        principal = caller(router, permissions.CAMPAIGNS_SEND)
+        with db.transaction() as conn:
+            campaign = campaigns.schedule(
+                conn, principal.user_id, campaign_id, body.scheduled_time, request_meta(router)
+            )
+        return CampaignResponse.model_validate(campaign)
+
+    @router.post(
+        "/v1/campaigns/<campaign_id>/cancel",
+        tags=tags,
+        summary="Stop a campaign; unsent messages are refunded",
+        security=BEARER,
+    )
+    def cancel(campaign_id: UUID) -> CampaignResponse:
+        principal = caller(router, permissions.CAMPAIGNS_SEND)
+        with db.transaction() as conn:
+            campaign = campaigns.cancel(conn, principal.user_id, campaign_id, request_meta(router))
+        return CampaignResponse.model_validate(campaign)
+
+    @router.get("/v1/campaigns/<campaign_id>/stats", tags=tags, summary="Messages by status, credits", security=BEARER)
+    def stats(campaign_id: UUID) -> CampaignStatsResponse:
+        principal = caller(router, permissions.CAMPAIGNS_READ)
+        with db.transaction() as conn:
+            return CampaignStatsResponse.model_validate(campaigns.stats(conn, principal.user_id, campaign_id))
+
+    @router.get(
+        "/v1/campaigns/<campaign_id>/messages", tags=tags, summary="Delivery logs, in send order", security=BEARER
+    )
+    def list_messages(
+        campaign_id: UUID,
+        limit: Limit = pagination.DEFAULT_LIMIT,
+        cursor: CursorParam = None,
+        status: Annotated[MessageStatus | None, Query()] = None,
+    ) -> PageResponse[MessageResponse]:
+        principal = caller(router, permissions.CAMPAIGNS_READ)
+        after = messages.MessageCursor.decode(cursor) if cursor else None
+        with db.transaction() as conn:
+            page, next_cursor = messages.list_campaign_messages(
+                conn, principal.user_id, campaign_id, limit, after, status
+            )
+        return PageResponse(data=[MessageResponse.model_validate(m) for m in page], next_cursor=next_cursor)
+
+    return router

@@ -1,0 +1,71 @@
+"""Delivery receipts: a provider's word on what became of a message it accepted.
+
+Receipts are applied in batches, set-wise, by (provider, external id). Only a
+`sent` message moves, to `delivered` or `undelivered`, so a repeated or late
+receipt never moves a message backwards. A receipt for an id not recorded yet
+(the provider answered before the sender committed) is returned to be retried.
+"""
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Literal
+
+from psycopg import Connection
+from psycopg.rows import DictRow
+
+FinalStatus = Literal["delivered", "undelivered"]
+
+
+@dataclass(frozen=True)
+class Receipt:
+    external_id: str
+    status: FinalStatus
+    timestamp: datetime
+    error_code: str | None = None
+    error_message: str | None = None
+
+
+@dataclass(frozen=True)
+class Applied:
+    applied: int
+    ignored: int  # repeated or late: the message had already moved on
+    unknown: list[str]  # no such message yet
+
+
+def apply(conn: Connection[DictRow], provider: str, receipts: list[Receipt]) -> Applied:
+    latest = {receipt.external_id: receipt for receipt in receipts}  # one per message, the last one given
+    batch = list(latest.values())
+    with conn.transaction():
+        updated = conn.execute(
+            """UPDATE sms_delivery_logs l
+                  SET status = r.status,
+                      delivered_at = CASE WHEN r.status = 'delivered' THEN r.at END,
+                      error_code = r.code, error_message = r.message, updated_at = now()
+                 FROM unnest(%(ids)s::text[], %(statuses)s::text[], %(ats)s::timestamptz[],
+                             %(codes)s::text[], %(messages)s::text[]) AS r(external_id, status, at, code, message)
+                WHERE l.external_message_id = r.external_id AND l.provider = %(provider)s AND l.status = 'sent'
+            RETURNING l.external_message_id""",
+            {
+                "provider": provider,
+                "ids": [r.external_id for r in batch],
+                "statuses": [r.status for r in batch],
+                "ats": [r.timestamp for r in batch],
+                "codes": [r.error_code for r in batch],
+                "messages": [r.error_message for r in batch],
+            },
+        ).fetchall()
+        done = {row["external_message_id"] for row in updated}
+        rest = [r.external_id for r in batch if r.external_id not in done]
+        known = (
+            {
+                row["external_message_id"]
+                for row in conn.execute(
+                    """SELECT external_message_id FROM sms_delivery_logs
+                        WHERE external_message_id = ANY(%s) AND provider = %s""",
+                    (rest, provider),
+                )
+            }
+            if rest
+            else set()
+        )
+    return Applied(len(done), len(known), [external_id for external_id in rest if external_id not in known])

@@ -1,0 +1,263 @@
+"""The sender: one batch descriptor in, each of its messages sent at most once.
+
+1. Claim: one UPDATE moves the batch's `queued` rows to `sending` (and takes
+   back rows whose claim outlived the lease: their sender died). A redelivered
+   or concurrent descriptor finds nothing left to claim.
+2. Send: the provider is called concurrently, paced by the campaign's
+   throughput cap if it has one.
+3. Record: one UPDATE ... FROM unnest writes every result. Transient failures go
+   back to `queued` (final after `send_max_attempts`) and a delayed descriptor
+   is enqueued for them before this one is acknowledged.
+4. Settle: once nothing of the campaign or request is in flight, it completes
+   and its credits are settled.
+
+A row whose claim expired may have reached the provider before its sender died.
+An idempotent provider gets it again under the same id and recognises it; with
+any other provider it fails as `outcome_unknown` rather than risk a second copy.
+"""
+
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from psycopg import Connection
+from psycopg.rows import DictRow
+
+from smsplatform import db, dispatch, queues, settlement
+from smsplatform.config import Settings
+from smsplatform.observability import logger
+from smsplatform.providers import OutboundMessage, Provider, SendResult
+
+_COLUMN = {"campaign": "campaign_id", "request": "request_id"}
+
+
+@dataclass(frozen=True)
+class Claimed:
+    id: UUID
+    created_at: datetime
+    message: OutboundMessage
+    in_doubt: bool  # reclaimed from a sender that died after claiming it
+
+
+@dataclass(frozen=True)
+class BatchOutcome:
+    claimed: int
+    accepted: int
+    failed: int
+    retrying: int
+    settled: bool
+    deferred_seconds: int = 0
+
+
+def claim(
+    conn: Connection[DictRow], kind: settlement.Reference, reference_id: UUID, batch: int, settings: Settings
+) -> list[Claimed]:
+    """queued -> sending for this batch; a campaign only while it is sending (not cancelled)."""
+    campaign_live = (
+        "AND EXISTS (SELECT 1 FROM sms_campaigns WHERE id = %(ref)s AND status = 'sending')"
+        if kind == "campaign"
+        else ""
+    )
+    with conn.transaction():
+        rows = conn.execute(
+            f"""WITH target AS (
+                    SELECT id, created_at, status AS was FROM sms_delivery_logs
+                     WHERE {_COLUMN[kind]} = %(ref)s AND batch_number = %(batch)s
+                       AND (status = 'queued'
+                            OR (status = 'sending' AND claimed_at < now() - make_interval(secs => %(lease)s)))
+                       {campaign_live}
+                       FOR UPDATE SKIP LOCKED)
+                UPDATE sms_delivery_logs l
+                   SET status = 'sending', claimed_at = now(), updated_at = now(),
+                       attempts = l.attempts + CASE WHEN t.was = 'queued' THEN 1 ELSE 0 END
+                  FROM target t
+                 WHERE l.id = t.id AND l.created_at = t.created_at
+             RETURNING l.id, l.created_at, l.phone_number, l.body, l.sender_id, l.attempts, t.was""",
+            {"ref": reference_id, "batch": batch, "lease": settings.send_lease_seconds},
+        ).fetchall()
+    return [
+        Claimed(
+            row["id"],
+            row["created_at"],
+            OutboundMessage(row["id"], row["phone_number"], row["body"], row["sender_id"], row["attempts"]),
+            row["was"] == "sending",
+        )
+        for row in rows
+    ]
+
+
+def call_provider(
+    provider: Provider, claimed: list[Claimed], concurrency: int, pace: Callable[[int], None] | None = None
+) -> list[SendResult]:
+    """Every claimed message through the provider, `concurrency` calls at a time; in-doubt ones per its idempotency."""
+    results: dict[UUID, SendResult] = {}
+    to_send = []
+    for item in claimed:
+        if item.in_doubt and not provider.idempotent:
+            results[item.id] = SendResult(
+                item.id, "permanent", None, "outcome_unknown", "A sender stopped mid-call; not resent to avoid a copy."
+            )
+        else:
+            to_send.append(item.message)
+
+    def one(indexed: tuple[int, OutboundMessage]) -> SendResult:
+        if pace is not None:
+            pace(indexed[0])
+        return provider.call(indexed[1])
+
+    if len(to_send) <= 1 or concurrency == 1:
+        sent = [one(pair) for pair in enumerate(to_send)]
+    else:
+        with ThreadPoolExecutor(max_workers=min(concurrency, len(to_send))) as pool:
+            sent = list(pool.map(one, enumerate(to_send)))
+    results.update((result.message_id, result) for result in sent)
+    provider.flush()
+    return [results[item.id] for item in claimed]
+
+
+def record(
+    conn: Connection[DictRow],
+    claimed: list[Claimed],
+    results: list[SendResult],
+    provider_name: str,
+    max_attempts: int,
+) -> dict[str, int]:
+    """All results in one statement; counts of rows now sent, failed and back in the queue."""
+    attempts = {item.id: item.message.attempt for item in claimed}
+    statuses, codes, texts = [], [], []
+    for result in results:
+        if result.outcome == "accepted":
+            statuses.append("sent")
+        elif result.outcome == "transient" and attempts[result.message_id] < max_attempts:
+            statuses.append("queued")
+        else:
+            statuses.append("failed")
+        codes.append(result.error_code)
+        texts.append(result.error_message)
+    with conn.transaction():
+        conn.execute(
+            """UPDATE sms_delivery_logs l
+                  SET status = r.status, provider = %(provider)s, external_message_id = r.external_id,
+                      sent_at = CASE WHEN r.status = 'sent' THEN now() END,
+                      error_code = r.code, error_message = r.message, claimed_at = NULL, updated_at = now()
+                 FROM unnest(%(ids)s::uuid[], %(created)s::timestamptz[], %(statuses)s::text[],
+                             %(external)s::text[], %(codes)s::text[], %(texts)s::text[])
+                      AS r(id, created_at, status, external_id, code, message)
+                WHERE l.id = r.id AND l.created_at = r.created_at AND l.status = 'sending'""",
+            {
+                "provider": provider_name,
+                "ids": [item.id for item in claimed],
+                "created": [item.created_at for item in claimed],
+                "statuses": statuses,
+                "external": [result.external_id for result in results],
+                "codes": codes,
+                "texts": texts,
+            },
+        )
+    return {status: statuses.count(status) for status in ("sent", "failed", "queued")}
+
+
+def retry_delay(attempt: int, base_seconds: int) -> int:
+    """Exponential backoff for transient failures: base, 2 x base, 4 x base ... at most 15 minutes (SQS's cap)."""
+    return int(min(900, base_seconds * 2 ** max(0, attempt - 1)))
+
+
+class Pacer:
+    """The campaign's throughput cap, shared by every sender through its `send_slot` column.
+
+    A batch books the next `n / cap` seconds of the campaign's timeline in one
+    UPDATE, then sends message i no earlier than slot start + i / cap.
+    """
+
+    def __init__(self, start: float, rate: float) -> None:
+        self.start = start
+        self.rate = rate
+
+    def __call__(self, index: int) -> None:
+        delay = self.start + index / self.rate - time.time()
+        if delay > 0:
+            time.sleep(delay)
+
+    @staticmethod
+    def book(conn: Connection[DictRow], campaign_id: UUID, messages: int, rate: float, max_wait: int) -> float | None:
+        """Epoch seconds the batch may start at, or None if that is more than `max_wait` away."""
+        with conn.transaction():
+            row = conn.execute(
+                """SELECT extract(epoch FROM greatest(coalesce(send_slot, now()), now())) AS start
+                     FROM sms_campaigns WHERE id = %s FOR UPDATE""",
+                (campaign_id,),
+            ).fetchone()
+            if row is None:
+                return None
+            start = float(row["start"])
+            if start - time.time() > max_wait:
+                return None
+            conn.execute(
+                "UPDATE sms_campaigns SET send_slot = to_timestamp(%s) WHERE id = %s",
+                (start + messages / rate, campaign_id),
+            )
+        return start
+
+
+def _cap(conn: Connection[DictRow], kind: settlement.Reference, reference_id: UUID) -> float | None:
+    if kind != "campaign":
+        return None
+    row = conn.execute(
+        "SELECT (settings ->> 'throughput_per_second')::float AS cap FROM sms_campaigns WHERE id = %s", (reference_id,)
+    ).fetchone()
+    return row["cap"] if row and row["cap"] else None
+
+
+def process_batch(descriptor: dict[str, Any], provider: Provider, settings: Settings) -> BatchOutcome:
+    kind: settlement.Reference = descriptor["kind"]
+    reference_id = UUID(descriptor["id"])
+    batch = int(descriptor["batch"])
+    with db.transaction() as conn:
+        cap = _cap(conn, kind, reference_id)
+        pacer = None
+        if cap:
+            size = _batch_rows(conn, kind, reference_id, batch)
+            start = Pacer.book(conn, reference_id, max(size, 1), cap, settings.send_max_wait_seconds)
+            if start is None:
+                # Too far ahead for this invocation: come back later under a fresh descriptor.
+                queues.send("send", descriptor, delay_seconds=settings.send_max_wait_seconds)
+                return BatchOutcome(0, 0, 0, 0, False, settings.send_max_wait_seconds)
+            pacer = Pacer(start, cap)
+        claimed = claim(conn, kind, reference_id, batch, settings)
+    if not claimed:
+        with db.transaction() as conn:
+            settled = settlement.settle(conn, kind, reference_id)
+        return BatchOutcome(0, 0, 0, 0, settled)
+
+    results = call_provider(provider, claimed, settings.send_concurrency, pacer)
+    with db.transaction() as conn:
+        counts = record(conn, claimed, results, provider.name, settings.send_max_attempts)
+    try:
+        provider.after_recorded(results)
+    except Exception:
+        # The results are committed; retrying the batch would not bring these receipts back.
+        logger.exception("provider's after-record step failed", extra={"reference": str(reference_id)})
+    if counts["queued"]:
+        attempt = max(item.message.attempt for item in claimed)
+        queues.send(
+            "send",
+            dispatch.batch_descriptor(kind, reference_id, batch),
+            delay_seconds=retry_delay(attempt, settings.send_retry_base_seconds),
+        )
+    with db.transaction() as conn:
+        settled = settlement.settle(conn, kind, reference_id)
+    logger.debug("batch sent", extra={"reference": str(reference_id), "batch": batch, **counts})
+    return BatchOutcome(len(claimed), counts["sent"], counts["failed"], counts["queued"], settled)
+
+
+def _batch_rows(conn: Connection[DictRow], kind: settlement.Reference, reference_id: UUID, batch: int) -> int:
+    row = conn.execute(
+        f"""SELECT count(*) AS n FROM sms_delivery_logs
+             WHERE {_COLUMN[kind]} = %s AND batch_number = %s AND status = 'queued'""",
+        (reference_id, batch),
+    ).fetchone()
+    return int(row["n"]) if row else 0

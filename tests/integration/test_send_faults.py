@@ -1,0 +1,159 @@
+"""Redeliveries, concurrency and crashes: no recipient gets two messages, no credit is lost or made."""
+
+import json
+import threading
+from typing import Any
+
+import psycopg
+import pytest
+
+from local.runtime import FunctionRuntime
+from smsplatform import sending
+from smsplatform.providers.simulator import Simulator
+from tests.integration.conftest import Api, Pipeline
+from tests.integration.test_campaigns_api import PEOPLE, _balance, _campaign, _credit, _group
+
+
+def _sqs_event(body: dict[str, Any], message_id: str = "m-1") -> dict[str, Any]:
+    return {
+        "Records": [
+            {
+                "messageId": message_id,
+                "receiptHandle": "handle",
+                "body": json.dumps(body),
+                "attributes": {"ApproximateReceiveCount": "1"},
+                "messageAttributes": {},
+                "md5OfBody": "",
+                "eventSource": "aws:sqs",
+                "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:queue",
+                "awsRegion": "us-east-1",
+            }
+        ]
+    }
+
+
+@pytest.fixture
+def sent_campaign(api: Api, admin: dict[str, Any], user: dict[str, Any], pipeline: Pipeline) -> dict[str, Any]:
+    """A six-recipient campaign, queued (POST /send done), credits 100."""
+    _credit(api, admin, user, 100)
+    campaign_id = _campaign(api, user["token"], [_group(api, user["token"], "all", PEOPLE)])
+    assert api.request("POST", f"/v1/campaigns/{campaign_id}/send", token=user["token"]).status == 202
+    return {"id": campaign_id, "token": user["token"]}
+
+
+def _assert_each_recipient_once_and_balanced(api: Api, conn: psycopg.Connection[Any], campaign: dict[str, Any]) -> None:
+    copies = conn.execute("SELECT to_number, count(*) AS n FROM simulator_messages GROUP BY to_number").fetchall()
+    stats = api.request("GET", f"/v1/campaigns/{campaign['id']}/stats", token=campaign["token"]).json()
+    assert {row["to_number"] for row in copies} == {person["phone_number"] for person in PEOPLE}
+    assert all(row["n"] == 1 for row in copies)
+    assert stats["total"] == 6
+    assert stats["credits_reserved"] == 6
+    assert stats["credits_reserved"] == stats["credits_spent"] + stats["credits_refunded"]
+    assert _balance(api, campaign["token"]) == 100 - stats["credits_spent"]
+
+
+def test_a_release_message_delivered_twice_dispatches_once(
+    api: Api, sent_campaign: dict[str, Any], runtimes: dict[str, FunctionRuntime], pipeline: Pipeline, conn: Any
+) -> None:
+    release = _sqs_event({"campaign_id": sent_campaign["id"]})
+
+    runtimes["DispatcherFunction"].invoke(release)
+    runtimes["DispatcherFunction"].invoke(release)
+    pipeline.drain()
+
+    reserves = conn.execute(
+        "SELECT count(*) AS n FROM billing_transactions WHERE transaction_type = 'campaign_reserve'"
+    )
+    assert reserves.fetchone()["n"] == 1
+    _assert_each_recipient_once_and_balanced(api, conn, sent_campaign)
+
+
+def test_a_batch_delivered_twice_at_once_is_sent_once(
+    api: Api, sent_campaign: dict[str, Any], runtimes: dict[str, FunctionRuntime], pipeline: Pipeline, conn: Any
+) -> None:
+    pipeline.pollers["DispatcherFunction"].poll_once()
+    batches = conn.execute("SELECT DISTINCT batch_number FROM sms_delivery_logs ORDER BY 1").fetchall()
+    sender = runtimes["SenderFunction"]
+    results: list[Any] = []
+
+    def deliver(batch: int, copy: int) -> None:
+        event = _sqs_event({"kind": "campaign", "id": sent_campaign["id"], "batch": batch}, f"m-{batch}-{copy}")
+        results.append(sender.invoke(event))
+
+    threads = [threading.Thread(target=deliver, args=(row["batch_number"], copy)) for row in batches for copy in (1, 2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    pipeline.drain()
+
+    assert all(result == {"batchItemFailures": []} for result in results)
+    assert (
+        api.request("GET", f"/v1/campaigns/{sent_campaign['id']}", token=sent_campaign["token"]).json()["status"]
+        == "completed"
+    )
+    _assert_each_recipient_once_and_balanced(api, conn, sent_campaign)
+
+
+def test_a_crash_between_the_provider_call_and_recording_sends_nothing_twice(
+    api: Api,
+    sent_campaign: dict[str, Any],
+    runtimes: dict[str, FunctionRuntime],
+    pipeline: Pipeline,
+    conn: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    pipeline.pollers["DispatcherFunction"].poll_once()
+    real_record = sending.record
+
+    def crash(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("the sender's container died")
+
+    monkeypatch.setattr(sending, "record", crash)
+    event = _sqs_event({"kind": "campaign", "id": sent_campaign["id"], "batch": 0})
+    failed = runtimes["SenderFunction"].invoke(event)
+    monkeypatch.setattr(sending, "record", real_record)
+    in_doubt = conn.execute("SELECT count(*) AS n FROM sms_delivery_logs WHERE status = 'sending'").fetchone()["n"]
+    redelivered_too_soon = runtimes["SenderFunction"].invoke(event)
+    still_in_doubt = conn.execute("SELECT count(*) AS n FROM sms_delivery_logs WHERE status = 'sending'")
+    conn.execute("UPDATE sms_delivery_logs SET claimed_at = now() - interval '1 hour' WHERE status = 'sending'")
+    runtimes["SenderFunction"].invoke(event)  # after the lease: the same ids again, recognised by the provider
+    pipeline.drain()
+
+    assert failed["batchItemFailures"] == [{"itemIdentifier": "m-1"}]
+    assert in_doubt == 4  # the batch's rows reached the simulator, then nothing was recorded
+    assert redelivered_too_soon == {"batchItemFailures": []}
+    assert still_in_doubt.fetchone()["n"] == 4
+    _assert_each_recipient_once_and_balanced(api, conn, sent_campaign)
+    assert (
+        api.request("GET", f"/v1/campaigns/{sent_campaign['id']}/stats", token=sent_campaign["token"]).json()[
+            "delivered"
+        ]
+        == 6
+    )
+
+
+def test_without_an_idempotent_provider_an_in_doubt_message_fails_and_is_refunded(
+    api: Api,
+    sent_campaign: dict[str, Any],
+    runtimes: dict[str, FunctionRuntime],
+    pipeline: Pipeline,
+    conn: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    pipeline.pollers["DispatcherFunction"].poll_once()
+    monkeypatch.setattr(Simulator, "idempotent", False)
+    conn.execute(
+        """UPDATE sms_delivery_logs SET status = 'sending', claimed_at = now() - interval '1 hour', attempts = 1
+            WHERE batch_number = 0"""
+    )  # a sender claimed batch 0 an hour ago and vanished
+
+    pipeline.drain()
+
+    stats = api.request("GET", f"/v1/campaigns/{sent_campaign['id']}/stats", token=sent_campaign["token"]).json()
+    unknown = conn.execute("SELECT count(*) AS n FROM sms_delivery_logs WHERE error_code = 'outcome_unknown'")
+    assert unknown.fetchone()["n"] == 4
+    assert (stats["delivered"], stats["failed"]) == (2, 4)
+    assert (stats["credits_spent"], stats["credits_refunded"]) == (2, 4)
+    assert conn.execute("SELECT count(*) AS n FROM simulator_messages").fetchone()["n"] == 2
+    assert _balance(api, sent_campaign["token"]) == 98
