@@ -1,0 +1,88 @@
+"""Delivery receipts: signed webhooks in, applied set-wise, never moving a message backwards."""
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+import psycopg
+
+from smsplatform import receipts
+from smsplatform.providers.simulator import sign
+from tests.integration.conftest import SIMULATOR_KEY, Api, Pipeline
+from tests.integration.test_campaigns_api import _credit
+
+
+def _post(api: Api, payload: dict[str, Any], key: str | None = SIMULATOR_KEY, provider: str = "simulator") -> Any:
+    body = json.dumps(payload).encode()
+    headers = {"content-type": "application/json"}
+    if key is not None:
+        headers["x-simulator-signature"] = sign(key, body)
+    return api.request("POST", f"/v1/webhooks/{provider}/status", raw_body=body, headers=headers)
+
+
+def _sent_message(api: Api, admin: dict[str, Any], user: dict[str, Any], pipeline: Pipeline, conn: Any) -> str:
+    """A message the simulator accepted, with its own receipt not yet applied."""
+    _credit(api, admin, user, 10)
+    api.request("POST", "/v1/messages", token=user["token"], json_body={"to": "+447400123999", "text": "hi"})
+    pipeline.pollers["SenderFunction"].poll_once()
+    pipeline.discard()  # the simulator's own receipt
+    row = conn.execute("SELECT external_message_id, status FROM sms_delivery_logs").fetchone()
+    assert row["status"] == "sent"
+    return str(row["external_message_id"])
+
+
+def test_a_forged_or_unsigned_receipt_is_refused_and_changes_nothing(
+    api: Api, admin: dict[str, Any], user: dict[str, Any], pipeline: Pipeline, conn: psycopg.Connection[Any]
+) -> None:
+    external_id = _sent_message(api, admin, user, pipeline, conn)
+    payload = {"receipts": [{"external_id": external_id, "status": "undelivered", "timestamp": "2026-11-27T12:00:00Z"}]}
+
+    unsigned = _post(api, payload, key=None)
+    forged = _post(api, payload, key="not-the-key")
+    unknown_provider = _post(api, payload, provider="acme")
+    pipeline.drain()
+
+    assert (unsigned.status, forged.status, unknown_provider.status) == (403, 403, 404)
+    assert forged.headers["content-type"] == "application/problem+json"
+    assert conn.execute("SELECT status FROM sms_delivery_logs").fetchone()["status"] == "sent"
+
+
+def test_a_signed_receipt_is_applied_and_a_late_one_never_moves_it_back(
+    api: Api, admin: dict[str, Any], user: dict[str, Any], pipeline: Pipeline, conn: psycopg.Connection[Any]
+) -> None:
+    external_id = _sent_message(api, admin, user, pipeline, conn)
+
+    first = _post(
+        api, {"receipts": [{"external_id": external_id, "status": "delivered", "timestamp": "2026-11-27T12:00:05Z"}]}
+    )
+    pipeline.drain()
+    late = _post(
+        api, {"receipts": [{"external_id": external_id, "status": "undelivered", "timestamp": "2026-11-27T12:00:01Z"}]}
+    )
+    pipeline.drain()
+
+    row = conn.execute("SELECT status, delivered_at FROM sms_delivery_logs").fetchone()
+    assert (first.status, late.status) == (200, 200)
+    assert row["status"] == "delivered"
+    assert row["delivered_at"] == datetime(2026, 11, 27, 12, 0, 5, tzinfo=UTC)
+
+
+def test_a_receipt_for_a_message_not_yet_recorded_is_kept_for_later(conn: psycopg.Connection[Any], user: Any) -> None:
+    conn.execute(
+        """INSERT INTO sms_delivery_logs (user_id, request_id, phone_number, status, provider, external_message_id)
+           VALUES (%s, gen_random_uuid(), '+447400123998', 'sent', 'simulator', 'SM-known')""",
+        (user["id"],),
+    )
+    at = datetime.now(UTC)
+    batch = [receipts.Receipt("SM-known", "delivered", at), receipts.Receipt("SM-not-yet", "delivered", at)]
+
+    from smsplatform import db
+
+    with db.transaction() as pooled:
+        first = receipts.apply(pooled, "simulator", batch)
+        again = receipts.apply(pooled, "simulator", batch)
+        other_provider = receipts.apply(pooled, "twilio", [receipts.Receipt("SM-known", "undelivered", at)])
+
+    assert (first.applied, first.ignored, first.unknown) == (1, 0, ["SM-not-yet"])
+    assert (again.applied, again.ignored, again.unknown) == (0, 1, ["SM-not-yet"])
+    assert other_provider.applied == 0
