@@ -4,6 +4,7 @@ import json
 import subprocess
 import time
 import uuid
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -191,3 +192,76 @@ def test_contacts_arrive_by_csv_upload_and_land_in_a_group(client: httpx.Client)
     listed = client.get(f"/v1/contacts?group_id={group['id']}", headers=auth).json()["data"]
     assert sorted(c["phone_number"] for c in listed) == ["+447400000001", "+447400000002", "+447400000003"]
     assert client.get(f"/v1/groups/{group['id']}", headers=auth).json()["total_contacts"] == 3
+
+
+def test_a_personalised_campaign_reaches_each_recipient_once(client: httpx.Client, stack: StackProcess) -> None:
+    operator_password = stack.banner_value("Operator account created:").split("password", 1)[1].strip()
+    operator = client.post("/v1/auth/login", json={"login": "admin", "password": operator_password}).json()
+    name = f"u{uuid.uuid4().hex[:8]}"
+    account = _signup(client, name).json()
+    session = client.post("/v1/auth/login", json={"login": name, "password": "correct horse battery"}).json()
+    auth = {"Authorization": f"Bearer {session['access_token']}"}
+    client.post(
+        f"/v1/users/{account['id']}/credits",
+        json={"credits": 100},
+        headers={"Authorization": f"Bearer {operator['access_token']}"},
+    )
+    customers = client.post("/v1/groups", json={"name": "customers"}, headers=auth).json()
+    newsletter = client.post("/v1/groups", json={"name": "newsletter"}, headers=auth).json()
+    for group, rows in (
+        (customers, "phone,first_name,city\n07400 100001,Ada,Leeds\n07400 100002,Grace,York\n07400 100003,,Bath\n"),
+        (newsletter, "phone,first_name,city\n07400 100003,,Bath\n07400 100004,Alan,Hull\n07400 100005,Joan,Ely\n"),
+    ):
+        started = client.post(
+            f"/v1/contacts/imports?group_id={group['id']}&default_region=GB",
+            content=rows,
+            headers={**auth, "content-type": "text/csv"},
+        ).json()
+        _wait(lambda started=started: client.get(f"/v1/contacts/imports/{started['import_id']}", headers=auth).json(),
+              lambda state: state["status"] == "completed")  # fmt: skip
+    client.post("/v1/opt-outs", json={"phone_number": "+447400100005"}, headers=auth)
+    template = "Hi {{first_name|friend}}, see you in {{custom_fields.city}}!"
+    soon = client.post(
+        "/v1/campaigns",
+        json={"name": "later", "message_template": "Reminder", "group_ids": [customers["id"]],
+              "scheduled_time": (datetime.now(UTC) + timedelta(minutes=1)).isoformat()},
+        headers=auth,
+    ).json()  # fmt: skip
+    campaign = client.post(
+        "/v1/campaigns",
+        json={"name": "spring", "message_template": template, "group_ids": [customers["id"], newsletter["id"]]},
+        headers=auth,
+    ).json()
+
+    sent = client.post(f"/v1/campaigns/{campaign['id']}/send", headers=auth)
+    done = _wait(lambda: client.get(f"/v1/campaigns/{campaign['id']}", headers=auth).json(),
+                 lambda state: state["status"] == "completed")  # fmt: skip
+    stats = _wait(lambda: client.get(f"/v1/campaigns/{campaign['id']}/stats", headers=auth).json(),
+                  lambda state: state["delivered"] == 4)  # fmt: skip  # receipts arrive through the webhook
+    messages = client.get(f"/v1/campaigns/{campaign['id']}/messages", headers=auth).json()["data"]
+    later = _wait(lambda: client.get(f"/v1/campaigns/{soon['id']}", headers=auth).json(),
+                  lambda state: state["status"] == "completed", timeout=150)  # fmt: skip
+
+    assert sent.status_code == 202
+    assert done["total_recipients"] == 4
+    assert sorted((m["to"], m["body"], m["status"]) for m in messages) == [
+        ("+447400100001", "Hi Ada, see you in Leeds!", "delivered"),
+        ("+447400100002", "Hi Grace, see you in York!", "delivered"),
+        ("+447400100003", "Hi friend, see you in Bath!", "delivered"),
+        ("+447400100004", "Hi Alan, see you in Hull!", "delivered"),
+    ]
+    assert all(m["external_id"] and m["provider"] == "simulator" for m in messages)
+    assert stats["total"] == 4
+    assert stats["credits_reserved"] == stats["credits_spent"] + stats["credits_refunded"] == 4
+    assert later["total_recipients"] == 3
+    balance = client.get("/v1/users/me", headers=auth).json()["sms_credits"]
+    assert balance == 100 - 4 - 3
+
+
+def _wait(read: Any, done: Any, timeout: float = 60) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while True:
+        state = read()
+        if done(state) or time.monotonic() > deadline:
+            return dict(state)
+        time.sleep(0.2)

@@ -97,11 +97,11 @@ def test_failures_are_refunded_and_undelivered_messages_are_charged(
 ) -> None:
     token = funded["token"]
     people = [
-        {"phone_number": "+447400120000"},  # simulator: rejected, permanent
-        {"phone_number": "+447400120001"},  # throttled on every attempt
-        {"phone_number": "+447400120002"},  # fails once, then goes through
-        {"phone_number": "+447400120003"},  # accepted, then undelivered
-        {"phone_number": "+447400120004"},
+        {"phone_number": "+447400199990"},  # simulator: rejected, permanent
+        {"phone_number": "+447400199991"},  # throttled on every attempt
+        {"phone_number": "+447400199992"},  # fails once, then goes through
+        {"phone_number": "+447400199993"},  # accepted, then undelivered
+        {"phone_number": "+447400199994"},
     ]
     campaign_id = _campaign(api, token, [_group(api, token, "mixed", people)], "Two parts: " + "x" * 150)
     api.request("POST", f"/v1/campaigns/{campaign_id}/send", token=token)
@@ -114,13 +114,13 @@ def test_failures_are_refunded_and_undelivered_messages_are_charged(
     assert stats["undelivered"] == 1
     assert stats["failed"] == 2
     assert (stats["credits_reserved"], stats["credits_spent"], stats["credits_refunded"]) == (10, 6, 4)
-    assert by_number["+447400120000"]["error_code"] == "SIM-21211"
-    assert by_number["+447400120000"]["attempts"] == 1
-    assert by_number["+447400120001"]["error_code"] == "SIM-20429"
-    assert by_number["+447400120001"]["attempts"] == 5
-    assert by_number["+447400120002"]["status"] == "delivered"
-    assert by_number["+447400120002"]["attempts"] == 2
-    assert by_number["+447400120003"]["error_code"] == "SIM-30003"
+    assert by_number["+447400199990"]["error_code"] == "SIM-21211"
+    assert by_number["+447400199990"]["attempts"] == 1
+    assert by_number["+447400199991"]["error_code"] == "SIM-20429"
+    assert by_number["+447400199991"]["attempts"] == 5
+    assert by_number["+447400199992"]["status"] == "delivered"
+    assert by_number["+447400199992"]["attempts"] == 2
+    assert by_number["+447400199993"]["error_code"] == "SIM-30003"
     assert _balance(api, token) == 1000 - 6
 
 

@@ -63,7 +63,7 @@ class Settings(BaseSettings):
     # Simulator: latency per call, outcomes by number suffix, and how receipts come back.
     simulator_latency_ms: Annotated[int, Field(ge=0, le=10_000)] = 0
     simulator_rules: dict[str, str] = Field(
-        default_factory=lambda: {"0000": "reject", "0001": "throttle", "0002": "flaky", "0003": "undelivered"}
+        default_factory=lambda: {"99990": "reject", "99991": "throttle", "99992": "flaky", "99993": "undelivered"}
     )
     simulator_secret: SecretStr | None = None
     simulator_secret_arn: str | None = None

@@ -2,7 +2,7 @@
 
 It behaves like a provider without reaching a handset: each call waits the
 configured latency; the number's last digits pick an outcome (rules such as
-"0000": "reject"); accepted messages land in the `simulator_messages` outbox;
+"99990": "reject"); accepted messages land in the `simulator_messages` outbox;
 and once the sender has recorded a batch, signed delivery receipts are POSTed to
 the receipts webhook (or, with no URL configured, put on the receipts queue
 directly). External ids derive from our message id, and the outbox is keyed by
@@ -48,7 +48,7 @@ class Simulator(Provider):
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.latency = settings.simulator_latency_ms / 1000
-        # Longest suffix first, so "10000" wins over "0000".
+        # Longest suffix first, so "199990" wins over "99990".
         self.rules = sorted(settings.simulator_rules.items(), key=lambda rule: -len(rule[0]))
         self._accepted: list[tuple[OutboundMessage, str, str]] = []
         self._undelivered: set[str] = set()  # external ids whose receipt will say undelivered
