@@ -1,9 +1,11 @@
 """`python -m bench`: every benchmark, one after the other."""
 
-from bench import api_latency, cold_import, contact_import
+from bench import api_latency, cold_import, contact_import, send_pipeline
 
 cold_import.main()
 print()
 api_latency.main()
 print()
 contact_import.main()
+print()
+send_pipeline.main()

@@ -21,11 +21,21 @@ ALTER TABLE sms_delivery_logs
     ADD COLUMN claimed_at timestamptz,
     ADD CONSTRAINT sms_delivery_logs_one_origin CHECK ((campaign_id IS NULL) <> (request_id IS NULL));
 
+-- Delivery logs are history, written a million rows at a time: they keep the
+-- user and contact they were sent for without foreign keys. Accounts are closed,
+-- never deleted; a deleted contact leaves its messages' recipient_id as it was
+-- (the key's ON DELETE SET NULL scanned every partition, unindexed, per contact).
+-- The campaign key stays.
+ALTER TABLE sms_delivery_logs DROP CONSTRAINT sms_delivery_logs_user_id_fkey;
+ALTER TABLE sms_delivery_logs DROP CONSTRAINT sms_delivery_logs_recipient_id_fkey;
+
 -- Senders claim by (campaign, batch); listings page by (batch_number, id), with or
 -- without a status; stats count by status from the index alone.
 DROP INDEX idx_delivery_logs_campaign_id;
 DROP INDEX idx_delivery_logs_campaign_status;
 DROP INDEX idx_delivery_logs_status;
+-- Nothing lists an account's messages across campaigns yet; each status change paid for it.
+DROP INDEX idx_delivery_logs_user;
 CREATE INDEX idx_delivery_logs_campaign_batch ON sms_delivery_logs (campaign_id, batch_number, id);
 CREATE INDEX idx_delivery_logs_campaign_status ON sms_delivery_logs (campaign_id, status, batch_number, id);
 CREATE INDEX idx_delivery_logs_request ON sms_delivery_logs (request_id, batch_number) WHERE request_id IS NOT NULL;
@@ -37,19 +47,19 @@ UPDATE user_roles SET permissions = permissions || '["messages:read"]'
 -- Encoding and segments, as smsplatform.encoding computes them (tests compare the two).
 -- GSM 03.38 basic + extension table; anything else makes the text UCS-2.
 CREATE FUNCTION sms_is_gsm7(t text) RETURNS boolean
-IMMUTABLE STRICT PARALLEL SAFE LANGUAGE sql AS $$
+IMMUTABLE PARALLEL SAFE LANGUAGE sql AS $$
     SELECT t ~ '^[\u000a\u000c\u000d\u0020-\u005f\u0061-\u007e\u00a1\u00a3\u00a4\u00a5\u00a7\u00bf\u00c4\u00c5\u00c6\u00c7\u00c9\u00d1\u00d6\u00d8\u00dc\u00df\u00e0\u00e4\u00e5\u00e6\u00e8\u00e9\u00ec\u00f1\u00f2\u00f6\u00f8\u00f9\u00fc\u0393\u0394\u0398\u039b\u039e\u03a0\u03a3\u03a6\u03a8\u03a9\u20ac]*$'
 $$;
 
 CREATE FUNCTION sms_encoding(t text) RETURNS text
-IMMUTABLE STRICT PARALLEL SAFE LANGUAGE sql AS $$
+IMMUTABLE PARALLEL SAFE LANGUAGE sql AS $$
     SELECT CASE WHEN sms_is_gsm7(t) THEN 'GSM-7' ELSE 'UCS-2' END
 $$;
 
 -- Septets (GSM-7: extension characters take two) or UTF-16 units (UCS-2: characters
 -- outside the BMP take two).
 CREATE FUNCTION sms_units(t text, encoding text) RETURNS integer
-IMMUTABLE STRICT PARALLEL SAFE LANGUAGE sql AS $$
+IMMUTABLE PARALLEL SAFE LANGUAGE sql AS $$
     SELECT CASE WHEN encoding = 'GSM-7'
                 THEN 2 * length(t) - length(translate(t, E'\f[\\]^{|}~\u20ac', ''))
                 ELSE 2 * length(t) - length(regexp_replace(t, '[\U00010000-\U0010FFFF]', '', 'g')) END
@@ -81,7 +91,7 @@ END $$;
 -- Written as one CASE over plain expressions so the planner inlines it: the common
 -- single-part and all-one-unit texts never reach the plpgsql loop.
 CREATE FUNCTION sms_segments(t text, encoding text) RETURNS integer
-IMMUTABLE STRICT PARALLEL SAFE LANGUAGE sql AS $$
+IMMUTABLE PARALLEL SAFE LANGUAGE sql AS $$
     SELECT CASE
         WHEN t = '' THEN 0
         WHEN sms_units(t, encoding) <= CASE encoding WHEN 'GSM-7' THEN 160 ELSE 70 END THEN 1

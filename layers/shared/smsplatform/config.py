@@ -45,8 +45,10 @@ class Settings(BaseSettings):
     release_queue_url: str | None = None
     send_queue_url: str | None = None
     receipts_queue_url: str | None = None
+    # Connections that materialise a campaign's recipients side by side (each a share of the contacts).
+    dispatch_workers: Annotated[int, Field(ge=1, le=16)] = 4
     # Recipients per batch descriptor (one SQS record, one sender invocation).
-    send_batch_size: Annotated[int, Field(ge=1, le=5000)] = 500
+    send_batch_size: Annotated[int, Field(ge=1, le=5000)] = 1000
     # Provider calls in flight at once within a batch (they wait on the network).
     send_concurrency: Annotated[int, Field(ge=1, le=256)] = 64
     # Attempts per message before a transient failure becomes final.

@@ -1,14 +1,20 @@
 """The dispatcher: turns a queued campaign into priced delivery-log rows, a reservation and batches.
 
-One transaction materialises the audience set-wise (rendered, priced and cut
-into batches in a single INSERT ... SELECT), reserves the credits and moves the
-campaign to `sending`; only then are the batch descriptors enqueued. A
-redelivered release message finds the campaign already sending and enqueues
-again the batches that still have queued rows, which senders treat as the
-duplicates they are.
+The audience is materialised set-wise: each of `dispatch_workers` connections
+runs one INSERT ... SELECT over its share of the contacts (split by id), which
+renders, prices and numbers its recipients into batches. A coordinating
+transaction holds the campaign row (FOR NO KEY UPDATE, so the workers' foreign
+key checks pass) from the start, clears rows an earlier, crashed attempt left,
+and once the workers have committed, reserves the credits and moves the campaign
+to `sending`. Rows of a campaign that is not `sending` are never claimed, so
+until that commit nothing can be sent; should it fail, the next delivery of the
+release message starts over. Only then are the batch descriptors enqueued. A
+release message delivered again finds the campaign sending and enqueues again
+the batches that still have queued rows, which senders treat as the duplicates
+they are.
 """
 
-import math
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
@@ -16,7 +22,7 @@ from uuid import UUID
 from psycopg import Connection, sql
 from psycopg.rows import DictRow
 
-from smsplatform import campaigns, ledger, queues, settlement, templates
+from smsplatform import campaigns, db, ledger, queues, settlement, templates
 from smsplatform.config import Settings
 from smsplatform.errors import InsufficientCreditsError
 from smsplatform.observability import logger
@@ -49,81 +55,107 @@ def dispatch(conn: Connection[DictRow], campaign_id: UUID, settings: Settings) -
     with conn.transaction():
         campaign = conn.execute(
             """SELECT id, user_id, status, message_template, sender_id, settings FROM sms_campaigns
-                WHERE id = %s FOR UPDATE""",
+                WHERE id = %s FOR NO KEY UPDATE SKIP LOCKED""",
             (campaign_id,),
         ).fetchone()
         if campaign is None:
-            return Dispatched(campaign_id, "gone")
+            # Gone, or another delivery of this message holds it: that one will finish (or be re-announced).
+            return Dispatched(campaign_id, "busy-or-gone")
         if campaign["status"] != "queued":
-            pending = [] if campaign["status"] != "sending" else _batches_with_queued_rows(conn, campaign_id)
-            status = campaign["status"]
-        else:
-            pending = None
-    if pending is not None:
-        # Not ours to start (cancelled, or already started): re-announce what is still waiting.
-        queues.send_many("send", (batch_descriptor("campaign", campaign_id, batch) for batch in pending))
-        return Dispatched(campaign_id, status, batches=len(pending))
+            pending = _batches_with_queued_rows(conn, campaign_id) if campaign["status"] == "sending" else []
+            return _announce(campaign_id, campaign["status"], pending)
 
-    size = batch_size(campaign["settings"], settings)
-    try:
-        with conn.transaction():
-            totals = _materialise(conn, campaign, size)
-            if totals["recipients"] == 0:
-                raise _NoRecipientsError
-            ledger.reserve(conn, campaign["user_id"], totals["credits"], campaign_id, "campaign")
-            conn.execute(
-                """UPDATE sms_campaigns SET status = 'sending', started_at = now(), total_recipients = %s,
-                          updated_at = now() WHERE id = %s""",
-                (totals["recipients"], campaign_id),
+        size = batch_size(campaign["settings"], settings)
+        conn.execute("DELETE FROM sms_delivery_logs WHERE campaign_id = %s", (campaign_id,))  # a crashed attempt's
+        shares = _materialise(campaign, size, settings.dispatch_workers)
+        recipients = sum(share["recipients"] for share in shares)
+        credits = sum(share["credits"] for share in shares)
+        try:
+            with conn.transaction():
+                if recipients == 0:
+                    raise _NoRecipientsError
+                ledger.reserve(conn, campaign["user_id"], credits, campaign_id, "campaign")
+                conn.execute(
+                    """UPDATE sms_campaigns SET status = 'sending', started_at = now(), total_recipients = %s,
+                              updated_at = now() WHERE id = %s""",
+                    (recipients, campaign_id),
+                )
+        except (InsufficientCreditsError, _NoRecipientsError) as exc:
+            reason = (
+                f"Not enough credits: {exc.detail}"
+                if isinstance(exc, InsufficientCreditsError)
+                else "No recipients: the target groups have no active, opted-in contacts."
             )
-    except InsufficientCreditsError as exc:
-        return _fail(conn, campaign_id, f"Not enough credits: {exc.detail}")
-    except _NoRecipientsError:
-        return _fail(conn, campaign_id, "No recipients: the target groups have no active, opted-in contacts.")
+            conn.execute("DELETE FROM sms_delivery_logs WHERE campaign_id = %s", (campaign_id,))
+            conn.execute(
+                "UPDATE sms_campaigns SET status = 'failed', failure_reason = %s, updated_at = now() WHERE id = %s",
+                (reason, campaign_id),
+            )
+            logger.info("campaign failed to start", extra={"campaign_id": str(campaign_id), "reason": reason})
+            return Dispatched(campaign_id, "failed")
 
-    batches = math.ceil(totals["recipients"] / size)
-    queues.send_many("send", (batch_descriptor("campaign", campaign_id, batch) for batch in range(batches)))
-    logger.info("campaign dispatched", extra={"campaign_id": str(campaign_id), **totals, "batches": batches})
-    return Dispatched(campaign_id, "sending", totals["recipients"], totals["credits"], batches)
+    batches = [number for share in shares for number in share["batch_numbers"]]
+    logger.info(
+        "campaign dispatched",
+        extra={"campaign_id": str(campaign_id), "recipients": recipients, "credits": credits, "batches": len(batches)},
+    )
+    _announce(campaign_id, "sending", batches)
+    return Dispatched(campaign_id, "sending", recipients, credits, len(batches))
+
+
+def _announce(campaign_id: UUID, status: str, batches: list[int]) -> Dispatched:
+    queues.send_many("send", (batch_descriptor("campaign", campaign_id, batch) for batch in batches))
+    return Dispatched(campaign_id, status, batches=len(batches))
 
 
 class _NoRecipientsError(Exception):
     pass
 
 
-def _materialise(conn: Connection[DictRow], campaign: DictRow, size: int) -> DictRow:
-    """Inserts one priced row per recipient, numbered into batches; returns the totals."""
+def _materialise(campaign: DictRow, size: int, workers: int) -> list[dict[str, Any]]:
+    """Each worker inserts its share of the audience and commits; share k owns batches k, k + workers, ..."""
     rendered = templates.parse(campaign["message_template"]).sql_expression()
-    row = conn.execute(
-        sql.SQL(
-            """WITH audience AS (
-                   SELECT c.id, c.phone_number, {rendered} AS body """
-            + campaigns.RECIPIENTS_SQL
-            + """),
-               priced AS (
-                   SELECT a.*, sms_encoding(a.body) AS encoding,
-                          ((row_number() OVER ()) - 1) / %(size)s AS batch_number
-                     FROM audience a WHERE a.body <> ''),
-               inserted AS (
-                   INSERT INTO sms_delivery_logs (user_id, campaign_id, recipient_id, phone_number, status,
-                                                  batch_number, segments, encoding, cost, body, sender_id)
-                   SELECT %(user)s, %(campaign)s, p.id, p.phone_number, 'queued', p.batch_number, s.segments,
-                          p.encoding, s.segments * %(price)s, p.body, %(sender)s
-                     FROM priced p CROSS JOIN LATERAL (SELECT sms_segments(p.body, p.encoding) AS segments) s
-                   RETURNING segments)
-               SELECT count(*)::int AS recipients, (coalesce(sum(segments), 0) * %(price)s)::int AS credits
-                 FROM inserted"""
-        ).format(rendered=rendered),
-        {
-            "user": campaign["user_id"],
-            "campaign": campaign["id"],
-            "size": size,
-            "price": settlement.CREDITS_PER_SEGMENT,
-            "sender": campaign["sender_id"],
-        },
-    ).fetchone()
-    assert row is not None
-    return row
+    statement = sql.SQL(
+        """WITH audience AS (
+               SELECT c.id, c.phone_number, {rendered} AS body """
+        + campaigns.RECIPIENTS_SQL
+        + """ AND get_byte(uuid_send(c.id), 15) %% %(workers)s = %(share)s),
+           priced AS (
+               SELECT a.*, sms_encoding(a.body) AS encoding,
+                      ((row_number() OVER ()) - 1) / %(size)s * %(workers)s + %(share)s AS batch_number
+                 FROM audience a WHERE a.body <> ''),
+           inserted AS (
+               INSERT INTO sms_delivery_logs (user_id, campaign_id, recipient_id, phone_number, status,
+                                              batch_number, segments, encoding, cost, body, sender_id)
+               SELECT %(user)s, %(campaign)s, p.id, p.phone_number, 'queued', p.batch_number, s.segments,
+                      p.encoding, s.segments * %(price)s, p.body, %(sender)s
+                 FROM priced p CROSS JOIN LATERAL (SELECT sms_segments(p.body, p.encoding) AS segments) s
+               RETURNING segments, batch_number)
+           SELECT count(*)::int AS recipients, (coalesce(sum(segments), 0) * %(price)s)::int AS credits,
+                  coalesce(array_agg(DISTINCT batch_number), '{{}}') AS batch_numbers
+             FROM inserted"""
+    ).format(rendered=rendered)
+
+    def share(index: int) -> dict[str, Any]:
+        with db.connect_direct(autocommit=False) as worker:
+            row = worker.execute(
+                statement,
+                {
+                    "user": campaign["user_id"],
+                    "campaign": campaign["id"],
+                    "size": size,
+                    "workers": workers,
+                    "share": index,
+                    "price": settlement.CREDITS_PER_SEGMENT,
+                    "sender": campaign["sender_id"],
+                },
+            ).fetchone()
+            worker.commit()
+        assert row is not None
+        return dict(row)
+
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        return list(pool.map(share, range(workers)))
 
 
 def _batches_with_queued_rows(conn: Connection[DictRow], campaign_id: UUID) -> list[int]:
@@ -132,14 +164,3 @@ def _batches_with_queued_rows(conn: Connection[DictRow], campaign_id: UUID) -> l
         (campaign_id,),
     ).fetchall()
     return [row["batch_number"] for row in rows]
-
-
-def _fail(conn: Connection[DictRow], campaign_id: UUID, reason: str) -> Dispatched:
-    with conn.transaction():
-        conn.execute(
-            """UPDATE sms_campaigns SET status = 'failed', failure_reason = %s, updated_at = now()
-                WHERE id = %s AND status = 'queued'""",
-            (reason, campaign_id),
-        )
-    logger.info("campaign failed to start", extra={"campaign_id": str(campaign_id), "reason": reason})
-    return Dispatched(campaign_id, "failed")

@@ -36,14 +36,22 @@ def apply(conn: Connection[DictRow], provider: str, receipts: list[Receipt]) -> 
     latest = {receipt.external_id: receipt for receipt in receipts}  # one per message, the last one given
     batch = list(latest.values())
     with conn.transaction():
+        # One index probe per receipt (LATERAL ... LIMIT 1): mid-campaign the column's statistics still say
+        # "all NULL", and the planner would otherwise hash-join the whole partition for every batch.
         updated = conn.execute(
             """UPDATE sms_delivery_logs l
-                  SET status = r.status,
-                      delivered_at = CASE WHEN r.status = 'delivered' THEN r.at END,
-                      error_code = r.code, error_message = r.message, updated_at = now()
-                 FROM unnest(%(ids)s::text[], %(statuses)s::text[], %(ats)s::timestamptz[],
-                             %(codes)s::text[], %(messages)s::text[]) AS r(external_id, status, at, code, message)
-                WHERE l.external_message_id = r.external_id AND l.provider = %(provider)s AND l.status = 'sent'
+                  SET status = m.status,
+                      delivered_at = CASE WHEN m.status = 'delivered' THEN m.at END,
+                      error_code = m.code, error_message = m.message, updated_at = now()
+                 FROM (SELECT r.*, x.id, x.created_at
+                         FROM unnest(%(ids)s::text[], %(statuses)s::text[], %(ats)s::timestamptz[],
+                                     %(codes)s::text[], %(messages)s::text[])
+                              AS r(external_id, status, at, code, message)
+                         CROSS JOIN LATERAL (
+                             SELECT d.id, d.created_at FROM sms_delivery_logs d
+                              WHERE d.external_message_id = r.external_id AND d.provider = %(provider)s LIMIT 1) x
+                      ) m
+                WHERE l.id = m.id AND l.created_at = m.created_at AND l.status = 'sent'
             RETURNING l.external_message_id""",
             {
                 "provider": provider,

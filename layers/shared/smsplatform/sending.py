@@ -109,7 +109,7 @@ def call_provider(
             pace(indexed[0])
         return provider.call(indexed[1])
 
-    if len(to_send) <= 1 or concurrency == 1:
+    if len(to_send) <= 1 or concurrency == 1 or not (provider.blocking or pace):
         sent = [one(pair) for pair in enumerate(to_send)]
     else:
         with ThreadPoolExecutor(max_workers=min(concurrency, len(to_send))) as pool:

@@ -46,6 +46,8 @@ class Provider:
     # True when resending a message id (after a crash left its outcome unknown) can
     # never reach the handset twice; otherwise such a message fails as "outcome_unknown".
     idempotent: bool = False
+    # False for a provider whose calls never wait (the simulator at 0 ms): threads would only add overhead.
+    blocking: bool = True
 
     def send(self, message: OutboundMessage) -> str:
         """Sends one message and returns the provider's id for it; raises ProviderError."""

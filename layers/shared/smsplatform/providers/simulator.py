@@ -48,6 +48,7 @@ class Simulator(Provider):
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.latency = settings.simulator_latency_ms / 1000
+        self.blocking = self.latency > 0
         # Longest suffix first, so "199990" wins over "99990".
         self.rules = sorted(settings.simulator_rules.items(), key=lambda rule: -len(rule[0]))
         self._accepted: list[tuple[OutboundMessage, str, str]] = []

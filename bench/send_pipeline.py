@@ -1,0 +1,243 @@
+"""The send pipeline end to end: release and drain of a campaign to 100k and 1M recipients.
+
+Against PostgreSQL (embedded unless DATABASE_URL is set), moto's SQS and the
+simulator provider, with the real handlers wired as in the local stack:
+POST /send -> ReleaseQueue -> DispatcherFunction -> SendQueue -> SenderFunction
+-> simulator -> signed receipts POSTed to the webhook over loopback HTTP ->
+ReceiptsQueue -> ReceiptsFunction.
+
+- release: from the send request to the dispatcher having enqueued the last batch;
+- drain: from the first sender poll to the campaign completed with every
+  delivery receipt applied, with one sender poller (one sender process) or
+  several side by side (as Lambda runs concurrent senders), and one receipts
+  poller, as threads of this process;
+- then it checks: each recipient exactly once in the simulator's outbox, every
+  message delivered, and reserved = spent + refunded in the ledger.
+The time spent in SQS calls (receive/delete by the pollers) is printed beside
+the drain, to show whether the local emulator is what limits it.
+"""
+
+import argparse
+import json
+import os
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from psycopg.rows import dict_row
+
+from local.gateway import GatewayServer
+from local.inprocess import Platform, platform
+from local.pollers import SqsPoller
+
+
+def _call(p: Platform, method: str, path: str, token: str | None = None, body: Any = None) -> Any:
+    headers = {"content-type": "application/json", "user-agent": "bench"}
+    if token:
+        headers["authorization"] = f"Bearer {token}"
+    status, _, _, raw = p.gateway.handle(method, path, headers, json.dumps(body).encode() if body else b"", "127.0.0.1")
+    assert status < 300, (status, raw[:300])
+    return json.loads(raw) if raw else None
+
+
+def _seed(p: Platform, size: int) -> tuple[str, str]:
+    """An account with `size` contacts in one group and enough credits; returns (token, group id)."""
+    name = f"bench{size}"
+    _call(p, "POST", "/v1/auth/signup", body={"username": name, "email": f"{name}@example.com",
+                                              "password": "correct horse battery"})  # fmt: skip
+    token = _call(p, "POST", "/v1/auth/login", body={"login": name, "password": "correct horse battery"})[
+        "access_token"
+    ]
+    group = _call(p, "POST", "/v1/groups", token, {"name": "everyone"})
+    from smsplatform import ledger
+
+    with psycopg.connect(p.database_url, row_factory=dict_row) as conn:
+        user_id = conn.execute("SELECT id FROM users WHERE username = %s", (name,)).fetchone()["id"]  # type: ignore[index]
+        conn.execute(
+            """INSERT INTO contacts (user_id, phone_number, first_name, custom_fields)
+               SELECT %s, '+4474' || lpad(g::text, 8, '0'), 'Name' || g, jsonb_build_object('city', 'Leeds')
+                 FROM generate_series(1, %s) g""",
+            (user_id, size),
+        )
+        conn.execute(
+            "INSERT INTO contact_group_members (group_id, contact_id) SELECT %s, id FROM contacts WHERE user_id = %s",
+            (group["id"], user_id),
+        )
+        ledger.top_up(conn, user_id, 4 * size, amount=0)
+    with psycopg.connect(p.database_url, autocommit=True) as conn:
+        conn.execute("VACUUM ANALYZE contacts, contact_group_members")
+    return token, group["id"]
+
+
+class TimedPoller:
+    """Polls in a loop on its own thread, adding up the time spent in the handler."""
+
+    def __init__(self, poller: SqsPoller) -> None:
+        self.poller = poller
+        self.handler_seconds = 0.0
+        self.records = 0
+        invoke = poller.runtime.invoke
+
+        def timed(event: dict[str, Any]) -> Any:
+            began = time.perf_counter()
+            try:
+                return invoke(event)
+            finally:
+                self.handler_seconds += time.perf_counter() - began
+
+        poller.runtime = _Wrapped(timed)  # type: ignore[assignment]
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self.stop.is_set():
+            self.records += self.poller.poll_once()
+
+
+class _Wrapped:
+    def __init__(self, invoke: Any) -> None:
+        self.invoke = invoke
+
+
+def run(
+    p: Platform, size: int, latency_ms: int, token: str, group_id: str, database_url: str, senders: int = 1
+) -> dict[str, Any]:
+    from smsplatform import db
+    from smsplatform.config import get_settings
+
+    os.environ["SMS_SIMULATOR_LATENCY_MS"] = str(latency_ms)
+    get_settings.cache_clear()
+    db.close_pool()
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute("TRUNCATE simulator_messages")
+    campaign = _call(p, "POST", "/v1/campaigns", token, {
+        "name": f"bench {latency_ms} ms", "message_template": "Hi {{first_name}}, see you in {{custom_fields.city}}!",
+        "group_ids": [group_id]})  # fmt: skip
+
+    began = time.perf_counter()
+    _call(p, "POST", f"/v1/campaigns/{campaign['id']}/send", token)
+    dispatcher = p.poller("DispatcherFunction")
+    while not dispatcher.poll_once():
+        pass
+    release = time.perf_counter() - began
+
+    pollers = [TimedPoller(p.poller("SenderFunction")) for _ in range(senders)]
+    receipts = TimedPoller(p.poller("ReceiptsFunction"))
+    drain_began = time.perf_counter()
+    for poller in [*pollers, receipts]:
+        poller.thread.start()
+    with psycopg.connect(database_url, autocommit=True, row_factory=dict_row) as conn:
+        while True:
+            row = conn.execute(
+                """SELECT c.status, EXISTS (SELECT 1 FROM sms_delivery_logs l WHERE l.campaign_id = c.id
+                                              AND l.status IN ('queued', 'sending', 'sent')) AS open
+                     FROM sms_campaigns c WHERE c.id = %s""",
+                (campaign["id"],),
+            ).fetchone()
+            assert row is not None
+            if row["status"] == "completed" and not row["open"]:
+                break
+            time.sleep(0.05)
+        drain = time.perf_counter() - drain_began
+        for poller in [*pollers, receipts]:
+            poller.stop.set()
+            poller.thread.join()
+        check = conn.execute(
+            """SELECT (SELECT count(*) FROM simulator_messages) AS outbox,
+                      (SELECT count(DISTINCT to_number) FROM simulator_messages) AS numbers,
+                      (SELECT count(*) FILTER (WHERE status = 'delivered') FROM sms_delivery_logs
+                        WHERE campaign_id = %(c)s) AS delivered""",
+            {"c": campaign["id"]},
+        ).fetchone()
+    stats = _call(p, "GET", f"/v1/campaigns/{campaign['id']}/stats", token)
+    reads = _read_latency(p, token, campaign["id"])
+    assert check is not None
+    ok = (
+        check["outbox"] == check["numbers"] == check["delivered"] == size
+        and stats["credits_reserved"] == stats["credits_spent"] + stats["credits_refunded"]
+    )
+    return {
+        "size": size,
+        "latency": latency_ms,
+        "release": release,
+        "drain": drain,
+        "rate": size / drain,
+        "sender": max(poller.handler_seconds for poller in pollers),
+        "receipts": receipts.handler_seconds,
+        "batches": sum(poller.records for poller in pollers),
+        "ok": ok,
+        "outbox": check["outbox"],
+        "delivered": check["delivered"],
+        **reads,
+    }
+
+
+def _read_latency(p: Platform, token: str, campaign_id: str) -> dict[str, float]:
+    """Median ms of GET stats, of the first page of messages and of page 200 (cursor walked), over 7 calls."""
+
+    def median_ms(path: str) -> float:
+        samples = []
+        for _ in range(7):
+            began = time.perf_counter()
+            _call(p, "GET", path, token)
+            samples.append((time.perf_counter() - began) * 1000)
+        return sorted(samples)[3]
+
+    base = f"/v1/campaigns/{campaign_id}/messages?limit=100"
+    cursor = None
+    for _ in range(199):
+        cursor = _call(p, "GET", base + (f"&cursor={cursor}" if cursor else ""), token)["next_cursor"]
+    return {
+        "stats_ms": median_ms(f"/v1/campaigns/{campaign_id}/stats"),
+        "page1_ms": median_ms(base),
+        "page200_ms": median_ms(f"{base}&cursor={cursor}"),
+        "delivered_page_ms": median_ms(f"{base}&status=delivered"),
+    }
+
+
+def main(
+    sizes: tuple[int, ...] = (100_000, 1_000_000), latencies: tuple[int, ...] = (0, 50), senders: tuple[int, ...] = (1,)
+) -> None:
+    print("send pipeline: POST /send -> dispatcher -> sender(s) -> simulator -> webhook -> receipts")
+    print(
+        f"  {'recipients':>10} {'latency':>7} {'senders':>7} {'release s':>9} {'drain s':>8} {'msg/s':>8}"
+        f" {'in sender s':>11} {'in receipts s':>13} {'SQS+wait s':>10}  check"
+    )
+    with tempfile.TemporaryDirectory() as scratch, platform(Path(scratch), "sms_bench_send") as p:
+        os.environ["SMS_SIMULATOR_RULES"] = "{}"  # every number delivers
+        os.environ["SMS_SEND_CONCURRENCY"] = os.environ.get("SMS_SEND_CONCURRENCY", "128")
+        server = GatewayServer(p.gateway, "127.0.0.1", 0)
+        server.start()
+        os.environ["SMS_PUBLIC_BASE_URL"] = f"http://127.0.0.1:{server.port}"
+        try:
+            for size in sizes:
+                token, group_id = _seed(p, size)
+                for latency, count in [(latency, count) for latency in latencies for count in senders]:
+                    r = run(p, size, latency, token, group_id, p.database_url, count)
+                    overhead = r["drain"] - r["sender"]
+                    print(
+                        f"  {size:>10,} {latency:>5} ms {count:>7} {r['release']:9.1f} {r['drain']:8.1f}"
+                        f" {r['rate']:8,.0f}"
+                        f" {r['sender']:11.1f} {r['receipts']:13.1f} {overhead:10.1f}"
+                        f"  {'ok' if r['ok'] else 'MISMATCH'} ({r['outbox']:,} sent, {r['delivered']:,} delivered)",
+                        flush=True,
+                    )
+                    print(
+                        f"  {'':>10} reads (median ms): stats {r['stats_ms']:.1f}, messages page 1 {r['page1_ms']:.1f},"
+                        f" page 200 {r['page200_ms']:.1f}, ?status=delivered page 1 {r['delivered_page_ms']:.1f}",
+                        flush=True,
+                    )
+        finally:
+            server.stop()
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000])
+    parser.add_argument("--latencies", type=int, nargs="+", default=[0, 50])
+    parser.add_argument("--senders", type=int, nargs="+", default=[1], help="sender pollers side by side")
+    args = parser.parse_args()
+    main(tuple(args.sizes), tuple(args.latencies), tuple(args.senders))

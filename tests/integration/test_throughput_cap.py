@@ -1,0 +1,70 @@
+"""A campaign's throughput cap holds across senders: each batch books its share of the timeline."""
+
+import time
+import uuid
+from typing import Any
+
+import psycopg
+import pytest
+
+from smsplatform import db, dispatch, sending
+from smsplatform.config import get_settings
+
+
+def _campaign(conn: psycopg.Connection[Any], cap: int) -> uuid.UUID:
+    user = conn.execute(
+        "INSERT INTO users (username, email, password_hash) VALUES ('cap', 'cap@example.com', 'x') RETURNING id"
+    ).fetchone()["id"]
+    return conn.execute(
+        """INSERT INTO sms_campaigns (user_id, name, message_template, status, settings)
+           VALUES (%s, 'capped', 'hi', 'sending', jsonb_build_object('throughput_per_second', %s)) RETURNING id""",
+        (user, cap),
+    ).fetchone()["id"]
+
+
+def test_batches_book_consecutive_slots_of_the_campaigns_timeline(conn: psycopg.Connection[Any]) -> None:
+    campaign = _campaign(conn, cap=10)
+
+    with db.transaction() as pooled:
+        first = sending.Pacer.book(pooled, campaign, 50, rate=10, max_wait=20)
+        second = sending.Pacer.book(pooled, campaign, 50, rate=10, max_wait=20)
+        third = sending.Pacer.book(pooled, campaign, 50, rate=10, max_wait=20)
+        too_far = sending.Pacer.book(pooled, campaign, 200, rate=10, max_wait=12)
+
+    assert first is not None
+    assert second is not None
+    assert third is not None
+    assert second - first == pytest.approx(5.0)
+    assert third - second == pytest.approx(5.0)
+    assert too_far is None  # starts 15 s out: the sender re-queues the batch with a delay instead
+
+
+def test_messages_within_a_batch_are_spaced_by_the_cap(monkeypatch: pytest.MonkeyPatch) -> None:
+    waits: list[float] = []
+    monkeypatch.setattr(sending.time, "time", lambda: 1000.0)
+    monkeypatch.setattr(sending.time, "sleep", waits.append)
+    pace = sending.Pacer(start=1000.0, rate=4)
+
+    for index in range(5):
+        pace(index)
+
+    assert waits == [0.25, 0.5, 0.75, 1.0]  # message 0 goes at once
+
+
+def test_a_capped_campaign_gets_batches_it_can_send_within_a_sender_invocation() -> None:
+    settings = get_settings()
+
+    assert dispatch.batch_size({"throughput_per_second": 5}, settings) == 50
+    assert dispatch.batch_size({"throughput_per_second": 1000}, settings) == settings.send_batch_size
+    assert dispatch.batch_size({}, settings) == settings.send_batch_size
+
+
+def test_unused_time_is_not_banked(conn: psycopg.Connection[Any]) -> None:
+    campaign = _campaign(conn, cap=100)
+    conn.execute("UPDATE sms_campaigns SET send_slot = now() - interval '1 hour' WHERE id = %s", (campaign,))
+
+    with db.transaction() as pooled:
+        start = sending.Pacer.book(pooled, campaign, 10, rate=100, max_wait=20)
+
+    assert start is not None
+    assert start >= time.time() - 5  # an idle hour does not allow a burst now
