@@ -52,7 +52,7 @@ def test_messages_within_a_batch_are_spaced_by_the_cap(monkeypatch: pytest.Monke
 
 
 def test_a_capped_campaign_gets_batches_it_can_send_within_a_sender_invocation() -> None:
-    settings = get_settings()
+    settings = get_settings().model_copy(update={"send_batch_size": 1000})
 
     assert dispatch.batch_size({"throughput_per_second": 5}, settings) == 50
     assert dispatch.batch_size({"throughput_per_second": 1000}, settings) == settings.send_batch_size
@@ -68,3 +68,26 @@ def test_unused_time_is_not_banked(conn: psycopg.Connection[Any]) -> None:
 
     assert start is not None
     assert start >= time.time() - 5  # an idle hour does not allow a burst now
+
+
+def test_a_capped_campaign_is_paced_by_the_sender(
+    api: Any, admin: dict[str, Any], user: dict[str, Any], pipeline: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.integration.test_campaigns_api import PEOPLE, _campaign, _credit, _group
+
+    waits: list[float] = []
+    monkeypatch.setattr(sending.time, "sleep", waits.append)  # record the pauses instead of taking them
+    _credit(api, admin, user, 100)
+    campaign_id = _campaign(
+        api, user["token"], [_group(api, user["token"], "all", PEOPLE)], settings={"throughput_per_second": 2}
+    )
+
+    api.request("POST", f"/v1/campaigns/{campaign_id}/send", token=user["token"])
+    pipeline.drain()
+
+    stats = api.request("GET", f"/v1/campaigns/{campaign_id}/stats", token=user["token"]).json()
+    assert stats["delivered"] == 6
+    # Six messages at two a second span 2.5 s of the campaign's timeline: every message but the
+    # first of the campaign waited for its slot, whichever batch and sender it was in.
+    assert len([wait for wait in waits if wait > 0]) >= 5
+    assert max(waits) >= 2.0
