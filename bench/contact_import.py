@@ -8,7 +8,6 @@ page 1,000 through the gateway and authorizer.
 """
 
 import io
-import json
 import statistics
 import sys
 import tempfile
@@ -30,20 +29,11 @@ def _csv(rows: int) -> bytes:
     return out.getvalue().encode()
 
 
-def _call(p: Platform, method: str, path: str, token: str | None = None, body: Any = None) -> Any:
-    headers = {"content-type": "application/json", "user-agent": "bench"}
-    if token:
-        headers["authorization"] = f"Bearer {token}"
-    status, _, _, raw = p.gateway.handle(method, path, headers, json.dumps(body).encode() if body else b"", "127.0.0.1")
-    assert status < 300, (status, raw[:300])
-    return json.loads(raw) if raw else None
-
-
 def _import(p: Platform, token: str, rows: int) -> dict[str, Any]:
     import boto3
 
     payload = _csv(rows)
-    started = _call(p, "POST", "/v1/contacts/imports", token, {"upload": True})
+    started = p.call("POST", "/v1/contacts/imports", token, {"upload": True})
     key = started["upload_url"].split("?")[0].split(p.resources.refs["ImportsBucket"] + "/", 1)[1]
     boto3.client("s3", endpoint_url=p.resources.endpoint_url).put_object(
         Bucket=p.resources.refs["ImportsBucket"], Key=key, Body=payload, ContentType="text/csv"
@@ -52,7 +42,7 @@ def _import(p: Platform, token: str, rows: int) -> dict[str, Any]:
     began = time.perf_counter()
     while True:
         worker.poll_once()
-        status = _call(p, "GET", f"/v1/contacts/imports/{started['import_id']}", token)
+        status = p.call("GET", f"/v1/contacts/imports/{started['import_id']}", token)
         if status["status"] in ("completed", "failed"):
             break
     elapsed = time.perf_counter() - began
@@ -64,7 +54,7 @@ def _page_latency(p: Platform, token: str, limit: int, pages: int) -> tuple[floa
     """Median milliseconds of page 1 and of page `pages`, walking the cursors between them."""
     cursor, cursors = None, [None]
     for _ in range(pages - 1):
-        page = _call(p, "GET", f"/v1/contacts?limit={limit}" + (f"&cursor={cursor}" if cursor else ""), token)
+        page = p.call("GET", f"/v1/contacts?limit={limit}" + (f"&cursor={cursor}" if cursor else ""), token)
         cursor = page["next_cursor"]
         if cursor is None:  # fewer pages than asked for: time the last one
             break
@@ -74,7 +64,7 @@ def _page_latency(p: Platform, token: str, limit: int, pages: int) -> tuple[floa
         samples = []
         for _ in range(15):
             t = time.perf_counter()
-            _call(p, "GET", f"/v1/contacts?limit={limit}" + (f"&cursor={c}" if c else ""), token)
+            p.call("GET", f"/v1/contacts?limit={limit}" + (f"&cursor={c}" if c else ""), token)
             samples.append((time.perf_counter() - t) * 1000)
         return statistics.median(samples)
 
@@ -87,13 +77,12 @@ def main(sizes: tuple[int, ...] = (100_000, 1_000_000)) -> None:
     with tempfile.TemporaryDirectory() as scratch, platform(Path(scratch), "sms_bench_imports") as p:
         for size in sizes:
             name = f"bench{size}"
-            _call(
-                p,
+            p.call(
                 "POST",
                 "/v1/auth/signup",
                 body={"username": name, "email": f"{name}@example.com", "password": "correct horse battery"},
             )
-            token = _call(p, "POST", "/v1/auth/login", body={"login": name, "password": "correct horse battery"})[
+            token = p.call("POST", "/v1/auth/login", body={"login": name, "password": "correct horse battery"})[
                 "access_token"
             ]
             result = _import(p, token, size)

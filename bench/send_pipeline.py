@@ -21,7 +21,6 @@ receive count, redrive, delays) carrying the same handlers.
 """
 
 import argparse
-import json
 import os
 import tempfile
 import threading
@@ -38,24 +37,13 @@ from local.inprocess import Platform, platform
 from local.pollers import SqsPoller
 
 
-def _call(p: Platform, method: str, path: str, token: str | None = None, body: Any = None) -> Any:
-    headers = {"content-type": "application/json", "user-agent": "bench"}
-    if token:
-        headers["authorization"] = f"Bearer {token}"
-    status, _, _, raw = p.gateway.handle(method, path, headers, json.dumps(body).encode() if body else b"", "127.0.0.1")
-    assert status < 300, (status, raw[:300])
-    return json.loads(raw) if raw else None
-
-
 def _seed(p: Platform, size: int) -> tuple[str, str]:
     """An account with `size` contacts in one group and enough credits; returns (token, group id)."""
     name = f"bench{size}"
-    _call(p, "POST", "/v1/auth/signup", body={"username": name, "email": f"{name}@example.com",
+    p.call("POST", "/v1/auth/signup", body={"username": name, "email": f"{name}@example.com",
                                               "password": "correct horse battery"})  # fmt: skip
-    token = _call(p, "POST", "/v1/auth/login", body={"login": name, "password": "correct horse battery"})[
-        "access_token"
-    ]
-    group = _call(p, "POST", "/v1/groups", token, {"name": "everyone"})
+    token = p.call("POST", "/v1/auth/login", body={"login": name, "password": "correct horse battery"})["access_token"]
+    group = p.call("POST", "/v1/groups", token, {"name": "everyone"})
     from smsplatform import ledger
 
     with psycopg.connect(p.database_url, row_factory=dict_row) as conn:
@@ -137,12 +125,12 @@ def run(
     db.close_pool()
     with psycopg.connect(database_url, autocommit=True) as conn:
         conn.execute("TRUNCATE simulator_messages")
-    campaign = _call(p, "POST", "/v1/campaigns", token, {
+    campaign = p.call("POST", "/v1/campaigns", token, {
         "name": f"bench {latency_ms} ms", "message_template": "Hi {{first_name}}, see you in {{custom_fields.city}}!",
         "group_ids": [group_id]})  # fmt: skip
 
     began = time.perf_counter()
-    _call(p, "POST", f"/v1/campaigns/{campaign['id']}/send", token)
+    p.call("POST", f"/v1/campaigns/{campaign['id']}/send", token)
     dispatcher = poller("DispatcherFunction")
     while not dispatcher.poll_once():
         pass
@@ -176,7 +164,7 @@ def run(
                         WHERE campaign_id = %(c)s) AS delivered""",
             {"c": campaign["id"]},
         ).fetchone()
-    stats = _call(p, "GET", f"/v1/campaigns/{campaign['id']}/stats", token)
+    stats = p.call("GET", f"/v1/campaigns/{campaign['id']}/stats", token)
     reads = _read_latency(p, token, campaign["id"])
     assert check is not None
     ok = (
@@ -206,14 +194,14 @@ def _read_latency(p: Platform, token: str, campaign_id: str) -> dict[str, float]
         samples = []
         for _ in range(7):
             began = time.perf_counter()
-            _call(p, "GET", path, token)
+            p.call("GET", path, token)
             samples.append((time.perf_counter() - began) * 1000)
         return sorted(samples)[3]
 
     base = f"/v1/campaigns/{campaign_id}/messages?limit=100"
     cursor = None
     for _ in range(199):
-        cursor = _call(p, "GET", base + (f"&cursor={cursor}" if cursor else ""), token)["next_cursor"]
+        cursor = p.call("GET", base + (f"&cursor={cursor}" if cursor else ""), token)["next_cursor"]
     return {
         "stats_ms": median_ms(f"/v1/campaigns/{campaign_id}/stats"),
         "page1_ms": median_ms(base),

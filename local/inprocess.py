@@ -4,12 +4,14 @@ Same wiring as the local stack (template routes, authorizer, moto resources,
 SQS pollers), minus the HTTP server and background threads.
 """
 
+import json
 import os
 import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from local import aws, database
 from local.gateway import Gateway
@@ -26,6 +28,16 @@ class Platform:
     resources: aws.Resources
     runtimes: dict[str, FunctionRuntime]
     gateway: Gateway
+
+    def call(self, method: str, path: str, token: str | None = None, body: Any = None) -> Any:
+        """One API request through the gateway and authorizer; the JSON answer, or AssertionError on >= 300."""
+        headers = {"content-type": "application/json", "user-agent": "bench"}
+        if token:
+            headers["authorization"] = f"Bearer {token}"
+        payload = json.dumps(body).encode() if body else b""
+        status, _, _, raw = self.gateway.handle(method, path, headers, payload, "127.0.0.1")
+        assert status < 300, (status, raw[:300])
+        return json.loads(raw) if raw else None
 
     def poller(self, function: str) -> SqsPoller:
         (source,) = [s for s in self.spec.sqs_sources if s.function == function]

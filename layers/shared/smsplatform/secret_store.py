@@ -2,6 +2,8 @@
 
 from typing import Any
 
+from pydantic import SecretStr
+
 from smsplatform.config import Settings
 
 
@@ -21,17 +23,18 @@ def get_secret_json(arn: str, settings: Settings) -> dict[str, Any]:
     return value
 
 
+def _configured_key(value: SecretStr | None, arn: str | None, settings: Settings, env: str) -> str:
+    """A key given directly (tests, local) or by its Secrets Manager ARN (deployed)."""
+    if value is not None:
+        return value.get_secret_value()
+    if arn:
+        return get_secret_string(arn, settings)
+    raise RuntimeError(f"no key configured: set SMS_{env} or SMS_{env}_ARN")
+
+
 def jwt_signing_key(settings: Settings) -> str:
-    if settings.jwt_secret is not None:
-        return settings.jwt_secret.get_secret_value()
-    if settings.jwt_secret_arn:
-        return get_secret_string(settings.jwt_secret_arn, settings)
-    raise RuntimeError("no session signing key: set SMS_JWT_SECRET or SMS_JWT_SECRET_ARN")
+    return _configured_key(settings.jwt_secret, settings.jwt_secret_arn, settings, "JWT_SECRET")
 
 
 def simulator_signing_key(settings: Settings) -> str:
-    if settings.simulator_secret is not None:
-        return settings.simulator_secret.get_secret_value()
-    if settings.simulator_secret_arn:
-        return get_secret_string(settings.simulator_secret_arn, settings)
-    raise RuntimeError("no simulator signing key: set SMS_SIMULATOR_SECRET or SMS_SIMULATOR_SECRET_ARN")
+    return _configured_key(settings.simulator_secret, settings.simulator_secret_arn, settings, "SIMULATOR_SECRET")
