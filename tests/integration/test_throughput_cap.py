@@ -26,17 +26,18 @@ def test_batches_book_consecutive_slots_of_the_campaigns_timeline(conn: psycopg.
     campaign = _campaign(conn, cap=10)
 
     with db.transaction() as pooled:
-        first = sending.Pacer.book(pooled, campaign, 50, rate=10, max_wait=20)
-        second = sending.Pacer.book(pooled, campaign, 50, rate=10, max_wait=20)
-        third = sending.Pacer.book(pooled, campaign, 50, rate=10, max_wait=20)
-        too_far = sending.Pacer.book(pooled, campaign, 200, rate=10, max_wait=12)
+        first, _ = sending.Pacer.book(pooled, campaign, 50, rate=10, max_wait=20)
+        second, _ = sending.Pacer.book(pooled, campaign, 50, rate=10, max_wait=20)
+        third, _ = sending.Pacer.book(pooled, campaign, 50, rate=10, max_wait=20)
+        later, booked = sending.Pacer.book(pooled, campaign, 200, rate=10, max_wait=12)
+        unchanged, _ = sending.Pacer.book(pooled, campaign, 1, rate=10, max_wait=60)
 
-    assert first is not None
-    assert second is not None
-    assert third is not None
     assert second - first == pytest.approx(5.0)
     assert third - second == pytest.approx(5.0)
-    assert too_far is None  # starts 15 s out: the sender re-queues the batch with a delay instead
+    # Starts 15 s out: not booked; the sender re-queues the batch to come back nearer the time.
+    assert booked is False
+    assert later == pytest.approx(first + 15.0)
+    assert unchanged == pytest.approx(later)
 
 
 def test_messages_within_a_batch_are_spaced_by_the_cap(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -64,9 +65,9 @@ def test_unused_time_is_not_banked(conn: psycopg.Connection[Any]) -> None:
     conn.execute("UPDATE sms_campaigns SET send_slot = now() - interval '1 hour' WHERE id = %s", (campaign,))
 
     with db.transaction() as pooled:
-        start = sending.Pacer.book(pooled, campaign, 10, rate=100, max_wait=20)
+        start, booked = sending.Pacer.book(pooled, campaign, 10, rate=100, max_wait=20)
 
-    assert start is not None
+    assert booked
     assert start >= time.time() - 5  # an idle hour does not allow a burst now
 
 

@@ -183,8 +183,10 @@ class Pacer:
             time.sleep(delay)
 
     @staticmethod
-    def book(conn: Connection[DictRow], campaign_id: UUID, messages: int, rate: float, max_wait: int) -> float | None:
-        """Epoch seconds the batch may start at, or None if that is more than `max_wait` away."""
+    def book(
+        conn: Connection[DictRow], campaign_id: UUID, messages: int, rate: float, max_wait: int
+    ) -> tuple[float, bool]:
+        """(epoch seconds the batch may start at, whether it was booked): not if that is over `max_wait` away."""
         with conn.transaction():
             row = conn.execute(
                 """SELECT extract(epoch FROM greatest(coalesce(send_slot, now()), now())) AS start
@@ -192,15 +194,15 @@ class Pacer:
                 (campaign_id,),
             ).fetchone()
             if row is None:
-                return None
+                return time.time(), False
             start = float(row["start"])
             if start - time.time() > max_wait:
-                return None
+                return start, False
             conn.execute(
                 "UPDATE sms_campaigns SET send_slot = to_timestamp(%s) WHERE id = %s",
                 (start + messages / rate, campaign_id),
             )
-        return start
+        return start, True
 
 
 def _cap(conn: Connection[DictRow], kind: settlement.Reference, reference_id: UUID) -> float | None:
@@ -219,13 +221,14 @@ def process_batch(descriptor: dict[str, Any], provider: Provider, settings: Sett
     with db.transaction() as conn:
         cap = _cap(conn, kind, reference_id)
         pacer = None
-        if cap:
-            size = _batch_rows(conn, kind, reference_id, batch)
-            start = Pacer.book(conn, reference_id, max(size, 1), cap, settings.send_max_wait_seconds)
-            if start is None:
-                # Too far ahead for this invocation: come back later under a fresh descriptor.
-                queues.send("send", descriptor, delay_seconds=settings.send_max_wait_seconds)
-                return BatchOutcome(0, 0, 0, 0, False, settings.send_max_wait_seconds)
+        size = _batch_rows(conn, kind, reference_id, batch) if cap else 0
+        if cap and size:
+            start, booked = Pacer.book(conn, reference_id, size, cap, settings.send_max_wait_seconds)
+            if not booked:
+                # Too far ahead for this invocation: come back when the slot nears, under a fresh descriptor.
+                delay = max(1, int(start - time.time()) - settings.send_max_wait_seconds // 2)
+                queues.send("send", descriptor, delay_seconds=delay)
+                return BatchOutcome(0, 0, 0, 0, False, min(delay, 900))
             pacer = Pacer(start, cap)
         claimed = claim(conn, kind, reference_id, batch, settings)
     if not claimed:
