@@ -321,7 +321,8 @@ RECIPIENTS_SQL = """
 def preview(conn: Connection[DictRow], user_id: UUID, campaign_id: UUID, contact_id: UUID | None) -> Preview:
     """The text one recipient would get, and what the whole audience would cost now."""
     campaign = _fetch(conn, user_id, campaign_id)
-    rendered = templates.parse(campaign.message_template).sql_expression()
+    template = templates.parse(campaign.message_template)
+    rendered = template.sql_expression()
     params = {"user": user_id, "campaign": campaign_id, "contact": contact_id}
     sample = conn.execute(
         sql.SQL("SELECT c.id, {} AS body FROM contacts c WHERE c.user_id = %(user)s AND c.id = %(contact)s").format(
@@ -341,7 +342,7 @@ def preview(conn: Connection[DictRow], user_id: UUID, campaign_id: UUID, contact
         params,
     ).fetchone()
     assert totals is not None
-    text = sample["body"] if sample else templates.parse(campaign.message_template).render_fallbacks()
+    text = sample["body"] if sample else template.render_fallbacks()
     info = encoding.analyse(text)
     return Preview(
         text,

@@ -38,11 +38,11 @@ def settle(conn: Connection[DictRow], kind: Reference, reference_id: UUID) -> bo
         return False
     with conn.transaction():
         owner = conn.execute(
-            f"SELECT user_id FROM sms_delivery_logs WHERE {_COLUMN[kind]} = %s LIMIT 1", (reference_id,)
+            "SELECT user_id FROM sms_campaigns WHERE id = %s"
+            if kind == "campaign"
+            else "SELECT user_id FROM sms_delivery_logs WHERE request_id = %s LIMIT 1",
+            (reference_id,),
         ).fetchone()
-        if kind == "campaign":
-            campaign = conn.execute("SELECT user_id FROM sms_campaigns WHERE id = %s", (reference_id,)).fetchone()
-            owner = campaign or owner
         if owner is None:
             return False
         user_id = owner["user_id"]

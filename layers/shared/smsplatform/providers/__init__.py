@@ -6,6 +6,7 @@ and `after_recorded` once their results are committed. An adapter reports
 failures as `ProviderError`, saying whether a later attempt may succeed.
 """
 
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Literal
 from uuid import UUID
@@ -41,7 +42,7 @@ class ProviderError(Exception):
         self.transient = transient
 
 
-class Provider:
+class Provider(ABC):
     name: str = ""
     # True when resending a message id (after a crash left its outcome unknown) can
     # never reach the handset twice; otherwise such a message fails as "outcome_unknown".
@@ -49,15 +50,17 @@ class Provider:
     # False for a provider whose calls never wait (the simulator at 0 ms): threads would only add overhead.
     blocking: bool = True
 
+    @abstractmethod
     def send(self, message: OutboundMessage) -> str:
         """Sends one message and returns the provider's id for it; raises ProviderError."""
-        raise NotImplementedError
 
     def flush(self) -> None:
-        """After the batch's calls, before their results are recorded."""
+        """After the batch's calls, before their results are recorded. Optional: most providers keep nothing."""
+        return
 
     def after_recorded(self, results: list[SendResult]) -> None:
-        """After the batch's results are committed."""
+        """After the batch's results are committed. Optional: real providers send receipts on their own."""
+        return
 
     def call(self, message: OutboundMessage) -> SendResult:
         """`send`, with every failure turned into a result: unknown errors are transient."""
