@@ -82,7 +82,8 @@ def create_resources(
     secrets_file: Path | None = None,
     parameters: dict[str, str] | None = None,
 ) -> Resources:
-    """Creates the template's queues, buckets (with their notifications) and secrets.
+    """Creates the template's queues, buckets (with their notifications), SNS topics (with their queue
+    subscriptions) and secrets.
     `parameters` override the template's defaults."""
     resources = Resources(endpoint_url=endpoint_url)
     for name, parameter in spec.parameters.items():
@@ -130,8 +131,23 @@ def create_resources(
                 },
             )
 
+    sns = client("sns", endpoint_url)
+    for topic in spec.topics.values():
+        name = resolve(topic.name, resources) if topic.name else topic.logical_id
+        arn = str(sns.create_topic(Name=name)["TopicArn"])
+        resources.refs[topic.logical_id] = arn
+        resources.arns[topic.logical_id] = arn
+        for subscriber in topic.queues:
+            sns.subscribe(TopicArn=arn, Protocol="sqs", Endpoint=resources.arns[subscriber])
+    for logical_id, name in spec.named.items():
+        resources.refs[logical_id] = resolve(name, resources)
+
     for secret in spec.secrets.values():
-        value = _persisted_secret(secrets_file, secret.logical_id, secret.generate_length or 32)
+        value = (
+            secret.value
+            if secret.value is not None
+            else _persisted_secret(secrets_file, secret.logical_id, secret.generate_length or 32)
+        )
         arn = create_secret(endpoint_url, f"local/{secret.logical_id}", value)
         resources.refs[secret.logical_id] = arn
         resources.arns[secret.logical_id] = arn

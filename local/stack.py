@@ -103,9 +103,11 @@ class LocalStack:
     def _configure_environment(self, resources: aws.Resources) -> None:
         """All functions share this process, so their template environments must agree."""
         merged: dict[str, str] = {}
+        # The API's public URL is this gateway's, not the deployed API's.
+        local_values = {"SMS_PUBLIC_BASE_URL": self.base_url}
         for fn in self.spec.functions.values():
             for key, raw in fn.environment.items():
-                value = aws.resolve(raw, resources)
+                value = local_values.get(key) or aws.resolve(raw, resources)
                 if merged.setdefault(key, value) != value:
                     raise RuntimeError(f"functions disagree on {key}; the local stack runs them in one process")
         os.environ.update(merged)
@@ -116,6 +118,8 @@ class LocalStack:
         # disabled metric set, so disabling them would grow it until it fails.
         os.environ.setdefault("SMS_DB_POOL_MAX_SIZE", "8")
         os.environ.setdefault("SMS_PUBLIC_BASE_URL", self.base_url)
+        # Status callbacks may go to plain http:// and loopback endpoints on a laptop.
+        os.environ.setdefault("SMS_CALLBACK_ALLOW_HTTP", "true")
 
     def stop(self) -> None:
         if self._scheduler:

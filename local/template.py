@@ -4,7 +4,7 @@ The template is the single list of routes and resources; nothing here repeats it
 """
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -127,6 +127,16 @@ class BucketSpec:
 class SecretSpec:
     logical_id: str
     generate_length: int | None
+    value: str | None = None  # a literal SecretString (a placeholder operators replace)
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    """An SNS topic and the queues subscribed to it."""
+
+    logical_id: str
+    name: str | None
+    queues: tuple[str, ...] = ()
 
 
 @dataclass
@@ -141,6 +151,9 @@ class StackSpec:
     schedules: list[ScheduleSpec] = field(default_factory=list)
     secrets: dict[str, SecretSpec] = field(default_factory=dict)
     buckets: dict[str, BucketSpec] = field(default_factory=dict)
+    topics: dict[str, TopicSpec] = field(default_factory=dict)
+    # Resources the local stack only names (e.g. an End User Messaging configuration set): logical id -> name.
+    named: dict[str, str] = field(default_factory=dict)
 
     def find_route(self, method: str, path: str) -> tuple[HttpRoute, dict[str, str]] | None:
         # Like API Gateway: the most specific route wins (fewest path variables, then longest).
@@ -198,12 +211,23 @@ def load_stack(template_path: Path, root: Path | None = None) -> StackSpec:
         elif kind == "AWS::SecretsManager::Secret":
             generate = props.get("GenerateSecretString")
             spec.secrets[logical_id] = SecretSpec(
-                logical_id, int(generate.get("PasswordLength", 32)) if generate is not None else None
+                logical_id,
+                int(generate.get("PasswordLength", 32)) if generate is not None else None,
+                props.get("SecretString") if isinstance(props.get("SecretString"), str) else None,
             )
+        elif kind == "AWS::SNS::Topic":
+            spec.topics[logical_id] = TopicSpec(logical_id, props.get("TopicName"))
+        elif kind == "AWS::SMSVOICE::ConfigurationSet":
+            spec.named[logical_id] = props.get("ConfigurationSetName") or logical_id
         elif kind == "AWS::S3::Bucket":
             spec.buckets[logical_id] = _bucket(logical_id, props)
         elif kind == "AWS::Serverless::HttpApi":
             spec.authorizer = _authorizer(props) or spec.authorizer
+    for resource in resources.values():
+        props = resource.get("Properties") or {}
+        if resource.get("Type") == "AWS::SNS::Subscription" and props.get("Protocol") == "sqs":
+            topic = spec.topics[_logical_id(props["TopicArn"])]
+            spec.topics[topic.logical_id] = replace(topic, queues=(*topic.queues, _logical_id(props["Endpoint"])))
     # SAM: a route without Auth uses the API's default authorizer, if it has one.
     spec.routes = [
         HttpRoute(route.method, route.path, route.function, route.authorized and spec.authorizer is not None)

@@ -1,10 +1,11 @@
-"""Every minute: releases scheduled campaigns whose time has come and re-announces lost work."""
+"""Every minute: releases scheduled campaigns whose time has come and re-announces lost work
+(requests never announced, status callbacks whose announcement was lost)."""
 
 from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from smsplatform import campaigns, db, dispatch, messages, queues
+from smsplatform import campaigns, db, dispatch, messages, queues, status_callbacks
 from smsplatform.observability import logger
 
 
@@ -13,8 +14,14 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     with db.transaction() as conn:
         released = campaigns.release_due(conn)
         lost = messages.unannounced_requests(conn)
+        overdue = status_callbacks.overdue_accounts(conn)
     if lost:
         queues.send_many("send", (dispatch.batch_descriptor("request", request_id, 0) for request_id in lost))
-    result = {"campaigns_released": len(released), "requests_reannounced": len(lost)}
+    status_callbacks.announce(overdue)
+    result = {
+        "campaigns_released": len(released),
+        "requests_reannounced": len(lost),
+        "callback_accounts_reannounced": len(overdue),
+    }
     logger.info("scheduler tick", extra=result)
     return result

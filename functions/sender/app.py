@@ -9,7 +9,6 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from smsplatform.config import get_settings
 from smsplatform.observability import logger, metrics
-from smsplatform.providers import get_provider
 from smsplatform.sending import process_batch
 
 processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
@@ -17,7 +16,7 @@ processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failu
 
 def record_handler(record: SQSRecord) -> None:
     settings = get_settings()
-    outcome = process_batch(json.loads(record.body), get_provider(settings), settings)
+    outcome = process_batch(json.loads(record.body), settings)
     metrics.add_metric(name="MessagesSent", unit="Count", value=outcome.accepted)
     metrics.add_metric(name="MessagesFailed", unit="Count", value=outcome.failed)
     metrics.add_metric(name="MessagesRetrying", unit="Count", value=outcome.retrying)

@@ -1,4 +1,4 @@
-"""Accounts API: sign-up, login, profile, API tokens, credits ledger, operators' routes, audit trail."""
+"""Accounts API: sign-up, login, profile, API tokens, credits, operators' routes, audit trail, status callback."""
 
 from typing import Any
 
@@ -10,10 +10,13 @@ from smsplatform.api.admin import admin_routes
 from smsplatform.api.audit_logs import audit_log_routes
 from smsplatform.api.billing import billing_routes
 from smsplatform.api.resolver import create_resolver
+from smsplatform.api.status_callbacks import status_callback_routes
 from smsplatform.api.tokens import tokens_routes
 from smsplatform.observability import logger, metrics
 
-app = create_resolver(accounts_routes(), tokens_routes(), billing_routes(), admin_routes(), audit_log_routes())
+app = create_resolver(
+    accounts_routes(), tokens_routes(), billing_routes(), admin_routes(), audit_log_routes(), status_callback_routes()
+)
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)

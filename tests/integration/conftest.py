@@ -2,6 +2,7 @@
 as the local stack: routes from template.yaml, the real authorizer, API Gateway v2 events."""
 
 import json
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -19,12 +20,14 @@ from tests.conftest import ROOT
 
 SIGNING_KEY = "integration-tests-signing-key-0123456789abcdef"
 SIMULATOR_KEY = "integration-tests-simulator-key-0123456789"
+CALLBACK_KEY = "integration-tests-callback-key-0123456789"
 # Tables the tests write to, emptied after each test. user_roles keeps its role
 # definitions (user_id NULL) and loses per-user grants; schema_migrations stays.
 _CLEANUP = """
     TRUNCATE api_tokens, billing_transactions, audit_logs, contact_groups, contacts, contact_group_members,
              opt_outs, sms_campaigns, campaign_target_groups, sms_delivery_logs, login_failures,
-             contact_imports, contact_import_errors, idempotency_keys, simulator_messages;
+             contact_imports, contact_import_errors, idempotency_keys, simulator_messages, inbound_messages,
+             status_callbacks, provider_slots;
     DELETE FROM user_roles WHERE user_id IS NOT NULL;
     DELETE FROM users;
 """
@@ -52,7 +55,7 @@ def platform_env(database_url: str, aws_resources: aws.Resources) -> Iterator[No
 
     patch = pytest.MonkeyPatch()
     patch.setenv("SMS_IMPORTS_BUCKET", aws_resources.refs["ImportsBucket"])
-    for queue in ("Release", "Send", "Receipts"):
+    for queue in ("Release", "Send", "Receipts", "Callbacks"):
         patch.setenv(f"SMS_{queue.upper()}_QUEUE_URL", aws_resources.refs[f"{queue}Queue"])
     # Receipts go straight onto the receipts queue here (no HTTP server); the e2e tests
     # cover the simulator posting them to the webhook.
@@ -60,6 +63,12 @@ def platform_env(database_url: str, aws_resources: aws.Resources) -> Iterator[No
     patch.delenv("SMS_SIMULATOR_SECRET_ARN", raising=False)
     patch.delenv("SMS_PUBLIC_BASE_URL", raising=False)
     patch.setenv("SMS_SEND_RETRY_BASE_SECONDS", "0")
+    # Status callbacks go to loopback endpoints here, and are retried at once.
+    patch.setenv("SMS_CALLBACK_SIGNING_SECRET", CALLBACK_KEY)
+    patch.delenv("SMS_CALLBACK_SIGNING_SECRET_ARN", raising=False)
+    patch.setenv("SMS_CALLBACK_ALLOW_HTTP", "true")
+    patch.setenv("SMS_CALLBACK_RETRY_BASE_SECONDS", "0")
+    patch.delenv("SMS_TWILIO_SECRET_ARN", raising=False)
     patch.setenv("SMS_SEND_BATCH_SIZE", "4")
     patch.setenv("DATABASE_URL", database_url)
     patch.setenv("SMS_JWT_SECRET", SIGNING_KEY)
@@ -234,8 +243,10 @@ class Pipeline:
         """Polls every queue until none has a message waiting."""
         for _ in range(rounds):
             handled = sum(poller.poll_once() for poller in self.pollers.values())
-            if not handled and not self.pending():
-                return
+            if not handled:
+                if not self.pending():
+                    return
+                time.sleep(0.25)  # only delayed messages wait: a retry's backoff
         raise AssertionError("the pipeline did not drain")
 
     def discard(self) -> None:
@@ -256,7 +267,7 @@ def pipeline(
 ) -> Iterator[Pipeline]:
     sqs = aws.client("sqs", aws_resources.endpoint_url)
     pollers = {}
-    for function in ("DispatcherFunction", "SenderFunction", "ReceiptsFunction"):
+    for function in ("DispatcherFunction", "SenderFunction", "ReceiptsFunction", "CallbacksFunction"):
         (source,) = [s for s in stack_spec.sqs_sources if s.function == function]
         pollers[function] = SqsPoller(
             source,

@@ -90,6 +90,10 @@ ROUTES = [
     ("GET", "/v1/campaigns/{campaign_id}/messages", permissions.CAMPAIGNS_READ, None),
     ("POST", "/v1/messages", permissions.MESSAGES_SEND, {"to": "+447911123456", "text": "hi"}),
     ("GET", "/v1/messages/{message_id}", permissions.MESSAGES_READ, None),
+    ("PUT", "/v1/users/{user_id}/providers", permissions.USERS_ADMIN, {"route": ["simulator"]}),
+    ("GET", "/v1/status-callback", permissions.WEBHOOKS_WRITE, None),
+    ("PUT", "/v1/status-callback", permissions.WEBHOOKS_WRITE, {"url": "https://hooks.example.com/sms"}),
+    ("POST", "/v1/status-callback/secret", permissions.WEBHOOKS_WRITE, None),
 ]
 
 

@@ -84,4 +84,15 @@ def test_the_sample_events_drive_each_function(
     assert runtimes["ContactImportFunction"].invoke(delivery) == {"batchItemFailures": []}
     imported = conn.execute("SELECT imported, status FROM contact_imports").fetchone()
     assert (imported["status"], imported["imported"]) == ("completed", 2)
+    # A recipient's STOP through Twilio, as the webhook enqueues it: stored, though it names no account here.
+    assert runtimes["ReceiptsFunction"].invoke(_event("receipts/inbound.json")) == {"batchItemFailures": []}
+    stored = conn.execute("SELECT provider, from_number, keyword, user_id FROM inbound_messages").fetchone()
+    assert (stored["provider"], stored["from_number"], stored["keyword"], stored["user_id"]) == (
+        "twilio",
+        "+447400123101",
+        "opt_out",
+        None,
+    )
+    # An account announcement with nothing due: nothing to POST, nothing to retry.
+    assert runtimes["CallbacksFunction"].invoke(_event("callbacks/announcement.json")) == {"batchItemFailures": []}
     # events/migrations/create.json is driven by test_migrations_resource.py (it answers an HTTP URL).

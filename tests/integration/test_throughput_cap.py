@@ -26,11 +26,11 @@ def test_batches_book_consecutive_slots_of_the_campaigns_timeline(conn: psycopg.
     campaign = _campaign(conn, cap=10)
 
     with db.transaction() as pooled:
-        first, _ = sending.Pacer.book(pooled, campaign, 50, rate=10, max_wait=20)
-        second, _ = sending.Pacer.book(pooled, campaign, 50, rate=10, max_wait=20)
-        third, _ = sending.Pacer.book(pooled, campaign, 50, rate=10, max_wait=20)
-        later, booked = sending.Pacer.book(pooled, campaign, 200, rate=10, max_wait=12)
-        unchanged, _ = sending.Pacer.book(pooled, campaign, 1, rate=10, max_wait=60)
+        first, _, _ = sending.Pacer.book(pooled, 50, 20, campaign=(campaign, 10))
+        second, _, _ = sending.Pacer.book(pooled, 50, 20, campaign=(campaign, 10))
+        third, _, _ = sending.Pacer.book(pooled, 50, 20, campaign=(campaign, 10))
+        later, _, booked = sending.Pacer.book(pooled, 200, 12, campaign=(campaign, 10))
+        unchanged, _, _ = sending.Pacer.book(pooled, 1, 60, campaign=(campaign, 10))
 
     assert second - first == pytest.approx(5.0)
     assert third - second == pytest.approx(5.0)
@@ -65,7 +65,7 @@ def test_unused_time_is_not_banked(conn: psycopg.Connection[Any]) -> None:
     conn.execute("UPDATE sms_campaigns SET send_slot = now() - interval '1 hour' WHERE id = %s", (campaign,))
 
     with db.transaction() as pooled:
-        start, booked = sending.Pacer.book(pooled, campaign, 10, rate=100, max_wait=20)
+        start, _, booked = sending.Pacer.book(pooled, 10, 20, campaign=(campaign, 100))
 
     assert booked
     assert start >= time.time() - 5  # an idle hour does not allow a burst now

@@ -112,6 +112,7 @@ def test_every_resource_a_function_is_told_about_is_granted_to_it() -> None:
             for policy in props.get("Policies", [])
             if isinstance(policy, dict)
             for policy_name, arguments in policy.items()
+            if isinstance(arguments, dict)  # SAM policy templates; inline statements name no template resource
         }
         for variable, value in env.items():
             target = _named(value)

@@ -2,7 +2,7 @@
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -60,8 +60,39 @@ class Settings(BaseSettings):
     # A throttled batch waits in the sender at most this long; further out, it is re-queued with a delay.
     send_max_wait_seconds: Annotated[int, Field(ge=0, le=600)] = 20
 
-    # Which provider sends: "simulator" until real adapters are configured.
+    # The default provider route: names tried in order, comma-separated ("twilio,aws_sms"); an
+    # account's own route (users.provider_route) replaces it. A transient failure fails over to the next.
     provider: str = "simulator"
+    # Messages per second each provider may take, shared by every sender ({"twilio": 100}); absent: no cap.
+    provider_caps: dict[str, Annotated[float, Field(gt=0)]] = Field(default_factory=dict)
+
+    # Twilio: {"account_sid", "auth_token", "from_number" or "messaging_service_sid"} from Secrets Manager
+    # (or SMS_TWILIO_SECRET as that JSON, for tests); the API host is configurable for tests.
+    twilio_secret: SecretStr | None = None
+    twilio_secret_arn: str | None = None
+    twilio_base_url: str = "https://api.twilio.com"
+    # AWS End User Messaging SMS: the configuration set whose event destination (SNS) feeds delivery
+    # events to the receipts queue, and the origination identity used when a message names no sender.
+    aws_sms_configuration_set: str | None = None
+    aws_sms_origination_identity: str | None = None
+    # Amazon SNS Publish: Transactional or Promotional.
+    sns_sms_type: Literal["Transactional", "Promotional"] = "Transactional"
+    # SNS topics allowed to post signed notifications to /v1/webhooks/aws_sms/... (delivery events, inbound).
+    aws_sns_topic_arns: list[str] = Field(default_factory=list)
+    # Seconds a provider call may take before it counts as failed.
+    provider_timeout_seconds: Annotated[float, Field(gt=0, le=60)] = 10.0
+
+    # Customer status callbacks: the platform key each account's secret is derived from, the queue
+    # that announces accounts with callbacks due, and how hard to try a failing endpoint.
+    callback_signing_secret: SecretStr | None = None
+    callback_signing_secret_arn: str | None = None
+    callbacks_queue_url: str | None = None
+    callback_timeout_seconds: Annotated[float, Field(gt=0, le=30)] = 5.0
+    callback_max_attempts: Annotated[int, Field(ge=1, le=50)] = 12
+    callback_retry_base_seconds: Annotated[int, Field(ge=0, le=3600)] = 10
+    callback_batch_size: Annotated[int, Field(ge=1, le=1000)] = 100
+    # Plain http:// callback URLs (and loopback hosts) are accepted only where this is set: local stack, tests.
+    callback_allow_http: bool = False
     # Simulator: latency per call, outcomes by number suffix, and how receipts come back.
     simulator_latency_ms: Annotated[int, Field(ge=0, le=10_000)] = 0
     simulator_rules: dict[str, str] = Field(

@@ -9,6 +9,7 @@ CAMPAIGNS_WRITE = "campaigns:write"
 CAMPAIGNS_SEND = "campaigns:send"
 MESSAGES_SEND = "messages:send"
 MESSAGES_READ = "messages:read"
+WEBHOOKS_WRITE = "webhooks:write"
 BILLING_READ = "billing:read"
 TOKENS_WRITE = "tokens:write"
 USERS_ADMIN = "users:admin"
@@ -24,6 +25,7 @@ ALL = frozenset(
         CAMPAIGNS_SEND,
         MESSAGES_SEND,
         MESSAGES_READ,
+        WEBHOOKS_WRITE,
         BILLING_READ,
         TOKENS_WRITE,
         USERS_ADMIN,

@@ -6,9 +6,10 @@ receipt never moves a message backwards. A receipt for an id not recorded yet
 (the provider answered before the sender committed) is returned to be retried.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
+from uuid import UUID
 
 from psycopg import Connection
 from psycopg.rows import DictRow
@@ -30,6 +31,7 @@ class Applied:
     applied: int
     ignored: int  # repeated or late: the message had already moved on
     unknown: list[str]  # no such message yet
+    accounts: list[UUID] = field(default_factory=list)  # whose messages moved
 
 
 def apply(conn: Connection[DictRow], provider: str, receipts: list[Receipt]) -> Applied:
@@ -52,7 +54,7 @@ def apply(conn: Connection[DictRow], provider: str, receipts: list[Receipt]) -> 
                               WHERE d.external_message_id = r.external_id AND d.provider = %(provider)s LIMIT 1) x
                       ) m
                 WHERE l.id = m.id AND l.created_at = m.created_at AND l.status = 'sent'
-            RETURNING l.external_message_id""",
+            RETURNING l.external_message_id, l.user_id""",
             {
                 "provider": provider,
                 "ids": [r.external_id for r in batch],
@@ -76,4 +78,5 @@ def apply(conn: Connection[DictRow], provider: str, receipts: list[Receipt]) -> 
             if rest
             else set()
         )
-    return Applied(len(done), len(known), [external_id for external_id in rest if external_id not in known])
+    unknown = [external_id for external_id in rest if external_id not in known]
+    return Applied(len(done), len(known), unknown, list({row["user_id"] for row in updated}))

@@ -1,5 +1,6 @@
 """Secrets from Secrets Manager through Powertools parameters, cached for a bounded age."""
 
+import json
 from typing import Any
 
 from pydantic import SecretStr
@@ -38,3 +39,22 @@ def jwt_signing_key(settings: Settings) -> str:
 
 def simulator_signing_key(settings: Settings) -> str:
     return _configured_key(settings.simulator_secret, settings.simulator_secret_arn, settings, "SIMULATOR_SECRET")
+
+
+def callback_signing_key(settings: Settings) -> str:
+    return _configured_key(
+        settings.callback_signing_secret, settings.callback_signing_secret_arn, settings, "CALLBACK_SIGNING_SECRET"
+    )
+
+
+def twilio_credentials(settings: Settings) -> dict[str, Any]:
+    """{"account_sid", "auth_token", and "from_number" or "messaging_service_sid"}."""
+    raw = _configured_key(settings.twilio_secret, settings.twilio_secret_arn, settings, "TWILIO_SECRET")
+    try:
+        credentials: dict[str, Any] = json.loads(raw)
+    except ValueError as exc:
+        raise RuntimeError("the Twilio secret is not JSON") from exc
+    missing = [key for key in ("account_sid", "auth_token") if not credentials.get(key)]
+    if missing:
+        raise RuntimeError(f"the Twilio secret lacks {', '.join(missing)}")
+    return credentials

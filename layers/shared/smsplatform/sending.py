@@ -3,8 +3,9 @@
 1. Claim: one UPDATE moves the batch's `queued` rows to `sending` (and takes
    back rows whose claim outlived the lease: their sender died). A redelivered
    or concurrent descriptor finds nothing left to claim.
-2. Send: the provider is called concurrently, paced by the campaign's
-   throughput cap if it has one.
+2. Send: the account's provider route is called concurrently (a transient
+   failure fails over to the next provider), paced by the campaign's and the
+   first provider's throughput caps where they are set.
 3. Record: one UPDATE ... FROM unnest writes every result. Transient failures go
    back to `queued` (final after `send_max_attempts`) and a delayed descriptor
    is enqueued for them before this one is acknowledged.
@@ -27,10 +28,10 @@ from uuid import UUID
 from psycopg import Connection
 from psycopg.rows import DictRow
 
-from smsplatform import db, dispatch, queues, settlement
+from smsplatform import db, dispatch, queues, settlement, status_callbacks
 from smsplatform.config import Settings
 from smsplatform.observability import logger
-from smsplatform.providers import OutboundMessage, Provider, SendResult
+from smsplatform.providers import OutboundMessage, Provider, SendResult, route
 
 _COLUMN = {"campaign": "campaign_id", "request": "request_id"}
 
@@ -126,7 +127,10 @@ def record(
     provider_name: str,
     max_attempts: int,
 ) -> dict[str, int]:
-    """All results in one statement; counts of rows now sent, failed and back in the queue."""
+    """All results in one statement; counts of rows now sent, failed and back in the queue.
+
+    `provider_name` stands for results that name no provider (failed before any was called).
+    """
     attempts = {item.id: item.message.attempt for item in claimed}
     statuses, codes, texts = [], [], []
     for result in results:
@@ -141,15 +145,15 @@ def record(
     with conn.transaction():
         conn.execute(
             """UPDATE sms_delivery_logs l
-                  SET status = r.status, provider = %(provider)s, external_message_id = r.external_id,
+                  SET status = r.status, provider = r.provider, external_message_id = r.external_id,
                       sent_at = CASE WHEN r.status = 'sent' THEN now() END,
                       error_code = r.code, error_message = r.message, claimed_at = NULL, updated_at = now()
                  FROM unnest(%(ids)s::uuid[], %(created)s::timestamptz[], %(statuses)s::text[],
-                             %(external)s::text[], %(codes)s::text[], %(texts)s::text[])
-                      AS r(id, created_at, status, external_id, code, message)
+                             %(external)s::text[], %(codes)s::text[], %(texts)s::text[], %(providers)s::text[])
+                      AS r(id, created_at, status, external_id, code, message, provider)
                 WHERE l.id = r.id AND l.created_at = r.created_at AND l.status = 'sending'""",
             {
-                "provider": provider_name,
+                "providers": [result.provider or provider_name for result in results],
                 "ids": [item.id for item in claimed],
                 "created": [item.created_at for item in claimed],
                 "statuses": statuses,
@@ -167,10 +171,12 @@ def retry_delay(attempt: int, base_seconds: int) -> int:
 
 
 class Pacer:
-    """The campaign's throughput cap, shared by every sender through its `send_slot` column.
+    """Throughput caps shared by every sender: the campaign's (`sms_campaigns.send_slot`) and the
+    provider's (`provider_slots`).
 
-    A batch books the next `n / cap` seconds of the campaign's timeline in one
-    UPDATE, then sends message i no earlier than slot start + i / cap.
+    A batch books the next `n / rate` seconds of each capped timeline in one
+    transaction, at the slower of the two rates and from the later of their
+    starts, then sends message i no earlier than start + i / rate.
     """
 
     def __init__(self, start: float, rate: float) -> None:
@@ -184,52 +190,111 @@ class Pacer:
 
     @staticmethod
     def book(
-        conn: Connection[DictRow], campaign_id: UUID, messages: int, rate: float, max_wait: int
-    ) -> tuple[float, bool]:
-        """(epoch seconds the batch may start at, whether it was booked): not if that is over `max_wait` away."""
+        conn: Connection[DictRow],
+        messages: int,
+        max_wait: int,
+        campaign: tuple[UUID, float] | None = None,
+        provider: tuple[str, float] | None = None,
+    ) -> tuple[float, float, bool]:
+        """(epoch seconds the batch may start at, rate, whether it was booked): not if that is over `max_wait` away.
+
+        The campaign row is locked before the provider's, always, so bookings never deadlock.
+        """
+        starts, rates = [time.time()], []
         with conn.transaction():
-            row = conn.execute(
-                """SELECT extract(epoch FROM greatest(coalesce(send_slot, now()), now())) AS start
-                     FROM sms_campaigns WHERE id = %s FOR UPDATE""",
-                (campaign_id,),
-            ).fetchone()
-            if row is None:
-                return time.time(), False
-            start = float(row["start"])
+            if campaign is not None:
+                row = conn.execute(
+                    """SELECT extract(epoch FROM greatest(coalesce(send_slot, now()), now())) AS start
+                         FROM sms_campaigns WHERE id = %s FOR UPDATE""",
+                    (campaign[0],),
+                ).fetchone()
+                if row is not None:
+                    starts.append(float(row["start"]))
+                    rates.append(campaign[1])
+            if provider is not None:
+                conn.execute(
+                    "INSERT INTO provider_slots (provider, send_slot) VALUES (%s, now()) ON CONFLICT DO NOTHING",
+                    (provider[0],),
+                )
+                row = conn.execute(
+                    """SELECT extract(epoch FROM greatest(send_slot, now())) AS start
+                         FROM provider_slots WHERE provider = %s FOR UPDATE""",
+                    (provider[0],),
+                ).fetchone()
+                assert row is not None
+                starts.append(float(row["start"]))
+                rates.append(provider[1])
+            start = max(starts)
+            rate = min(rates) if rates else 0.0
+            if not rates:
+                return start, rate, True
             if start - time.time() > max_wait:
-                return start, False
-            conn.execute(
-                "UPDATE sms_campaigns SET send_slot = to_timestamp(%s) WHERE id = %s",
-                (start + messages / rate, campaign_id),
-            )
-        return start, True
+                return start, rate, False
+            end = start + messages / rate
+            if campaign is not None:
+                conn.execute("UPDATE sms_campaigns SET send_slot = to_timestamp(%s) WHERE id = %s", (end, campaign[0]))
+            if provider is not None:
+                conn.execute(
+                    "UPDATE provider_slots SET send_slot = to_timestamp(%s) WHERE provider = %s", (end, provider[0])
+                )
+        return start, rate, True
 
 
-def _cap(conn: Connection[DictRow], kind: settlement.Reference, reference_id: UUID) -> float | None:
-    if kind != "campaign":
-        return None
-    row = conn.execute(
-        "SELECT (settings ->> 'throughput_per_second')::float AS cap FROM sms_campaigns WHERE id = %s", (reference_id,)
-    ).fetchone()
-    return row["cap"] if row and row["cap"] else None
+@dataclass(frozen=True)
+class BatchContext:
+    """Whose batch this is, the campaign's cap if any, and the account's own provider route if any."""
+
+    user_id: UUID | None
+    cap: float | None
+    route: list[str] | None
 
 
-def process_batch(descriptor: dict[str, Any], provider: Provider, settings: Settings) -> BatchOutcome:
+def _context(conn: Connection[DictRow], kind: settlement.Reference, reference_id: UUID) -> BatchContext:
+    if kind == "campaign":
+        row = conn.execute(
+            """SELECT c.user_id, (c.settings ->> 'throughput_per_second')::float AS cap, u.provider_route
+                 FROM sms_campaigns c JOIN users u ON u.id = c.user_id WHERE c.id = %s""",
+            (reference_id,),
+        ).fetchone()
+    else:
+        row = conn.execute(
+            """SELECT u.id AS user_id, NULL::float AS cap, u.provider_route
+                 FROM users u
+                WHERE u.id = (SELECT user_id FROM sms_delivery_logs WHERE request_id = %s LIMIT 1)""",
+            (reference_id,),
+        ).fetchone()
+    if row is None:
+        return BatchContext(None, None, None)
+    return BatchContext(row["user_id"], row["cap"] or None, list(row["provider_route"] or []) or None)
+
+
+RouteFactory = Callable[[list[str] | None, Settings], Provider]
+
+
+def process_batch(descriptor: dict[str, Any], settings: Settings, make_route: RouteFactory = route) -> BatchOutcome:
     kind: settlement.Reference = descriptor["kind"]
     reference_id = UUID(descriptor["id"])
     batch = int(descriptor["batch"])
     with db.transaction() as conn:
-        cap = _cap(conn, kind, reference_id)
+        context = _context(conn, kind, reference_id)
+        provider = make_route(context.route, settings)
+        provider_cap = settings.provider_caps.get(provider.name)
         pacer = None
-        size = _batch_rows(conn, kind, reference_id, batch) if cap else 0
-        if cap and size:
-            start, booked = Pacer.book(conn, reference_id, size, cap, settings.send_max_wait_seconds)
+        size = _batch_rows(conn, kind, reference_id, batch) if context.cap or provider_cap else 0
+        if size:
+            start, rate, booked = Pacer.book(
+                conn,
+                size,
+                settings.send_max_wait_seconds,
+                campaign=(reference_id, context.cap) if context.cap else None,
+                provider=(provider.name, provider_cap) if provider_cap else None,
+            )
             if not booked:
                 # Too far ahead for this invocation: come back when the slot nears, under a fresh descriptor.
                 delay = max(1, int(start - time.time()) - settings.send_max_wait_seconds // 2)
                 queues.send("send", descriptor, delay_seconds=delay)
                 return BatchOutcome(0, 0, 0, 0, False, min(delay, 900))
-            pacer = Pacer(start, cap)
+            pacer = Pacer(start, rate)
         claimed = claim(conn, kind, reference_id, batch, settings)
     if not claimed:
         with db.transaction() as conn:
@@ -239,6 +304,8 @@ def process_batch(descriptor: dict[str, Any], provider: Provider, settings: Sett
     results = call_provider(provider, claimed, settings.send_concurrency, pacer)
     with db.transaction() as conn:
         counts = record(conn, claimed, results, provider.name, settings.send_max_attempts)
+        callbacks_due = status_callbacks.accounts_due(conn, [context.user_id] if context.user_id else [])
+    status_callbacks.announce(callbacks_due)
     try:
         provider.after_recorded(results)
     except Exception:

@@ -5,8 +5,9 @@ from uuid import UUID
 
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Body, Query
+from pydantic import BaseModel, Field
 
-from smsplatform import accounts, db, pagination, permissions
+from smsplatform import accounts, db, pagination, permissions, routing
 from smsplatform.api.accounts import UserResponse
 from smsplatform.api.context import caller, request_meta
 from smsplatform.api.models import CursorParam, Limit, PageResponse, RequestModel, cursor_from
@@ -15,6 +16,21 @@ from smsplatform.errors import InvalidInputError
 
 AccountStatus = Literal["active", "suspended", "closed"]
 Role = Literal["client", "admin"]
+
+
+ProviderName = Literal["simulator", "aws_sms", "sns", "twilio"]
+
+
+class ProviderRouteRequest(RequestModel):
+    route: Annotated[
+        list[ProviderName] | None,
+        Field(min_length=1, max_length=5, description="Tried in order; null returns to the platform default"),
+    ]
+
+
+class ProviderRouteResponse(BaseModel):
+    user_id: UUID
+    route: list[str] | None
 
 
 class AccountChangeRequest(RequestModel):
@@ -54,5 +70,22 @@ def admin_routes() -> Router:
                 role=body.role,
             )
         return UserResponse.model_validate(user)
+
+    @router.put(
+        "/v1/users/<user_id>/providers",
+        tags=["Operators"],
+        summary="Route an account's messages through these providers, in order",
+        description="A transient failure with one provider sends the message to the next at once.",
+        security=BEARER,
+    )
+    def set_provider_route(user_id: UUID, body: Annotated[ProviderRouteRequest, Body()]) -> ProviderRouteResponse:
+        principal = caller(router, permissions.USERS_ADMIN)
+        if body.route is not None and len(set(body.route)) != len(body.route):
+            raise InvalidInputError("A provider appears twice in the route.")
+        with db.transaction() as conn:
+            route = routing.set_route(
+                conn, principal.user_id, user_id, list(body.route) if body.route else None, request_meta(router)
+            )
+        return ProviderRouteResponse(user_id=user_id, route=route)
 
     return router

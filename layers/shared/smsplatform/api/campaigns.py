@@ -9,11 +9,12 @@ from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Body, Query
 from pydantic import AnyHttpUrl, Field
 
-from smsplatform import campaigns, db, messages, pagination, permissions
+from smsplatform import campaigns, db, messages, pagination, permissions, status_callbacks
 from smsplatform.api.context import caller, request_meta
 from smsplatform.api.messages import MessageResponse, MessageStatus
 from smsplatform.api.models import CursorParam, Limit, PageResponse, RequestModel, ResponseModel, cursor_from
 from smsplatform.api.resolver import BEARER
+from smsplatform.config import get_settings
 from smsplatform.errors import FieldError, InvalidInputError
 from smsplatform.templates import MAX_TEMPLATE_CHARACTERS
 
@@ -116,7 +117,10 @@ class CampaignStatsResponse(ResponseModel):
 
 
 def _settings_dict(settings: CampaignSettings) -> dict[str, object]:
-    return settings.model_dump(mode="json", exclude_none=True)
+    values = settings.model_dump(mode="json", exclude_none=True)
+    if "status_callback_url" in values:
+        status_callbacks.check_url(str(values["status_callback_url"]), get_settings())
+    return values
 
 
 def campaigns_routes() -> Router:
@@ -230,6 +234,8 @@ def campaigns_routes() -> Router:
         principal = caller(router, permissions.CAMPAIGNS_SEND)
         with db.transaction() as conn:
             campaign = campaigns.cancel(conn, principal.user_id, campaign_id, request_meta(router))
+            due = status_callbacks.accounts_due(conn, [principal.user_id])
+        status_callbacks.announce(due)  # the cancelled messages' status changes
         return CampaignResponse.model_validate(campaign)
 
     @router.get("/v1/campaigns/<campaign_id>/stats", tags=tags, summary="Messages by status, credits", security=BEARER)

@@ -14,6 +14,7 @@ def all_routers() -> list[Router]:
     from smsplatform.api.health_and_docs import health_and_docs_routes
     from smsplatform.api.messages import messages_routes
     from smsplatform.api.opt_outs import opt_outs_routes
+    from smsplatform.api.status_callbacks import status_callback_routes
     from smsplatform.api.tokens import tokens_routes
     from smsplatform.api.webhooks import webhooks_routes
 
@@ -24,6 +25,7 @@ def all_routers() -> list[Router]:
         billing_routes(),
         admin_routes(),
         audit_log_routes(),
+        status_callback_routes(),
         contacts_routes(),
         groups_routes(),
         opt_outs_routes(),

@@ -10,7 +10,7 @@ from smsplatform.audit import RequestMeta
 from smsplatform.principals import Principal
 
 
-def _event(router: BaseRouter) -> APIGatewayProxyEventV2:
+def http_event(router: BaseRouter) -> APIGatewayProxyEventV2:
     event = router.current_event
     assert isinstance(event, APIGatewayProxyEventV2)
     return event
@@ -24,12 +24,12 @@ def authorizer_context(event: APIGatewayProxyEventV2) -> dict[str, Any]:
 
 def caller(router: BaseRouter, permission: str | None = None) -> Principal:
     """The authenticated principal, checked for `permission`; raises 401/403 problems otherwise."""
-    principal = principals.from_context(authorizer_context(_event(router)))
+    principal = principals.from_context(authorizer_context(http_event(router)))
     if permission is not None:
         principal.require(permission)
     return principal
 
 
 def request_meta(router: BaseRouter) -> RequestMeta:
-    http = _event(router).request_context.http
+    http = http_event(router).request_context.http
     return RequestMeta(ip_address=http.source_ip or None, user_agent=http.user_agent or None)

@@ -1,0 +1,41 @@
+"""Delivers customer status callbacks: one account announcement per SQS record.
+
+Callbacks still pending after this invocation (their endpoint failed) are
+announced again, delayed until the first is due, before the record is
+acknowledged. A record that fails outright (the database is down) returns to
+the queue alone and, after repeated failures, lands in the DLQ; the outbox rows
+stay pending and the scheduler's sweep announces them again.
+"""
+
+import json
+from typing import Any
+from uuid import UUID
+
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from smsplatform import queues, status_callbacks
+from smsplatform.config import get_settings
+from smsplatform.observability import logger, metrics
+from smsplatform.secret_store import callback_signing_key
+
+processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
+
+
+def record_handler(record: SQSRecord) -> None:
+    settings = get_settings()
+    user_id = UUID(json.loads(record.body)["user_id"])
+    outcome = status_callbacks.deliver(
+        settings, callback_signing_key(settings), user_id, status_callbacks.http_post(settings)
+    )
+    if outcome.retry_in is not None:
+        queues.send("callbacks", {"user_id": str(user_id)}, delay_seconds=max(1, outcome.retry_in))
+    metrics.add_metric(name="CallbacksDelivered", unit="Count", value=outcome.delivered)
+    metrics.add_metric(name="CallbacksFailed", unit="Count", value=outcome.failed)
+
+
+@metrics.log_metrics
+@logger.inject_lambda_context
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)

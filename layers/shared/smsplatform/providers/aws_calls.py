@@ -1,0 +1,48 @@
+"""One AWS API call as a provider send: botocore's failures mapped to ProviderError.
+
+Client errors keep AWS's own code and text; a call that never connected is
+transient; a call whose answer was lost fails as `outcome_unknown` rather than
+being resent into a second copy.
+"""
+
+from collections.abc import Callable
+from typing import Any
+
+from smsplatform.config import Settings
+from smsplatform.providers import ProviderError
+
+
+def client(service: str, settings: Settings) -> Any:
+    """botocore's own retries are off: the pipeline retries with backoff and fails over."""
+    import boto3
+    from botocore.config import Config
+
+    return boto3.client(
+        service,
+        config=Config(
+            retries={"total_max_attempts": 1},
+            max_pool_connections=settings.send_concurrency,
+            connect_timeout=3,
+            read_timeout=settings.provider_timeout_seconds,
+        ),
+    )
+
+
+def call(operation: Callable[..., dict[str, Any]], transient_codes: set[str], **params: Any) -> dict[str, Any]:
+    from botocore.exceptions import BotoCoreError, ClientError, ConnectTimeoutError, EndpointConnectionError
+
+    try:
+        return operation(**params)
+    except ClientError as exc:
+        error = exc.response.get("Error", {})
+        code = str(error.get("Code") or "ClientError")
+        reason = exc.response.get("Reason")
+        text = str(error.get("Message") or code) + (f" ({reason})" if reason else "")
+        status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 400)
+        raise ProviderError(code, text[:500], transient=code in transient_codes or status >= 500) from exc
+    except (EndpointConnectionError, ConnectTimeoutError) as exc:
+        raise ProviderError("connection_failed", str(exc)[:500], transient=True) from exc
+    except BotoCoreError as exc:
+        raise ProviderError(
+            "outcome_unknown", f"The answer was lost ({type(exc).__name__}); not resent.", transient=False
+        ) from exc

@@ -1,0 +1,178 @@
+"""Customer status callbacks: every status change POSTed, signed, retried until the endpoint takes it, once."""
+
+import hashlib
+import hmac
+import json
+import threading
+from collections import Counter
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import psycopg
+import pytest
+
+from smsplatform import status_callbacks
+from tests.integration.conftest import Api, Pipeline, create_token
+from tests.integration.test_campaigns_api import PEOPLE, _campaign, _credit, _group
+
+REJECTED = "+447400199990"  # the simulator refuses it: one failed status
+
+
+class Endpoint:
+    """A customer's endpoint on loopback that answers 500 to each callback's first `failures` attempts."""
+
+    def __init__(self, failures: int = 0) -> None:
+        self.failures = failures
+        self.attempts: Counter[str] = Counter()
+        self.received: list[tuple[dict[str, str], bytes]] = []
+        lock = threading.Lock()
+        endpoint = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                callback_id = self.headers.get(status_callbacks.ID_HEADER, "")
+                with lock:
+                    endpoint.attempts[callback_id] += 1
+                    ok = endpoint.attempts[callback_id] > endpoint.failures
+                    if ok:
+                        endpoint.received.append(({k.lower(): v for k, v in self.headers.items()}, body))
+                self.send_response(200 if ok else 500)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                return
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/sms-status"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def payloads(self) -> list[dict[str, Any]]:
+        return [json.loads(body) for _, body in self.received]
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def endpoint() -> Iterator[Endpoint]:
+    served = Endpoint(failures=3)
+    yield served
+    served.stop()
+
+
+def _configure(api: Api, token: str, url: str | None) -> dict[str, Any]:
+    response = api.request("PUT", "/v1/status-callback", token=token, json_body={"url": url})
+    assert response.status == 200, response.body
+    return dict(response.json())
+
+
+def _send(api: Api, token: str, people: list[dict[str, Any]], **extra: Any) -> str:
+    campaign_id = _campaign(api, token, [_group(api, token, "audience", people)], "Hi {{first_name|there}}", **extra)
+    assert api.request("POST", f"/v1/campaigns/{campaign_id}/send", token=token).status == 202
+    return campaign_id
+
+
+def test_an_endpoint_failing_three_times_then_receives_each_callback_exactly_once_signed(
+    api: Api,
+    admin: dict[str, Any],
+    user: dict[str, Any],
+    pipeline: Pipeline,
+    conn: psycopg.Connection[Any],
+    endpoint: Endpoint,
+) -> None:
+    _credit(api, admin, user, 100)
+    _configure(api, user["token"], endpoint.url)
+    rotated = api.request("POST", "/v1/status-callback/secret", token=user["token"]).json()
+    campaign_id = _send(api, user["token"], [*PEOPLE[:3], {"phone_number": REJECTED}])
+    pipeline.drain()
+
+    payloads = endpoint.payloads()
+    changes = Counter((p["message_id"], p["status"]) for p in payloads)
+    by_status = Counter(p["status"] for p in payloads)
+    outbox = conn.execute("SELECT status, attempts FROM status_callbacks").fetchall()
+    assert rotated["secret_version"] == 1
+    assert rotated["secret"].startswith("whsec_")
+    assert set(changes.values()) == {1}  # each status change once, however often the endpoint failed
+    assert by_status == {"sent": 3, "delivered": 3, "failed": 1}
+    assert set(endpoint.attempts.values()) == {4}  # three failures, then the one that counted
+    assert {row["status"] for row in outbox} == {"delivered"}
+    assert {row["attempts"] for row in outbox} == {4}
+    for headers, body in endpoint.received:
+        expected = hmac.new(rotated["secret"].encode(), body, hashlib.sha256).hexdigest()
+        assert hmac.compare_digest(headers["x-signature"], expected)
+        assert json.loads(body)["id"] == headers["x-callback-id"]
+    rejected = next(p for p in payloads if p["to"] == REJECTED)
+    assert (rejected["status"], rejected["campaign_id"], rejected["error_code"]) == ("failed", campaign_id, "SIM-21211")
+    assert {p["campaign_id"] for p in payloads} == {campaign_id}
+
+
+def test_a_rotated_secret_signs_every_callback_from_then_on(
+    api: Api, admin: dict[str, Any], user: dict[str, Any], pipeline: Pipeline
+) -> None:
+    endpoint = Endpoint()
+    try:
+        _credit(api, admin, user, 100)
+        _configure(api, user["token"], endpoint.url)
+        first = api.request("POST", "/v1/status-callback/secret", token=user["token"]).json()["secret"]
+        second = api.request("POST", "/v1/status-callback/secret", token=user["token"]).json()["secret"]
+        _send(api, user["token"], PEOPLE[:1])
+        pipeline.drain()
+        shown = api.request("GET", "/v1/status-callback", token=user["token"]).json()
+    finally:
+        endpoint.stop()
+
+    assert first != second
+    assert shown["secret_version"] == 2
+    assert "secret" not in shown  # shown once, when rotated
+    for headers, body in endpoint.received:
+        assert headers["x-signature"] == hmac.new(second.encode(), body, hashlib.sha256).hexdigest()
+    assert len(endpoint.received) == 2  # sent, delivered
+
+
+def test_a_campaigns_own_url_wins_and_accounts_without_one_get_nothing(
+    api: Api,
+    admin: dict[str, Any],
+    user: dict[str, Any],
+    other_user: dict[str, Any],
+    pipeline: Pipeline,
+    conn: psycopg.Connection[Any],
+) -> None:
+    account_endpoint, campaign_endpoint = Endpoint(), Endpoint()
+    try:
+        for account in (user, other_user):
+            _credit(api, admin, account, 100)
+        _configure(api, user["token"], account_endpoint.url)
+        _send(api, user["token"], PEOPLE[:1], settings={"status_callback_url": campaign_endpoint.url})
+        _send(api, other_user["token"], PEOPLE[:2])
+        pipeline.drain()
+    finally:
+        account_endpoint.stop()
+        campaign_endpoint.stop()
+
+    assert account_endpoint.received == []
+    assert Counter(p["status"] for p in campaign_endpoint.payloads()) == {"sent": 1, "delivered": 1}
+    owners = conn.execute("SELECT DISTINCT user_id::text AS id FROM status_callbacks").fetchall()
+    assert owners == [{"id": user["id"]}]
+
+
+def test_callback_urls_are_checked_and_clearing_one_stops_the_callbacks(
+    api: Api, admin: dict[str, Any], user: dict[str, Any], pipeline: Pipeline, conn: psycopg.Connection[Any]
+) -> None:
+    _credit(api, admin, user, 100)
+    refused = api.request("PUT", "/v1/status-callback", token=user["token"], json_body={"url": "ftp://example.com/x"})
+    _configure(api, user["token"], "https://hooks.example.com/sms")
+    cleared = _configure(api, user["token"], None)
+    _send(api, user["token"], PEOPLE[:1])
+    pipeline.drain()
+    token = create_token(api, user["token"], "messages:read")["token"]
+
+    assert refused.status == 422
+    assert refused.headers["content-type"].startswith("application/problem+json")
+    assert cleared["url"] is None
+    assert conn.execute("SELECT count(*) AS n FROM status_callbacks").fetchone()["n"] == 0
+    assert api.request("GET", "/v1/status-callback", token=token).status == 403

@@ -1,0 +1,207 @@
+"""Signatures and formats at the providers' edges: Twilio, Amazon SNS, End User Messaging events, our callbacks."""
+
+import base64
+import datetime
+import hashlib
+import hmac
+import json
+import uuid
+from typing import Any
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from cryptography.x509.oid import NameOID
+
+from smsplatform import inbound, sns_messages, status_callbacks
+from smsplatform.config import Settings
+from smsplatform.errors import InvalidInputError
+from smsplatform.providers import aws_sms, twilio
+
+CERT_URL = "https://sns.eu-west-2.amazonaws.com/SimpleNotificationService-0000.pem"
+TOPIC = "arn:aws:sns:eu-west-2:123456789012:sms-platform-dev-sms-events"
+
+
+def test_twilio_signature_matches_twilios_published_example() -> None:
+    params = {
+        "CallSid": "CA1234567890ABCDE",
+        "Caller": "+14158675309",
+        "Digits": "1234",
+        "From": "+14158675309",
+        "To": "+18005551212",
+    }
+    url = "https://mycompany.com/myapp.php?foo=1&bar=2"
+
+    assert twilio.signature("12345", url, params.items()) == "RSOYDt4T1cUTdK1PDd93/VVr8B8="
+    assert twilio.verify("12345", url, params.items(), "RSOYDt4T1cUTdK1PDd93/VVr8B8=")
+    assert not twilio.verify("12345", url, {**params, "Digits": "9999"}.items(), "RSOYDt4T1cUTdK1PDd93/VVr8B8=")
+    assert not twilio.verify("12345", url + "&x=1", params.items(), "RSOYDt4T1cUTdK1PDd93/VVr8B8=")
+    assert not twilio.verify("12345", url, params.items(), None)
+    assert not twilio.verify("", url, params.items(), twilio.signature("", url, params.items()))  # no token
+
+
+@pytest.fixture(scope="module")
+def sns_signer() -> tuple[rsa.RSAPrivateKey, x509.Certificate]:
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "sns.amazonaws.com")])
+    now = datetime.datetime.now(datetime.UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now)
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .sign(key, hashes.SHA256())
+    )
+    return key, certificate
+
+
+def sns_notification(
+    key: rsa.RSAPrivateKey, message: dict[str, Any], version: str = "2", **fields: str
+) -> dict[str, Any]:
+    envelope = {
+        "Type": "Notification",
+        "MessageId": str(uuid.uuid4()),
+        "TopicArn": TOPIC,
+        "Message": json.dumps(message),
+        "Timestamp": "2026-11-27T12:00:00.000Z",
+        "SignatureVersion": version,
+        "SigningCertURL": CERT_URL,
+        **fields,
+    }
+    canonical = sns_messages.string_to_sign(envelope)
+    assert canonical is not None
+    algorithm = hashes.SHA256() if version == "2" else hashes.SHA1()  # noqa: S303 - SNS's version 1 is SHA1
+    envelope["Signature"] = base64.b64encode(key.sign(canonical.encode(), padding.PKCS1v15(), algorithm)).decode()
+    return envelope
+
+
+def test_an_sns_notification_verifies_only_as_signed_and_for_a_configured_topic(
+    sns_signer: tuple[rsa.RSAPrivateKey, x509.Certificate], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    key, certificate = sns_signer
+    pem = certificate.public_bytes(serialization.Encoding.PEM)
+    fetched: list[str] = []
+    monkeypatch.setattr(sns_messages, "_certificates", {})
+    monkeypatch.setattr(sns_messages, "_download", lambda url: fetched.append(url) or pem)
+    signed = sns_notification(key, {"messageId": "m-1"})
+
+    assert sns_messages.verify(signed, [TOPIC])
+    assert sns_messages.verify(sns_notification(key, {"messageId": "m-1"}, version="1"), [TOPIC])
+    assert not sns_messages.verify({**signed, "Message": json.dumps({"messageId": "m-2"})}, [TOPIC])  # tampered
+    assert not sns_messages.verify(signed, ["arn:aws:sns:eu-west-2:123456789012:another"])  # not our topic
+    assert not sns_messages.verify({**signed, "SigningCertURL": "https://attacker.example.com/x.pem"}, [TOPIC])
+    assert not sns_messages.verify({**signed, "SigningCertURL": CERT_URL.replace("https", "http")}, [TOPIC])
+    assert not sns_messages.verify({key: value for key, value in signed.items() if key != "Signature"}, [TOPIC])
+    assert fetched == [CERT_URL]  # fetched once, then cached
+
+
+def test_only_sns_urls_are_trusted() -> None:
+    assert sns_messages.is_aws_url("https://sns.us-east-1.amazonaws.com/cert.pem")
+    assert sns_messages.is_aws_url("https://sns.cn-north-1.amazonaws.com.cn/cert.pem")
+    assert not sns_messages.is_aws_url("https://sns.us-east-1.amazonaws.com.evil.example/cert.pem")
+    assert not sns_messages.is_aws_url("https://evil.example/sns.us-east-1.amazonaws.com/cert.pem")
+    assert not sns_messages.is_aws_url(None)
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        ("STOP", "opt_out"),
+        ("  stop \n", "opt_out"),
+        ("StopAll", "opt_out"),
+        ("unsubscribe", "opt_out"),
+        ("Cancel", "opt_out"),
+        ("end", "opt_out"),
+        ("QUIT ", "opt_out"),
+        ("start", "opt_in"),
+        (" UNSTOP", "opt_in"),
+        ("STOP please", None),
+        ("Stopping by later", None),
+        ("", None),
+    ],
+)
+def test_keywords_ignore_case_and_surrounding_whitespace(body: str, expected: str | None) -> None:
+    assert inbound.keyword(body) == expected
+
+
+def test_end_user_messaging_events_become_receipts_only_when_final() -> None:
+    base = {"messageId": "m-1", "eventTimestamp": 1764244800000, "isFinal": True}
+
+    delivered = aws_sms.event_to_receipt({**base, "eventType": "TEXT_DELIVERED", "messageStatus": "DELIVERED"})
+    blocked = aws_sms.event_to_receipt(
+        {
+            **base,
+            "eventType": "TEXT_CARRIER_BLOCKED",
+            "messageStatus": "CARRIER_BLOCKED",
+            "messageStatusDescription": "Blocked by the carrier",
+        }
+    )
+
+    assert delivered is not None
+    assert (delivered.external_id, delivered.status) == ("m-1", "delivered")
+    assert delivered.timestamp == datetime.datetime(2025, 11, 27, 12, 0, tzinfo=datetime.UTC)
+    assert blocked is not None
+    assert (blocked.status, blocked.error_code, blocked.error_message) == (
+        "undelivered",
+        "TEXT_CARRIER_BLOCKED",
+        "Blocked by the carrier",
+    )
+    assert aws_sms.event_to_receipt({**base, "isFinal": False, "messageStatus": "PENDING"}) is None
+    assert aws_sms.event_to_receipt({**base, "eventType": "TEXT_SUCCESSFUL", "messageStatus": "SUCCESSFUL"}) is None
+
+
+def test_two_way_messages_become_inbound_messages() -> None:
+    message = aws_sms.event_to_inbound(
+        {
+            "originationNumber": "+447400123456",
+            "destinationNumber": "+447700900000",
+            "messageKeyword": "KEYWORD_123456789012",
+            "messageBody": "Stop",
+            "inboundMessageId": "in-1",
+            "previousPublishedMessageId": "out-1",
+        }
+    )
+
+    assert message is not None
+    assert (message.external_id, message.from_number, message.to_number, message.body) == (
+        "in-1",
+        "+447400123456",
+        "+447700900000",
+        "Stop",
+    )
+    assert message.reply_to_external_id == "out-1"
+    assert aws_sms.event_to_inbound({"messageId": "m-1", "isFinal": True}) is None
+
+
+def test_each_account_has_its_own_callback_secret_and_rotation_changes_it() -> None:
+    alice, bob = uuid.uuid4(), uuid.uuid4()
+    body = b'{"status":"delivered"}'
+
+    first = status_callbacks.secret("platform-key", alice, 1)
+    rotated = status_callbacks.secret("platform-key", alice, 2)
+
+    assert first.startswith("whsec_")
+    assert first == status_callbacks.secret("platform-key", alice, 1)
+    assert len({first, rotated, status_callbacks.secret("platform-key", bob, 1)}) == 3
+    assert status_callbacks.sign(first, body) == hmac.new(first.encode(), body, hashlib.sha256).hexdigest()
+
+
+def test_callback_urls_are_https_with_a_host_unless_the_platform_allows_http() -> None:
+    deployed = Settings(callback_allow_http=False)
+    local = Settings(callback_allow_http=True)
+
+    assert status_callbacks.check_url("https://hooks.example.com/sms", deployed)
+    for refused in (
+        "http://hooks.example.com/sms",
+        "https://user:pass@hooks.example.com/sms",
+        "https:///sms",
+        "https://hooks.example.com:8443/sms",
+        "ftp://hooks.example.com/sms",
+    ):
+        with pytest.raises(InvalidInputError):
+            status_callbacks.check_url(refused, deployed)
+    assert status_callbacks.check_url("http://127.0.0.1:8080/hook", local)
