@@ -1,6 +1,6 @@
 """`python -m bench`: every benchmark, one after the other."""
 
-from bench import api_latency, cold_import, contact_import, send_pipeline
+from bench import api_latency, cold_import, contact_import, send_pipeline, status_callbacks
 
 cold_import.main()
 print()
@@ -9,3 +9,5 @@ print()
 contact_import.main()
 print()
 send_pipeline.main()
+print()
+status_callbacks.main(10_000, (0, 50), 2)

@@ -21,6 +21,7 @@ receive count, redrive, delays) carrying the same handlers.
 """
 
 import argparse
+import logging
 import os
 import tempfile
 import threading
@@ -251,6 +252,7 @@ def main(
 
 
 if __name__ == "__main__":
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # moto's request log
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000])
     parser.add_argument("--latencies", type=int, nargs="+", default=[0, 50])

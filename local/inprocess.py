@@ -78,6 +78,8 @@ def platform(data_dir: Path, database_name: str) -> Iterator[Platform]:
                 "SMS_RELEASE_QUEUE_URL": resources.refs["ReleaseQueue"],
                 "SMS_SEND_QUEUE_URL": resources.refs["SendQueue"],
                 "SMS_RECEIPTS_QUEUE_URL": resources.refs["ReceiptsQueue"],
+                "SMS_CALLBACKS_QUEUE_URL": resources.refs["CallbacksQueue"],
+                "SMS_CALLBACK_SIGNING_SECRET": secrets.token_urlsafe(32),
                 "SMS_SIMULATOR_SECRET": secrets.token_urlsafe(32),
                 "SMS_DB_POOL_MAX_SIZE": "4",
                 "POWERTOOLS_SERVICE_NAME": "sms-platform",

@@ -91,6 +91,8 @@ class Settings(BaseSettings):
     callback_max_attempts: Annotated[int, Field(ge=1, le=50)] = 12
     callback_retry_base_seconds: Annotated[int, Field(ge=0, le=3600)] = 10
     callback_batch_size: Annotated[int, Field(ge=1, le=1000)] = 100
+    # POSTs in flight at once per invocation, to one account's endpoint.
+    callback_concurrency: Annotated[int, Field(ge=1, le=64)] = 8
     # Plain http:// callback URLs (and loopback hosts) are accepted only where this is set: local stack, tests.
     callback_allow_http: bool = False
     # Simulator: latency per call, outcomes by number suffix, and how receipts come back.

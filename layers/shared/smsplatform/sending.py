@@ -305,7 +305,6 @@ def process_batch(descriptor: dict[str, Any], settings: Settings, make_route: Ro
     with db.transaction() as conn:
         counts = record(conn, claimed, results, provider.name, settings.send_max_attempts)
         callbacks_due = status_callbacks.accounts_due(conn, [context.user_id] if context.user_id else [])
-    status_callbacks.announce(callbacks_due)
     try:
         provider.after_recorded(results)
     except Exception:
@@ -320,6 +319,11 @@ def process_batch(descriptor: dict[str, Any], settings: Settings, make_route: Ro
         )
     with db.transaction() as conn:
         settled = settlement.settle(conn, kind, reference_id)
+    try:
+        status_callbacks.announce(callbacks_due)
+    except Exception:
+        # The callbacks wait in their outbox; the scheduler's sweep announces them within minutes.
+        logger.exception("announcing status callbacks failed", extra={"reference": str(reference_id)})
     logger.debug("batch sent", extra={"reference": str(reference_id), "batch": batch, **counts})
     return BatchOutcome(len(claimed), counts["sent"], counts["failed"], counts["queued"], settled)
 

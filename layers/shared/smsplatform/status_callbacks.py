@@ -40,7 +40,6 @@ from smsplatform.errors import FieldError, InvalidInputError, NotFoundError
 
 SIGNATURE_HEADER = "X-Signature"
 ID_HEADER = "X-Callback-Id"
-_POSTS_AT_ONCE = 8
 _ROUNDS_PER_INVOCATION = 10
 
 
@@ -153,11 +152,14 @@ def overdue_accounts(conn: Connection[DictRow], limit: int = 1000) -> list[UUID]
 
 
 def announce(user_ids: Iterable[UUID]) -> None:
-    queues.send_many("callbacks", [{"user_id": str(user_id)} for user_id in user_ids])
+    """One message per account on the callbacks queue; nothing (and no queue needed) for none."""
+    bodies = [{"user_id": str(user_id)} for user_id in user_ids]
+    if bodies:
+        queues.send_many("callbacks", bodies)
 
 
 Post = Callable[[str, bytes, dict[str, str]], None]
-_http = urllib3.PoolManager(maxsize=_POSTS_AT_ONCE, retries=False)
+_http = urllib3.PoolManager(maxsize=64, retries=False)
 
 
 def http_post(settings: Settings) -> Post:
@@ -183,7 +185,7 @@ def deliver(settings: Settings, master_key: str, user_id: UUID, post: Post) -> D
         if not claimed or version is None:
             break
         key = secret(master_key, user_id, version["callback_secret_version"])
-        with ThreadPoolExecutor(max_workers=min(_POSTS_AT_ONCE, len(claimed))) as pool:
+        with ThreadPoolExecutor(max_workers=min(settings.callback_concurrency, len(claimed))) as pool:
             attempts = list(pool.map(_attempt, claimed, [key] * len(claimed), [post] * len(claimed)))
         with db.transaction() as conn:
             _record(conn, attempts, settings)
