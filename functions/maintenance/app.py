@@ -1,10 +1,11 @@
-"""Daily maintenance on the EventBridge schedule: delivery-log partitions ahead, stale login failures out."""
+"""Daily maintenance on the EventBridge schedule: delivery-log partitions ahead; stale login failures,
+idempotency keys and settled status callbacks out."""
 
 from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from smsplatform import db, idempotency, login_throttle
+from smsplatform import db, idempotency, login_throttle, status_callbacks
 from smsplatform.maintenance import create_delivery_log_partitions
 from smsplatform.observability import logger
 
@@ -15,6 +16,12 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         created = create_delivery_log_partitions(conn)
         purged = login_throttle.purge_expired(conn)
         keys = idempotency.purge_expired(conn)
-    result = {"partitions_created": created, "login_failures_purged": purged, "idempotency_keys_purged": keys}
+        callbacks = status_callbacks.purge_settled(conn)
+    result = {
+        "partitions_created": created,
+        "login_failures_purged": purged,
+        "idempotency_keys_purged": keys,
+        "status_callbacks_purged": callbacks,
+    }
     logger.info("maintenance done", extra=result)
     return result

@@ -57,7 +57,12 @@ def test_the_sample_events_drive_each_function(
         assert docs.invoke(_event(name))["statusCode"] == 200, name
 
     result = runtimes["MaintenanceFunction"].invoke(_event("maintenance/schedule.json"))
-    assert result == {"partitions_created": [], "login_failures_purged": 0, "idempotency_keys_purged": 0}
+    assert result == {
+        "partitions_created": [],
+        "login_failures_purged": 0,
+        "idempotency_keys_purged": 0,
+        "status_callbacks_purged": 0,
+    }
 
     contacts = runtimes["ContactsFunction"]
     for name in ("contacts/create_contact.json", "contacts/list_contacts.json"):

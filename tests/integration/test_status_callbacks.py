@@ -176,3 +176,25 @@ def test_callback_urls_are_checked_and_clearing_one_stops_the_callbacks(
     assert cleared["url"] is None
     assert conn.execute("SELECT count(*) AS n FROM status_callbacks").fetchone()["n"] == 0
     assert api.request("GET", "/v1/status-callback", token=token).status == 403
+
+
+def test_maintenance_purges_settled_callbacks_after_a_week_and_keeps_pending_ones(
+    user: dict[str, Any], conn: psycopg.Connection[Any]
+) -> None:
+    from smsplatform import db
+
+    conn.execute(
+        """INSERT INTO status_callbacks (user_id, url, payload, status, created_at)
+           VALUES (%(u)s, 'https://x.example/h', '{}', 'delivered', now() - interval '8 days'),
+                  (%(u)s, 'https://x.example/h', '{}', 'failed', now() - interval '8 days'),
+                  (%(u)s, 'https://x.example/h', '{}', 'pending', now() - interval '8 days'),
+                  (%(u)s, 'https://x.example/h', '{}', 'delivered', now() - interval '1 day')""",
+        {"u": user["id"]},
+    )
+
+    with db.transaction() as pooled:
+        purged = status_callbacks.purge_settled(pooled)
+
+    left = conn.execute("SELECT status FROM status_callbacks ORDER BY status").fetchall()
+    assert purged == 2
+    assert [row["status"] for row in left] == ["delivered", "pending"]

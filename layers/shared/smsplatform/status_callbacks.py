@@ -151,6 +151,16 @@ def overdue_accounts(conn: Connection[DictRow], limit: int = 1000) -> list[UUID]
     return [row["user_id"] for row in rows]
 
 
+def purge_settled(conn: Connection[DictRow], keep_days: int = 7) -> int:
+    """Deletes delivered and abandoned callbacks older than `keep_days` (the daily maintenance)."""
+    cursor = conn.execute(
+        """DELETE FROM status_callbacks
+            WHERE status <> 'pending' AND created_at < now() - make_interval(days => %s)""",
+        (keep_days,),
+    )
+    return cursor.rowcount
+
+
 def announce(user_ids: Iterable[UUID]) -> None:
     """One message per account on the callbacks queue; nothing (and no queue needed) for none."""
     bodies = [{"user_id": str(user_id)} for user_id in user_ids]
