@@ -103,8 +103,12 @@ class LocalStack:
     def _configure_environment(self, resources: aws.Resources) -> None:
         """All functions share this process, so their template environments must agree."""
         merged: dict[str, str] = {}
-        # The API's public URL is this gateway's, not the deployed API's.
-        local_values = {"SMS_PUBLIC_BASE_URL": self.base_url}
+        # The API's public URL is this gateway's, not the deployed API's; the provider route and caps
+        # (the template's parameters) may be chosen by whoever starts the stack.
+        local_values = {
+            "SMS_PUBLIC_BASE_URL": self.base_url,
+            **{key: os.environ[key] for key in ("SMS_PROVIDER", "SMS_PROVIDER_CAPS") if os.environ.get(key)},
+        }
         for fn in self.spec.functions.values():
             for key, raw in fn.environment.items():
                 value = local_values.get(key) or aws.resolve(raw, resources)
