@@ -398,3 +398,31 @@ def test_a_twilio_send_that_never_connected_may_be_retried_but_one_whose_answer_
 
     assert (lost.value.code, lost.value.transient) == ("outcome_unknown", False)  # it may have gone out
     assert (unreachable.value.code, unreachable.value.transient) == ("connection_failed", True)  # nothing went out
+
+
+def test_without_a_public_base_url_twilio_signs_the_host_it_called(
+    api: Api, conn: psycopg.Connection[Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    credentials = {"account_sid": ACCOUNT_SID, "auth_token": AUTH_TOKEN, "from_number": FROM_NUMBER}
+    monkeypatch.setenv("SMS_TWILIO_SECRET", json.dumps(credentials))
+    get_settings.cache_clear()
+    params = {"MessageSid": "SM" + "0" * 32, "From": "+447400123101", "To": FROM_NUMBER, "Body": "STOP"}
+    signed_for = "https://abc123.execute-api.eu-west-2.amazonaws.com/v1/webhooks/twilio/inbound"
+
+    def call(signature_url: str) -> int:
+        headers = {
+            "host": "abc123.execute-api.eu-west-2.amazonaws.com",
+            "content-type": "application/x-www-form-urlencoded",
+            twilio.SIGNATURE_HEADER: twilio.signature(AUTH_TOKEN, signature_url, params.items()),
+        }
+        body = urlencode(params).encode()
+        return api.request("POST", "/v1/webhooks/twilio/inbound", raw_body=body, headers=headers).status
+
+    try:
+        elsewhere = call("https://attacker.example.com/v1/webhooks/twilio/inbound")
+        here = call(signed_for)
+    finally:
+        monkeypatch.undo()
+        get_settings.cache_clear()
+
+    assert (elsewhere, here) == (403, 200)
