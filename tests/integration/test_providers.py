@@ -426,3 +426,45 @@ def test_without_a_public_base_url_twilio_signs_the_host_it_called(
         get_settings.cache_clear()
 
     assert (elsewhere, here) == (403, 200)
+
+
+def test_end_user_messaging_events_posted_by_sns_over_https_apply_only_when_signed(
+    api: Api, pipeline: Pipeline, conn: psycopg.Connection[Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from cryptography.hazmat.primitives import serialization
+
+    from smsplatform import sns_messages
+    from tests.unit.test_provider_signatures import TOPIC, make_signer, sns_notification
+
+    key, certificate = make_signer()
+    monkeypatch.setattr(sns_messages, "_certificates", {})
+    monkeypatch.setattr(sns_messages, "_download", lambda url: certificate.public_bytes(serialization.Encoding.PEM))
+    monkeypatch.setenv("SMS_AWS_SNS_TOPIC_ARNS", json.dumps([TOPIC]))
+    get_settings.cache_clear()
+    user_id = conn.execute(
+        "INSERT INTO users (username, email, password_hash) VALUES ('eum', 'eum@example.com', 'x') RETURNING id"
+    ).fetchone()["id"]
+    conn.execute(
+        """INSERT INTO sms_delivery_logs (user_id, request_id, phone_number, body, status, provider,
+                                          external_message_id, sent_at)
+           VALUES (%s, gen_random_uuid(), '+447400123101', 'Hi', 'sent', 'aws_sms', 'eum-42', now())""",
+        (user_id,),
+    )
+    event = {"eventType": "TEXT_DELIVERED", "isFinal": True, "messageId": "eum-42", "messageStatus": "DELIVERED"}
+    signed = sns_notification(key, event)
+    forged = {**signed, "Message": json.dumps({**event, "messageId": "eum-43"})}
+
+    def post(envelope: dict[str, Any]) -> int:
+        raw = json.dumps(envelope).encode()
+        headers = {"content-type": "text/plain; charset=UTF-8", "x-amz-sns-message-type": envelope["Type"]}
+        return api.request("POST", "/v1/webhooks/aws_sms/status", raw_body=raw, headers=headers).status
+
+    try:
+        statuses = (post(forged), post({k: v for k, v in signed.items() if k != "Signature"}), post(signed))
+        pipeline.drain()
+    finally:
+        monkeypatch.undo()
+        get_settings.cache_clear()
+
+    assert statuses == (403, 403, 200)
+    assert conn.execute("SELECT status FROM sms_delivery_logs").fetchone()["status"] == "delivered"

@@ -41,8 +41,8 @@ def test_twilio_signature_matches_twilios_published_example() -> None:
     assert not twilio.verify("", url, params.items(), twilio.signature("", url, params.items()))  # no token
 
 
-@pytest.fixture(scope="module")
-def sns_signer() -> tuple[rsa.RSAPrivateKey, x509.Certificate]:
+def make_signer() -> tuple[rsa.RSAPrivateKey, x509.Certificate]:
+    """An RSA key and a self-signed certificate standing in for SNS's signing certificate."""
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "sns.amazonaws.com")])
     now = datetime.datetime.now(datetime.UTC)
@@ -57,6 +57,11 @@ def sns_signer() -> tuple[rsa.RSAPrivateKey, x509.Certificate]:
         .sign(key, hashes.SHA256())
     )
     return key, certificate
+
+
+@pytest.fixture(scope="module")
+def sns_signer() -> tuple[rsa.RSAPrivateKey, x509.Certificate]:
+    return make_signer()
 
 
 def sns_notification(
