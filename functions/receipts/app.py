@@ -7,6 +7,7 @@ policy, so no signature to check here).
 """
 
 import json
+from dataclasses import asdict
 from datetime import datetime
 from typing import Any
 
@@ -31,8 +32,8 @@ def _from_sns(envelope: dict[str, Any]) -> dict[str, Any]:
     message = aws_sms.event_to_inbound(event)
     return {
         "provider": aws_sms.AwsSms.name,
-        "receipts": [receipt.__dict__] if receipt else [],
-        "inbound": [message.__dict__] if message else [],
+        "receipts": [asdict(receipt)] if receipt else [],
+        "inbound": [asdict(message)] if message else [],
     }
 
 

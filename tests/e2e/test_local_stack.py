@@ -265,3 +265,67 @@ def _wait(read: Any, done: Any, timeout: float = 60) -> dict[str, Any]:
         if done(state) or time.monotonic() > deadline:
             return dict(state)
         time.sleep(0.2)
+
+
+def test_a_recipients_stop_and_the_signed_status_callbacks_work_locally(
+    client: httpx.Client, stack: StackProcess
+) -> None:
+    import hashlib
+    import hmac
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    received: list[tuple[str, bytes]] = []
+
+    class Endpoint(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            received.append((self.headers["X-Signature"], self.rfile.read(int(self.headers["Content-Length"]))))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            return
+
+    endpoint = ThreadingHTTPServer(("127.0.0.1", 0), Endpoint)
+    threading.Thread(target=endpoint.serve_forever, daemon=True).start()
+    operator_password = stack.banner_value("Operator account created:").split("password", 1)[1].strip()
+    operator = client.post("/v1/auth/login", json={"login": "admin", "password": operator_password}).json()
+    name = f"u{uuid.uuid4().hex[:8]}"
+    account = _signup(client, name).json()
+    session = client.post("/v1/auth/login", json={"login": name, "password": "correct horse battery"}).json()
+    auth = {"Authorization": f"Bearer {session['access_token']}"}
+    client.post(f"/v1/users/{account['id']}/credits", json={"credits": 100},
+                headers={"Authorization": f"Bearer {operator['access_token']}"})  # fmt: skip
+    callback_url = f"http://127.0.0.1:{endpoint.server_address[1]}/sms"
+    assert client.put("/v1/status-callback", json={"url": callback_url}, headers=auth).status_code == 200
+    secret = client.post("/v1/status-callback/secret", headers=auth).json()["secret"]
+    group = client.post("/v1/groups", json={"name": "shop"}, headers=auth).json()
+    numbers = ["+447400200001", "+447400200002"]
+    ids = [client.post("/v1/contacts", json={"phone_number": n}, headers=auth).json()["id"] for n in numbers]
+    client.post(f"/v1/groups/{group['id']}/members", json={"contact_ids": ids}, headers=auth)
+
+    def campaign() -> dict[str, Any]:
+        body = {"name": "offers", "message_template": "Offer!", "group_ids": [group["id"]], "sender_id": "SHOP"}
+        created = client.post("/v1/campaigns", headers=auth, json=body).json()
+        client.post(f"/v1/campaigns/{created['id']}/send", headers=auth)
+        return _wait(lambda: client.get(f"/v1/campaigns/{created['id']}", headers=auth).json(),
+                     lambda state: state["status"] == "completed")  # fmt: skip
+
+    first = campaign()
+    _wait(lambda: {"n": len(received)}, lambda state: state["n"] == 4)  # sent and delivered, twice
+    simulator_key = json.loads((stack.data_dir / "secrets.json").read_text())["SimulatorSigningSecret"]
+    reply = json.dumps({"messages": [{"external_id": uuid.uuid4().hex, "from_number": numbers[0],
+                                      "to_number": "SHOP", "body": " Stop "}]}).encode()  # fmt: skip
+    signature = "sha256=" + hmac.new(simulator_key.encode(), reply, hashlib.sha256).hexdigest()
+    signed = {"content-type": "application/json", "X-Simulator-Signature": signature}
+    answered = client.post("/v1/webhooks/simulator/inbound", content=reply, headers=signed)
+    opted_out = _wait(lambda: client.get("/v1/opt-outs", headers=auth).json(), lambda state: len(state["data"]) == 1)
+    second = campaign()
+    endpoint.shutdown()
+
+    assert answered.status_code == 200
+    assert [entry["phone_number"] for entry in opted_out["data"]] == [numbers[0]]
+    assert (first["total_recipients"], second["total_recipients"]) == (2, 1)
+    for header, body in received:
+        assert hmac.compare_digest(header, hmac.new(secret.encode(), body, hashlib.sha256).hexdigest())
+    assert sorted(json.loads(body)["status"] for _, body in received[:4]) == ["delivered", "delivered", "sent", "sent"]

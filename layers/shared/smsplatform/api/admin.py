@@ -13,12 +13,10 @@ from smsplatform.api.context import caller, request_meta
 from smsplatform.api.models import CursorParam, Limit, PageResponse, RequestModel, cursor_from
 from smsplatform.api.resolver import BEARER
 from smsplatform.errors import InvalidInputError
+from smsplatform.providers import ProviderName
 
 AccountStatus = Literal["active", "suspended", "closed"]
 Role = Literal["client", "admin"]
-
-
-ProviderName = Literal["simulator", "aws_sms", "sns", "twilio"]
 
 
 class ProviderRouteRequest(RequestModel):

@@ -11,6 +11,7 @@ signature is refused with 403 before anything is enqueued.
 """
 
 import json
+from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 from urllib.parse import parse_qsl
@@ -111,7 +112,7 @@ def _enqueue_receipts(provider: str, receipts: list[Receipt]) -> int:
             "receipts",
             {
                 "provider": provider,
-                "receipts": [{**receipt.__dict__, "timestamp": receipt.timestamp.isoformat()} for receipt in receipts],
+                "receipts": [{**asdict(receipt), "timestamp": receipt.timestamp.isoformat()} for receipt in receipts],
             },
         )
     return len(receipts)
@@ -123,7 +124,7 @@ def _enqueue_inbound(provider: str, messages: list[InboundMessage]) -> int:
             "receipts",
             {
                 "provider": provider,
-                "inbound": [{**m.__dict__, "received_at": m.received_at.isoformat()} for m in messages],
+                "inbound": [{**asdict(m), "received_at": m.received_at.isoformat()} for m in messages],
             },
         )
     return len(messages)

@@ -119,7 +119,7 @@ class Route(Provider):
             provider.after_recorded([result for result in results if result.provider == provider.name])
 
 
-KNOWN = ("simulator", "aws_sms", "sns", "twilio")
+ProviderName = Literal["simulator", "aws_sms", "sns", "twilio"]
 _shared: dict[tuple[str, str], Provider] = {}
 _shared_lock = threading.Lock()
 
