@@ -210,3 +210,18 @@ def test_callback_urls_are_https_with_a_host_unless_the_platform_allows_http() -
         with pytest.raises(InvalidInputError):
             status_callbacks.check_url(refused, deployed)
     assert status_callbacks.check_url("http://127.0.0.1:8080/hook", local)
+
+
+@pytest.mark.parametrize(
+    ("url", "public"),
+    [
+        ("https://127.0.0.1/hook", False),
+        ("https://localhost/hook", False),
+        ("https://10.20.0.15/hook", False),  # inside the platform's VPC
+        ("https://169.254.169.254/latest/meta-data", False),  # instance metadata
+        ("https://[::1]/hook", False),
+        ("https://8.8.8.8/hook", True),
+    ],
+)
+def test_callbacks_never_go_to_private_addresses(url: str, public: bool) -> None:
+    assert status_callbacks.public_destination(url) is public

@@ -91,7 +91,7 @@ def check_url(url: str, settings: Settings) -> str:
     return url
 
 
-def _public_destination(url: str) -> bool:
+def public_destination(url: str) -> bool:
     """False when the host resolves to a private, loopback or link-local address (never call into our VPC)."""
     host = urlsplit(url).hostname or ""
     try:
@@ -174,7 +174,7 @@ _http = urllib3.PoolManager(maxsize=64, retries=False)
 
 def http_post(settings: Settings) -> Post:
     def post(url: str, body: bytes, headers: dict[str, str]) -> None:
-        if not settings.callback_allow_http and not _public_destination(url):
+        if not settings.callback_allow_http and not public_destination(url):
             raise RuntimeError("the URL resolves to a private address")
         response = _http.request(
             "POST", url, body=body, headers=headers, redirect=False, timeout=settings.callback_timeout_seconds
