@@ -165,8 +165,11 @@ def test_callback_urls_are_checked_and_clearing_one_stops_the_callbacks(
 ) -> None:
     _credit(api, admin, user, 100)
     refused = api.request("PUT", "/v1/status-callback", token=user["token"], json_body={"url": "ftp://example.com/x"})
-    _configure(api, user["token"], "https://hooks.example.com/sms")
+    _configure(api, user["token"], "https://hooks.example.com/sms?token=integrators-own-secret")
     cleared = _configure(api, user["token"], None)
+    audited = conn.execute(
+        "SELECT details FROM audit_logs WHERE action = 'status_callback.set' ORDER BY created_at"
+    ).fetchall()
     _send(api, user["token"], PEOPLE[:1])
     pipeline.drain()
     token = create_token(api, user["token"], "messages:read")["token"]
@@ -174,6 +177,7 @@ def test_callback_urls_are_checked_and_clearing_one_stops_the_callbacks(
     assert refused.status == 422
     assert refused.headers["content-type"].startswith("application/problem+json")
     assert cleared["url"] is None
+    assert [row["details"] for row in audited] == [{"host": "hooks.example.com"}, {"host": None}]
     assert conn.execute("SELECT count(*) AS n FROM status_callbacks").fetchone()["n"] == 0
     assert api.request("GET", "/v1/status-callback", token=token).status == 403
 

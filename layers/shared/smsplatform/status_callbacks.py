@@ -115,7 +115,8 @@ def get_settings_for(conn: Connection[DictRow], user_id: UUID) -> CallbackSettin
 
 def set_url(conn: Connection[DictRow], user_id: UUID, url: str | None, meta: RequestMeta) -> CallbackSettings:
     conn.execute("UPDATE users SET status_callback_url = %s, updated_at = now() WHERE id = %s", (url, user_id))
-    audit.record(conn, user_id, "status_callback.set", {"url": url}, meta)
+    # The host only: integrators put tokens in their webhook URLs' paths and queries.
+    audit.record(conn, user_id, "status_callback.set", {"host": urlsplit(url).hostname if url else None}, meta)
     return get_settings_for(conn, user_id)
 
 
