@@ -30,8 +30,10 @@ def send(queue: str, body: dict[str, Any], delay_seconds: int = 0) -> None:
 
 
 def send_many(queue: str, bodies: Iterable[dict[str, Any]], parallel: int = 8) -> int:
-    """SendMessageBatch in chunks of ten, several calls in flight; raises if any entry was refused."""
-    url = _url(queue)
+    """SendMessageBatch in chunks of ten, several calls in flight; raises if any entry was refused.
+
+    Nothing to send makes no call and needs no queue configured.
+    """
     chunks: list[Sequence[dict[str, Any]]] = []
     chunk: list[dict[str, Any]] = []
     for body in bodies:
@@ -41,6 +43,9 @@ def send_many(queue: str, bodies: Iterable[dict[str, Any]], parallel: int = 8) -
             chunk = []
     if chunk:
         chunks.append(chunk)
+    if not chunks:
+        return 0
+    url = _url(queue)
 
     def put(entries: Sequence[dict[str, Any]]) -> None:
         response = _sqs().send_message_batch(

@@ -61,7 +61,9 @@ class Attempt:
 class Delivery:
     delivered: int
     failed: int
-    retry_in: int | None  # seconds until this account's next pending callback is due; None if none is
+    # Seconds until this account's next pending callback is due; None if none is, or if this delivery
+    # attempted nothing (whoever holds them announces again), so announcements do not multiply.
+    retry_in: int | None
 
 
 def secret(master_key: str, user_id: UUID, version: int) -> str:
@@ -163,10 +165,8 @@ def purge_settled(conn: Connection[DictRow], keep_days: int = 7) -> int:
 
 
 def announce(user_ids: Iterable[UUID]) -> None:
-    """One message per account on the callbacks queue; nothing (and no queue needed) for none."""
-    bodies = [{"user_id": str(user_id)} for user_id in user_ids]
-    if bodies:
-        queues.send_many("callbacks", bodies)
+    """One message per account on the callbacks queue."""
+    queues.send_many("callbacks", ({"user_id": str(user_id)} for user_id in user_ids))
 
 
 Post = Callable[[str, bytes, dict[str, str]], None]
@@ -188,14 +188,17 @@ def http_post(settings: Settings) -> Post:
 
 def deliver(settings: Settings, master_key: str, user_id: UUID, post: Post) -> Delivery:
     """Sends the account's due callbacks, a claimed batch at a time, and records each outcome."""
+    with db.transaction() as conn:
+        version = conn.execute("SELECT callback_secret_version FROM users WHERE id = %s", (user_id,)).fetchone()
+    if version is None:  # the account is gone, and its callbacks with it
+        return Delivery(0, 0, None)
+    key = secret(master_key, user_id, version["callback_secret_version"])
     delivered = failed = 0
     for _ in range(_ROUNDS_PER_INVOCATION):
         with db.transaction() as conn:
             claimed = _claim(conn, user_id, settings)
-            version = conn.execute("SELECT callback_secret_version FROM users WHERE id = %s", (user_id,)).fetchone()
-        if not claimed or version is None:
+        if not claimed:
             break
-        key = secret(master_key, user_id, version["callback_secret_version"])
         with ThreadPoolExecutor(max_workers=min(settings.callback_concurrency, len(claimed))) as pool:
             attempts = list(pool.map(_attempt, claimed, [key] * len(claimed), [post] * len(claimed)))
         with db.transaction() as conn:
@@ -204,6 +207,8 @@ def deliver(settings: Settings, master_key: str, user_id: UUID, post: Post) -> D
         failed += sum(not attempt.delivered for attempt in attempts)
         if len(claimed) < settings.callback_batch_size:
             break
+    if not delivered + failed:
+        return Delivery(0, 0, None)
     with db.transaction() as conn:
         row = conn.execute(
             """SELECT ceil(extract(epoch FROM min(next_attempt_at) - now())) AS wait

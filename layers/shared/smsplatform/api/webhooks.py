@@ -74,6 +74,14 @@ def _request_url(event: APIGatewayProxyEventV2, settings: Settings) -> str:
     return f"{base}{event.raw_path}" + (f"?{query}" if query else "")
 
 
+def _simulator_body(event: APIGatewayProxyEventV2, settings: Settings) -> bytes:
+    body = _raw_body(event)
+    signature = event.headers.get(simulator.SIGNATURE_HEADER.lower())
+    if not simulator.verify(simulator_signing_key(settings), body, signature):
+        raise PermissionDeniedError("The request's X-Simulator-Signature does not verify.")
+    return body
+
+
 def _twilio_params(event: APIGatewayProxyEventV2, settings: Settings) -> dict[str, str]:
     try:
         token = str(twilio_credentials(settings)["auth_token"])
@@ -132,11 +140,7 @@ def _enqueue_inbound(provider: str, messages: list[InboundMessage]) -> int:
 
 def _status(provider: str, event: APIGatewayProxyEventV2, settings: Settings) -> list[Receipt]:
     if provider == simulator.Simulator.name:
-        body = _raw_body(event)
-        if not simulator.verify(
-            simulator_signing_key(settings), body, event.headers.get(simulator.SIGNATURE_HEADER.lower())
-        ):
-            raise PermissionDeniedError("The receipt's signature does not verify.")
+        body = _simulator_body(event, settings)
         return [Receipt(**r.model_dump()) for r in SimulatorReceipts.model_validate_json(body).receipts]
     if provider == "twilio":
         params = _twilio_params(event, settings)
@@ -163,11 +167,7 @@ def _status(provider: str, event: APIGatewayProxyEventV2, settings: Settings) ->
 def _inbound(provider: str, event: APIGatewayProxyEventV2, settings: Settings) -> list[InboundMessage]:
     now = datetime.now(UTC)
     if provider == simulator.Simulator.name:
-        body = _raw_body(event)
-        if not simulator.verify(
-            simulator_signing_key(settings), body, event.headers.get(simulator.SIGNATURE_HEADER.lower())
-        ):
-            raise PermissionDeniedError("The message's signature does not verify.")
+        body = _simulator_body(event, settings)
         return [
             InboundMessage(m.external_id, m.from_number, m.to_number, m.body, m.received_at or now)
             for m in SimulatorInbound.model_validate_json(body).messages
