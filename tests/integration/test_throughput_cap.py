@@ -92,3 +92,50 @@ def test_a_capped_campaign_is_paced_by_the_sender(
     # first of the campaign waited for its slot, whichever batch and sender it was in.
     assert len([wait for wait in waits if wait > 0]) >= 5
     assert max(waits) >= 2.0
+
+
+def test_a_providers_cap_is_shared_by_every_campaign_and_the_slower_cap_paces(conn: psycopg.Connection[Any]) -> None:
+    fast = _campaign(conn, cap=100)
+    other = conn.execute(
+        """INSERT INTO sms_campaigns (user_id, name, message_template, status)
+           SELECT user_id, 'uncapped', 'hi', 'sending' FROM sms_campaigns WHERE id = %s RETURNING id""",
+        (fast,),
+    ).fetchone()["id"]
+
+    with db.transaction() as pooled:
+        first, first_rate, _ = sending.Pacer.book(pooled, 50, 60, provider=("twilio", 10))
+        second, _, _ = sending.Pacer.book(pooled, 50, 60, provider=("twilio", 10))
+        both, both_rate, _ = sending.Pacer.book(pooled, 50, 60, campaign=(fast, 100), provider=("twilio", 10))
+        elsewhere, _, _ = sending.Pacer.book(pooled, 50, 60, campaign=(other, 5), provider=("sns", 1000))
+    slot = conn.execute("SELECT send_slot FROM sms_campaigns WHERE id = %s", (fast,)).fetchone()["send_slot"]
+
+    assert first_rate == 10
+    assert second - first == pytest.approx(5.0)  # another batch, any campaign: after the first on twilio's line
+    assert both_rate == 10  # the slower of the campaign's 100/s and twilio's 10/s
+    assert both - first == pytest.approx(10.0)  # the later of the two timelines
+    assert slot.timestamp() == pytest.approx(both + 5.0)  # the campaign's line moved on with it
+    assert elsewhere < second  # another provider's line is its own
+
+
+def test_a_provider_cap_paces_the_sender_without_a_campaign_cap(
+    api: Any, admin: dict[str, Any], user: dict[str, Any], pipeline: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.integration.test_campaigns_api import PEOPLE, _campaign, _credit, _group
+
+    waits: list[float] = []
+    monkeypatch.setattr(sending.time, "sleep", waits.append)
+    monkeypatch.setenv("SMS_PROVIDER_CAPS", '{"simulator": 2}')
+    get_settings.cache_clear()
+    try:
+        _credit(api, admin, user, 100)
+        campaign_id = _campaign(api, user["token"], [_group(api, user["token"], "all", PEOPLE)])
+        api.request("POST", f"/v1/campaigns/{campaign_id}/send", token=user["token"])
+        pipeline.drain()
+    finally:
+        monkeypatch.delenv("SMS_PROVIDER_CAPS")
+        get_settings.cache_clear()
+
+    stats = api.request("GET", f"/v1/campaigns/{campaign_id}/stats", token=user["token"]).json()
+    assert stats["delivered"] == 6
+    assert len([wait for wait in waits if wait > 0]) >= 5  # six messages at two a second
+    assert max(waits) >= 2.0
