@@ -50,13 +50,13 @@ psql: venv
 
 # Against DATABASE_URL, or SMS_DATABASE_SECRET_ARN with AWS credentials (the deployed database).
 migrate: venv
-	$(BIN)/python -m smsplatform.migrations sql
+	$(BIN)/python -m smsplatform.core.migrations sql
 
 # make admin USERNAME=ops EMAIL=ops@example.com [FUNCTION=<stack's OperatorFunctionName output>]
 # (password: SMS_ADMIN_PASSWORD, or asked for). Without FUNCTION: the database DATABASE_URL names.
 admin: venv
 	@test -n "$(USERNAME)" -a -n "$(EMAIL)" || { echo "usage: make admin USERNAME=... EMAIL=... [FUNCTION=...]" >&2; exit 2; }
-	$(BIN)/python -m smsplatform.admin_cli --username "$(USERNAME)" --email "$(EMAIL)" $(if $(FUNCTION),--function "$(FUNCTION)")
+	$(BIN)/python -m smsplatform.accounts.admin_cli --username "$(USERNAME)" --email "$(EMAIL)" $(if $(FUNCTION),--function "$(FUNCTION)")
 
 test: venv
 	$(BIN)/pytest

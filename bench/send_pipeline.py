@@ -45,7 +45,7 @@ def _seed(p: Platform, size: int) -> tuple[str, str]:
                                               "password": "correct horse battery"})  # fmt: skip
     token = p.call("POST", "/v1/auth/login", body={"login": name, "password": "correct horse battery"})["access_token"]
     group = p.call("POST", "/v1/groups", token, {"name": "everyone"})
-    from smsplatform import ledger
+    from smsplatform.billing import ledger
 
     with psycopg.connect(p.database_url, row_factory=dict_row) as conn:
         user_id = conn.execute("SELECT id FROM users WHERE username = %s", (name,)).fetchone()["id"]  # type: ignore[index]
@@ -108,8 +108,8 @@ def run(
     senders: int = 1,
     queue: str = "moto",
 ) -> dict[str, Any]:
-    from smsplatform import db, queues
-    from smsplatform.config import get_settings
+    from smsplatform.core import db, queues
+    from smsplatform.core.config import get_settings
 
     boto_sqs = _BOTO_SQS.setdefault("client", queues._sqs)
     sqs: Any = memory_sqs.from_stack(p.spec, p.resources.refs) if queue == "memory" else None

@@ -137,8 +137,8 @@ def main(size: int, delays: tuple[int, ...], callback_pollers: int) -> None:
     print(f"  {'recipients':>10} {'endpoint':>8} {'pollers':>7} {'send drain s':>12} {'msg/s':>7}"
           f" {'callbacks done s':>16} {'callbacks/s':>11}  check")  # fmt: skip
     with tempfile.TemporaryDirectory() as scratch, platform(Path(scratch), "sms_bench_callbacks") as p:
-        from smsplatform import status_callbacks
-        from smsplatform.config import get_settings
+        from smsplatform.core.config import get_settings
+        from smsplatform.sending import status_callbacks
 
         os.environ.update({"SMS_SIMULATOR_RULES": "{}", "SMS_CALLBACK_ALLOW_HTTP": "true"})
         server = GatewayServer(p.gateway, "127.0.0.1", 0)

@@ -54,9 +54,9 @@ class Platform:
 @contextmanager
 def platform(data_dir: Path, database_name: str) -> Iterator[Platform]:
     """A fresh database `database_name` (dropped afterwards) on DATABASE_URL's server or an embedded one."""
-    from smsplatform import db
-    from smsplatform.config import get_settings
-    from smsplatform.migrations import apply_migrations
+    from smsplatform.core import db
+    from smsplatform.core.config import get_settings
+    from smsplatform.core.migrations import apply_migrations
 
     server_url = os.environ.get("DATABASE_URL") or database.start_embedded(data_dir / "postgres")
     database.drop_database(server_url, database_name)

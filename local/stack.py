@@ -52,7 +52,7 @@ class LocalStack:
         return f"http://{self.host}:{port}"
 
     def start(self) -> None:
-        from smsplatform.migrations import apply_migrations
+        from smsplatform.core.migrations import apply_migrations
 
         self.spec = load_stack(self.template, self.root)
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -132,7 +132,7 @@ class LocalStack:
             poller.stop()
         if self._gateway:
             self._gateway.stop()
-        from smsplatform import db
+        from smsplatform.core import db
 
         db.close_pool()
         if self._moto:
@@ -156,7 +156,7 @@ def _rds_secret(db_url: str) -> str:
 
 
 def _ensure_admin(db_url: str) -> AdminAccount:
-    from smsplatform.accounts import ensure_admin
+    from smsplatform.accounts.accounts import ensure_admin
 
     email = os.environ.get("SMS_ADMIN_EMAIL") or "admin@localhost.localdomain"
     password = os.environ.get("SMS_ADMIN_PASSWORD")

@@ -4,8 +4,8 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from smsplatform.authorizer import authorize
-from smsplatform.observability import logger
+from smsplatform.api.authorizer import authorize
+from smsplatform.core.observability import logger
 
 
 @logger.inject_lambda_context

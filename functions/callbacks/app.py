@@ -7,30 +7,29 @@ the queue alone and, after repeated failures, lands in the DLQ; the outbox rows
 stay pending and the scheduler's sweep announces them again.
 """
 
-import json
 from typing import Any
-from uuid import UUID
 
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
-from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from smsplatform import queues, status_callbacks
-from smsplatform.config import get_settings
-from smsplatform.observability import logger, metrics
-from smsplatform.secret_store import callback_signing_key
+from smsplatform.core import queues
+from smsplatform.core.config import get_settings
+from smsplatform.core.observability import logger, metrics
+from smsplatform.core.queue_messages import CallbacksDueRecord
+from smsplatform.core.secret_store import callback_signing_key
+from smsplatform.sending import status_callbacks
 
-processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
+processor = BatchProcessor(event_type=EventType.SQS, model=CallbacksDueRecord, raise_on_entire_batch_failure=False)
 
 
-def record_handler(record: SQSRecord) -> None:
+def record_handler(record: CallbacksDueRecord) -> None:
     settings = get_settings()
-    user_id = UUID(json.loads(record.body)["user_id"])
+    due = record.body
     outcome = status_callbacks.deliver(
-        settings, callback_signing_key(settings), user_id, status_callbacks.http_post(settings)
+        settings, callback_signing_key(settings), due.user_id, status_callbacks.http_post(settings)
     )
     if outcome.retry_in is not None:
-        queues.send("callbacks", {"user_id": str(user_id)}, delay_seconds=max(1, outcome.retry_in))
+        queues.send("callbacks", due, delay_seconds=max(1, outcome.retry_in))
     metrics.add_metric(name="CallbacksDelivered", unit="Count", value=outcome.delivered)
     metrics.add_metric(name="CallbacksFailed", unit="Count", value=outcome.failed)
 

@@ -9,7 +9,7 @@ from smsplatform.api.contacts import contacts_routes
 from smsplatform.api.groups import groups_routes
 from smsplatform.api.opt_outs import opt_outs_routes
 from smsplatform.api.resolver import create_resolver
-from smsplatform.observability import logger
+from smsplatform.core.observability import logger
 
 app = create_resolver(contacts_routes(), groups_routes(), opt_outs_routes())
 

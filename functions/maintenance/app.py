@@ -5,9 +5,11 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from smsplatform import db, idempotency, login_throttle, status_callbacks
-from smsplatform.maintenance import create_delivery_log_partitions
-from smsplatform.observability import logger
+from smsplatform.accounts import login_throttle
+from smsplatform.core import db, idempotency
+from smsplatform.core.maintenance import create_delivery_log_partitions
+from smsplatform.core.observability import logger
+from smsplatform.sending import status_callbacks
 
 
 @logger.inject_lambda_context

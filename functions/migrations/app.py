@@ -4,8 +4,8 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from smsplatform.custom_resources import handle_migrations
-from smsplatform.observability import logger
+from smsplatform.core.custom_resources import handle_migrations
+from smsplatform.core.observability import logger
 
 
 @logger.inject_lambda_context

@@ -8,8 +8,8 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from smsplatform.admin_cli import run_operator_action
-from smsplatform.observability import logger
+from smsplatform.accounts.admin_cli import run_operator_action
+from smsplatform.core.observability import logger
 
 
 @logger.inject_lambda_context(log_event=False)

@@ -5,8 +5,11 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from smsplatform import campaigns, db, dispatch, messages, queues, status_callbacks
-from smsplatform.observability import logger
+from smsplatform.campaigns import campaigns
+from smsplatform.core import db, queues
+from smsplatform.core.observability import logger
+from smsplatform.core.queue_messages import SendBatch
+from smsplatform.sending import messages, status_callbacks
 
 
 @logger.inject_lambda_context
@@ -16,7 +19,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         lost = messages.unannounced_requests(conn)
         overdue = status_callbacks.overdue_accounts(conn)
     if lost:
-        queues.send_many("send", (dispatch.batch_descriptor("request", request_id, 0) for request_id in lost))
+        queues.send_many("send", (SendBatch(kind="request", id=request_id, batch=0) for request_id in lost))
     status_callbacks.announce(overdue)
     result = {
         "campaigns_released": len(released),

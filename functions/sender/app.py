@@ -1,22 +1,20 @@
 """Sends batches: one batch descriptor per SQS record; failed records alone return to the queue."""
 
-import json
 from typing import Any
 
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
-from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from smsplatform.config import get_settings
-from smsplatform.observability import logger, metrics
-from smsplatform.sending import process_batch
+from smsplatform.core.config import get_settings
+from smsplatform.core.observability import logger, metrics
+from smsplatform.core.queue_messages import SendBatchRecord
+from smsplatform.sending.sender import process_batch
 
-processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
+processor = BatchProcessor(event_type=EventType.SQS, model=SendBatchRecord, raise_on_entire_batch_failure=False)
 
 
-def record_handler(record: SQSRecord) -> None:
-    settings = get_settings()
-    outcome = process_batch(json.loads(record.body), settings)
+def record_handler(record: SendBatchRecord) -> None:
+    outcome = process_batch(record.body, get_settings())
     metrics.add_metric(name="MessagesSent", unit="Count", value=outcome.accepted)
     metrics.add_metric(name="MessagesFailed", unit="Count", value=outcome.failed)
     metrics.add_metric(name="MessagesRetrying", unit="Count", value=outcome.retrying)

@@ -12,7 +12,7 @@ from smsplatform.api.billing import billing_routes
 from smsplatform.api.resolver import create_resolver
 from smsplatform.api.status_callbacks import status_callback_routes
 from smsplatform.api.tokens import tokens_routes
-from smsplatform.observability import logger, metrics
+from smsplatform.core.observability import logger, metrics
 
 app = create_resolver(
     accounts_routes(), tokens_routes(), billing_routes(), admin_routes(), audit_log_routes(), status_callback_routes()

@@ -7,7 +7,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from smsplatform.api.resolver import create_resolver
 from smsplatform.api.webhooks import webhooks_routes
-from smsplatform.observability import logger
+from smsplatform.core.observability import logger
 
 app = create_resolver(webhooks_routes())
 

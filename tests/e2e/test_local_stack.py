@@ -14,8 +14,8 @@ import pytest
 import yaml
 
 from local.template import load_yaml
-from tests.conftest import ROOT
-from tests.e2e.conftest import StackFactory, StackProcess
+from tests.support.local_stack import StackFactory, StackProcess
+from tests.support.paths import ROOT
 
 pytestmark = pytest.mark.e2e
 

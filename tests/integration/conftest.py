@@ -1,10 +1,7 @@
 """Handlers run in-process against the real PostgreSQL, through the same gateway code
 as the local stack: routes from template.yaml, the real authorizer, API Gateway v2 events."""
 
-import json
-import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
 import psycopg
@@ -16,11 +13,9 @@ from local.gateway import Gateway
 from local.pollers import SqsPoller
 from local.runtime import FunctionRuntime
 from local.template import StackSpec, load_stack
-from tests.conftest import ROOT
+from tests.support.harness import CALLBACK_KEY, SIGNING_KEY, SIMULATOR_KEY, Api, Pipeline
+from tests.support.paths import ROOT
 
-SIGNING_KEY = "integration-tests-signing-key-0123456789abcdef"
-SIMULATOR_KEY = "integration-tests-simulator-key-0123456789"
-CALLBACK_KEY = "integration-tests-callback-key-0123456789"
 # Tables the tests write to, emptied after each test. user_roles keeps its role
 # definitions (user_id NULL) and loses per-user grants; schema_migrations stays.
 _CLEANUP = """
@@ -50,8 +45,8 @@ def aws_resources(stack_spec: StackSpec) -> Iterator[aws.Resources]:
 
 @pytest.fixture(scope="session", autouse=True)
 def platform_env(database_url: str, aws_resources: aws.Resources) -> Iterator[None]:
-    from smsplatform import db
-    from smsplatform.config import get_settings
+    from smsplatform.core import db
+    from smsplatform.core.config import get_settings
 
     patch = pytest.MonkeyPatch()
     patch.setenv("SMS_IMPORTS_BUCKET", aws_resources.refs["ImportsBucket"])
@@ -100,54 +95,6 @@ def clean_tables(database_url: str) -> Iterator[None]:
         connection.execute(_CLEANUP)
 
 
-@dataclass
-class ApiResponse:
-    status: int
-    headers: dict[str, str]
-    body: bytes
-
-    def json(self) -> Any:
-        return json.loads(self.body)
-
-
-class Api:
-    """Calls the API as API Gateway would, without sockets."""
-
-    def __init__(self, gateway: Gateway) -> None:
-        self.gateway = gateway
-
-    def request(
-        self,
-        method: str,
-        path: str,
-        *,
-        json_body: Any = None,
-        raw_body: bytes | None = None,
-        token: str | None = None,
-        headers: dict[str, str] | None = None,
-    ) -> ApiResponse:
-        sent = {"user-agent": "pytest", **(headers or {})}
-        body = raw_body if raw_body is not None else b""
-        if json_body is not None:
-            body = json.dumps(json_body).encode()
-            sent.setdefault("content-type", "application/json")
-        if token is not None:
-            sent["authorization"] = f"Bearer {token}"
-        status, response_headers, _cookies, response_body = self.gateway.handle(method, path, sent, body, "203.0.113.7")
-        return ApiResponse(status, response_headers, response_body)
-
-    def signup(self, username: str, password: str = "correct horse battery", **extra: Any) -> dict[str, Any]:
-        body = {"username": username, "email": f"{username}@example.com", "password": password, **extra}
-        response = self.request("POST", "/v1/auth/signup", json_body=body)
-        assert response.status == 201, response.body
-        return dict(response.json())
-
-    def login(self, login: str, password: str = "correct horse battery") -> str:
-        response = self.request("POST", "/v1/auth/login", json_body={"login": login, "password": password})
-        assert response.status == 200, response.body
-        return str(response.json()["access_token"])
-
-
 @pytest.fixture(scope="session")
 def stack_spec() -> StackSpec:
     return load_stack(ROOT / "template.yaml")
@@ -179,7 +126,7 @@ def other_user(api: Api) -> dict[str, Any]:
 @pytest.fixture
 def admin(api: Api, database_url: str) -> dict[str, Any]:
     """An operator, made the way the operator command makes one."""
-    from smsplatform.accounts import promote_or_create_admin
+    from smsplatform.accounts.accounts import promote_or_create_admin
 
     with psycopg.connect(database_url, row_factory=dict_row) as connection:
         promote_or_create_admin(
@@ -188,17 +135,6 @@ def admin(api: Api, database_url: str) -> dict[str, Any]:
         row = connection.execute("SELECT id::text FROM users WHERE username = 'operator'").fetchone()
     assert row is not None
     return {"id": row["id"], "token": api.login("operator", "night shift passphrase")}
-
-
-def create_token(api: Api, session: str, *permissions: str, **extra: Any) -> dict[str, Any]:
-    response = api.request(
-        "POST",
-        "/v1/tokens",
-        token=session,
-        json_body={"name": "integration", "permissions": list(permissions), **extra},
-    )
-    assert response.status == 201, response.body
-    return dict(response.json())
 
 
 @pytest.fixture
@@ -219,46 +155,6 @@ def import_worker(
     # A notification left over from an earlier test names an import that is gone or
     # finished: the function ignores it, as it would a redelivery.
     return poller
-
-
-class Pipeline:
-    """The send pipeline's queues and functions, driven one poll at a time, as Lambda's pollers would."""
-
-    def __init__(self, pollers: dict[str, SqsPoller], sqs: Any) -> None:
-        self.pollers = pollers
-        self.sqs = sqs
-
-    def pending(self) -> int:
-        """Messages waiting (visible or delayed); ones a handler holds are not counted."""
-        total = 0
-        for poller in self.pollers.values():
-            attributes = self.sqs.get_queue_attributes(
-                QueueUrl=poller.queue_url,
-                AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesDelayed"],
-            )["Attributes"]
-            total += sum(int(value) for value in attributes.values())
-        return total
-
-    def drain(self, rounds: int = 200) -> None:
-        """Polls every queue until none has a message waiting."""
-        for _ in range(rounds):
-            handled = sum(poller.poll_once() for poller in self.pollers.values())
-            if not handled:
-                if not self.pending():
-                    return
-                time.sleep(0.25)  # only delayed messages wait: a retry's backoff
-        raise AssertionError("the pipeline did not drain")
-
-    def discard(self) -> None:
-        """Drops what earlier tests left waiting (PurgeQueue is allowed once a minute)."""
-        for poller in self.pollers.values():
-            while messages := self.sqs.receive_message(QueueUrl=poller.queue_url, MaxNumberOfMessages=10).get(
-                "Messages"
-            ):
-                self.sqs.delete_message_batch(
-                    QueueUrl=poller.queue_url,
-                    Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)],
-                )
 
 
 @pytest.fixture

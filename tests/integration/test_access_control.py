@@ -5,8 +5,8 @@ from typing import Any
 
 import pytest
 
-from smsplatform import permissions
-from tests.integration.conftest import Api, create_token
+from smsplatform.accounts import permissions
+from tests.support.harness import Api, create_token
 
 
 def test_another_accounts_token_cannot_be_revoked_or_seen(
@@ -152,7 +152,7 @@ def test_a_token_without_the_routes_permission_is_refused(
 
 def test_every_protected_route_is_in_the_table_above(api: Api) -> None:
     from local.template import load_stack
-    from tests.conftest import ROOT
+    from tests.support.paths import ROOT
 
     spec = load_stack(ROOT / "template.yaml")
     # Routes any authenticated principal may call: their own profile and audit trail.

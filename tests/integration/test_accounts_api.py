@@ -5,8 +5,8 @@ from typing import Any
 
 import psycopg
 
-from smsplatform import sessions
-from tests.integration.conftest import SIGNING_KEY, Api
+from smsplatform.accounts import sessions
+from tests.support.harness import SIGNING_KEY, Api
 
 PROBLEM = "application/problem+json"
 

@@ -10,8 +10,8 @@ import psycopg
 import pytest
 from botocore.stub import ANY
 
-from tests.conftest import ROOT
-from tests.integration.conftest import Api
+from tests.support.harness import Api
+from tests.support.paths import ROOT
 
 
 def test_operators_list_accounts_page_by_page(api: Api, admin: dict[str, Any]) -> None:
@@ -87,7 +87,7 @@ def test_the_operator_command_creates_then_promotes_admins(
 
     def run(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [sys.executable, "-m", "smsplatform.admin_cli", *args],
+            [sys.executable, "-m", "smsplatform.accounts.admin_cli", *args],
             env={
                 **os.environ,
                 "PYTHONPATH": str(ROOT / "layers" / "shared"),
@@ -122,7 +122,7 @@ def test_the_operator_function_promotes_through_a_lambda_invocation(
     from botocore.response import StreamingBody
     from botocore.stub import Stubber
 
-    from smsplatform import admin_cli
+    from smsplatform.accounts import admin_cli
 
     api.signup("dana")
     event = {"action": "promote_admin", "username": "dana", "email": "dana@example.com", "password": None}

@@ -5,7 +5,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from tests.integration.conftest import Api, create_token
+from tests.support.harness import Api, create_token
 
 
 def test_every_mutation_of_the_accounts_api_is_audited(

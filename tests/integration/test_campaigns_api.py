@@ -6,56 +6,13 @@ from typing import Any
 import psycopg
 import pytest
 
-from tests.integration.conftest import Api, Pipeline, create_token
-
-
-def _credit(api: Api, admin: dict[str, Any], user: dict[str, Any], credits: int) -> None:
-    response = api.request(
-        "POST", f"/v1/users/{user['id']}/credits", token=admin["token"], json_body={"credits": credits}
-    )
-    assert response.status < 300, response.body
-
-
-def _group(api: Api, token: str, name: str, people: list[dict[str, Any]]) -> str:
-    group = api.request("POST", "/v1/groups", token=token, json_body={"name": name}).json()
-    ids = []
-    for person in people:
-        created = api.request("POST", "/v1/contacts", token=token, json_body=person)
-        contact = created.json() if created.status == 201 else _find(api, token, person["phone_number"])
-        ids.append(contact["id"])
-    api.request("POST", f"/v1/groups/{group['id']}/members", token=token, json_body={"contact_ids": ids})
-    return str(group["id"])
-
-
-def _find(api: Api, token: str, number: str) -> dict[str, Any]:
-    found = api.request("GET", f"/v1/contacts?q={number.replace('+', '%2B')}", token=token).json()["data"]
-    return dict(found[0])
-
-
-def _campaign(api: Api, token: str, groups: list[str], template: str = "Hi {{first_name|there}}!", **extra: Any) -> str:
-    body = {"name": "Launch", "message_template": template, "group_ids": groups, **extra}
-    response = api.request("POST", "/v1/campaigns", token=token, json_body=body)
-    assert response.status == 201, response.body
-    return str(response.json()["id"])
-
-
-def _balance(api: Api, token: str) -> int:
-    return int(api.request("GET", "/v1/users/me", token=token).json()["sms_credits"])
-
-
-PEOPLE = [
-    {"phone_number": "+447400123101", "first_name": "Ann"},
-    {"phone_number": "+447400123102", "first_name": "Ben", "custom_fields": {"plan": "gold"}},
-    {"phone_number": "+447400123103"},
-    {"phone_number": "+447400123104", "first_name": "Dee"},
-    {"phone_number": "+447400123105", "first_name": "Eve"},
-    {"phone_number": "+447400123106", "first_name": "Fay"},
-]
+from tests.support.harness import Api, Pipeline, create_token
+from tests.support.scenarios import PEOPLE, balance_of, give_credits, make_campaign, make_group
 
 
 @pytest.fixture
 def funded(api: Api, admin: dict[str, Any], user: dict[str, Any]) -> dict[str, Any]:
-    _credit(api, admin, user, 1000)
+    give_credits(api, admin, user, 1000)
     return user
 
 
@@ -63,10 +20,12 @@ def test_a_campaign_reaches_each_recipient_once_and_the_ledger_balances(
     api: Api, funded: dict[str, Any], pipeline: Pipeline, conn: psycopg.Connection[Any]
 ) -> None:
     token = funded["token"]
-    first = _group(api, token, "first", PEOPLE[:4])
-    second = _group(api, token, "second", PEOPLE[2:])  # 103 and 104 are in both
+    first = make_group(api, token, "first", PEOPLE[:4])
+    second = make_group(api, token, "second", PEOPLE[2:])  # 103 and 104 are in both
     api.request("POST", "/v1/opt-outs", token=token, json_body={"phone_number": "+447400123106"})
-    campaign_id = _campaign(api, token, [first, second], "Hi {{first_name|there}}, plan {{custom_fields.plan|basic}}")
+    campaign_id = make_campaign(
+        api, token, [first, second], "Hi {{first_name|there}}, plan {{custom_fields.plan|basic}}"
+    )
 
     sent = api.request("POST", f"/v1/campaigns/{campaign_id}/send", token=token)
     assert sent.status == 202
@@ -89,7 +48,7 @@ def test_a_campaign_reaches_each_recipient_once_and_the_ledger_balances(
         "total": 5, "queued": 0, "sending": 0, "sent": 0, "delivered": 5, "failed": 0, "undelivered": 0,
         "credits_reserved": 5, "credits_spent": 5, "credits_refunded": 0,
     }  # fmt: skip
-    assert _balance(api, token) == 995
+    assert balance_of(api, token) == 995
 
 
 def test_failures_are_refunded_and_undelivered_messages_are_charged(
@@ -103,7 +62,7 @@ def test_failures_are_refunded_and_undelivered_messages_are_charged(
         {"phone_number": "+447400199993"},  # accepted, then undelivered
         {"phone_number": "+447400199994"},
     ]
-    campaign_id = _campaign(api, token, [_group(api, token, "mixed", people)], "Two parts: " + "x" * 150)
+    campaign_id = make_campaign(api, token, [make_group(api, token, "mixed", people)], "Two parts: " + "x" * 150)
     api.request("POST", f"/v1/campaigns/{campaign_id}/send", token=token)
     pipeline.drain()
 
@@ -121,15 +80,15 @@ def test_failures_are_refunded_and_undelivered_messages_are_charged(
     assert by_number["+447400199992"]["status"] == "delivered"
     assert by_number["+447400199992"]["attempts"] == 2
     assert by_number["+447400199993"]["error_code"] == "SIM-30003"
-    assert _balance(api, token) == 1000 - 6
+    assert balance_of(api, token) == 1000 - 6
 
 
 def test_a_short_balance_fails_the_campaign_and_charges_nothing(
     api: Api, admin: dict[str, Any], user: dict[str, Any], pipeline: Pipeline, conn: psycopg.Connection[Any]
 ) -> None:
-    _credit(api, admin, user, 2)
+    give_credits(api, admin, user, 2)
     token = user["token"]
-    campaign_id = _campaign(api, token, [_group(api, token, "three", PEOPLE[:3])])
+    campaign_id = make_campaign(api, token, [make_group(api, token, "three", PEOPLE[:3])])
 
     api.request("POST", f"/v1/campaigns/{campaign_id}/send", token=token)
     pipeline.drain()
@@ -137,7 +96,7 @@ def test_a_short_balance_fails_the_campaign_and_charges_nothing(
     campaign = api.request("GET", f"/v1/campaigns/{campaign_id}", token=token).json()
     assert campaign["status"] == "failed"
     assert "Not enough credits" in campaign["failure_reason"]
-    assert _balance(api, token) == 2
+    assert balance_of(api, token) == 2
     assert conn.execute("SELECT count(*) AS n FROM sms_delivery_logs").fetchone()["n"] == 0
 
 
@@ -145,7 +104,7 @@ def test_cancel_stops_unsent_messages_and_refunds_them(
     api: Api, funded: dict[str, Any], pipeline: Pipeline, conn: psycopg.Connection[Any]
 ) -> None:
     token = funded["token"]
-    campaign_id = _campaign(api, token, [_group(api, token, "all", PEOPLE)])
+    campaign_id = make_campaign(api, token, [make_group(api, token, "all", PEOPLE)])
     api.request("POST", f"/v1/campaigns/{campaign_id}/send", token=token)
     pipeline.pollers["DispatcherFunction"].poll_once()  # dispatched, nothing sent yet
 
@@ -158,7 +117,7 @@ def test_cancel_stops_unsent_messages_and_refunds_them(
     assert stats["credits_refunded"] == 6
     assert stats["credits_spent"] == 0
     assert conn.execute("SELECT count(*) AS n FROM simulator_messages").fetchone()["n"] == 0
-    assert _balance(api, token) == 1000
+    assert balance_of(api, token) == 1000
     again = api.request("POST", f"/v1/campaigns/{campaign_id}/send", token=token)
     assert again.status == 409
     assert "cancelled" in again.json()["detail"]
@@ -166,7 +125,7 @@ def test_cancel_stops_unsent_messages_and_refunds_them(
 
 def test_templates_naming_unknown_fields_are_refused(api: Api, user: dict[str, Any]) -> None:
     token = user["token"]
-    group = _group(api, token, "g", PEOPLE[:1])
+    group = make_group(api, token, "g", PEOPLE[:1])
     for template in ("Hi {{password_hash}}", "Hi {{ first_name", "{{__class__.__mro__}}", "Hi {{custom_fields.9x}}"):
         response = api.request(
             "POST",
@@ -181,8 +140,8 @@ def test_templates_naming_unknown_fields_are_refused(api: Api, user: dict[str, A
 
 def test_preview_renders_for_a_recipient_and_prices_the_audience(api: Api, user: dict[str, Any]) -> None:
     token = user["token"]
-    group = _group(api, token, "g", PEOPLE[:3])
-    campaign_id = _campaign(api, token, [group], "Grüße {{first_name|Freund}} 😀")
+    group = make_group(api, token, "g", PEOPLE[:3])
+    campaign_id = make_campaign(api, token, [group], "Grüße {{first_name|Freund}} 😀")
 
     preview = api.request("POST", f"/v1/campaigns/{campaign_id}/preview", token=token).json()
 
@@ -195,7 +154,7 @@ def test_preview_renders_for_a_recipient_and_prices_the_audience(api: Api, user:
 
 def test_the_status_machine_refuses_illegal_moves(api: Api, user: dict[str, Any]) -> None:
     token = user["token"]
-    campaign_id = _campaign(api, token, [_group(api, token, "g", PEOPLE[:1])])
+    campaign_id = make_campaign(api, token, [make_group(api, token, "g", PEOPLE[:1])])
     past = (datetime.now(UTC) - timedelta(minutes=1)).isoformat()
     naive = (datetime.now(UTC) + timedelta(hours=1)).replace(tzinfo=None).isoformat()
 
@@ -220,8 +179,8 @@ def test_the_status_machine_refuses_illegal_moves(api: Api, user: dict[str, Any]
 def test_another_accounts_groups_and_campaigns_stay_out_of_reach(
     api: Api, user: dict[str, Any], other_user: dict[str, Any]
 ) -> None:
-    bobs_group = _group(api, other_user["token"], "bob", [{"phone_number": "+447400123201"}])
-    alices = _campaign(api, user["token"], [_group(api, user["token"], "alice", PEOPLE[:1])])
+    bobs_group = make_group(api, other_user["token"], "bob", [{"phone_number": "+447400123201"}])
+    alices = make_campaign(api, user["token"], [make_group(api, user["token"], "alice", PEOPLE[:1])])
 
     using_bobs = api.request(
         "POST", "/v1/campaigns", token=user["token"],
@@ -238,12 +197,12 @@ def test_another_accounts_groups_and_campaigns_stay_out_of_reach(
         assert api.request(method, f"/v1/campaigns/{alices}{suffix}", token=other_user["token"]).status == 404
 
 
-def test_the_scheduler_releases_a_due_campaign(
+def test_the_scheduler_releases_a_duemake_campaign(
     api: Api, funded: dict[str, Any], pipeline: Pipeline, runtimes: Any, conn: psycopg.Connection[Any]
 ) -> None:
     token = funded["token"]
     at = (datetime.now(UTC) + timedelta(minutes=1)).isoformat()
-    campaign_id = _campaign(api, token, [_group(api, token, "g", PEOPLE[:2])], scheduled_time=at)
+    campaign_id = make_campaign(api, token, [make_group(api, token, "g", PEOPLE[:2])], scheduled_time=at)
     assert api.request("GET", f"/v1/campaigns/{campaign_id}", token=token).json()["status"] == "scheduled"
 
     early = runtimes["SchedulerFunction"].invoke({"detail-type": "Scheduled Event"})
@@ -280,7 +239,7 @@ def test_single_messages_go_through_the_same_pipeline(
     assert delivered["sent_at"]
     assert opted_out["status"] == "failed"
     assert opted_out["error_code"] == "opted_out"
-    assert _balance(api, funded["token"]) == 999
+    assert balance_of(api, funded["token"]) == 999
     assert conn.execute("SELECT to_number FROM simulator_messages").fetchall() == [{"to_number": "+447400123300"}]
 
 

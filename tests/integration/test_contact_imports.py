@@ -8,7 +8,7 @@ import httpx
 import psycopg
 
 from local.pollers import SqsPoller
-from tests.integration.conftest import Api
+from tests.support.harness import Api
 
 
 def _start(api: Api, token: str, csv_text: str | bytes, query: str = "") -> dict[str, Any]:
@@ -146,7 +146,7 @@ def test_a_redelivered_notification_does_not_import_twice(
 ) -> None:
     started = _start(api, user["token"], "phone\n+447400000001\n")
     _run(import_worker, api, user["token"], started["import_id"])
-    from smsplatform.contact_imports import process_uploaded_file
+    from smsplatform.contacts.imports.runs import process_uploaded_file
 
     key = f"imports/{user['id']}/{started['import_id']}.csv"
     assert process_uploaded_file("ignored-bucket", key) is None
@@ -179,11 +179,11 @@ def test_bad_import_requests_are_refused(api: Api, user: dict[str, Any], other_u
 def test_worker_processes_give_the_same_result_in_file_order(
     api: Api, user: dict[str, Any], import_worker: SqsPoller, conn: psycopg.Connection[Any], monkeypatch: Any
 ) -> None:
-    from smsplatform import contact_imports
+    from smsplatform.contacts.imports import normalisation, runs
 
-    monkeypatch.setattr(contact_imports, "PARALLEL_FROM_BYTES", 0)
-    monkeypatch.setattr(contact_imports, "_BATCH_ROWS", 7)
-    assert contact_imports._workers_for(1) > 1  # the run below does use worker processes
+    monkeypatch.setattr(runs, "PARALLEL_FROM_BYTES", 0)
+    monkeypatch.setattr(normalisation, "BATCH_ROWS", 7)
+    assert runs.workers_for(1) > 1  # the run below does use worker processes
     lines = ["phone,first_name"] + [f"+4474000000{n % 40:02d},Name{n}" for n in range(100)] + ["bad,Row"]
     started = _start(api, user["token"], "\n".join(lines) + "\n")
     _run(import_worker, api, user["token"], started["import_id"])

@@ -6,7 +6,7 @@ from typing import Any
 import psycopg
 from psycopg.rows import dict_row
 
-from tests.integration.conftest import Api
+from tests.support.harness import Api
 
 
 def _contact(api: Api, token: str, phone: str, **fields: Any) -> dict[str, Any]:

@@ -10,7 +10,7 @@ import psycopg
 from local import aws
 from local.runtime import FunctionRuntime
 from local.template import StackSpec
-from tests.conftest import ROOT
+from tests.support.paths import ROOT
 
 EVENTS = ROOT / "events"
 

@@ -4,7 +4,7 @@ from typing import Any
 
 import psycopg
 
-from tests.integration.conftest import Api
+from tests.support.harness import Api
 
 
 def _post(api: Api, token: str, path: str, body: Any, key: str | None) -> Any:
@@ -57,7 +57,7 @@ def test_a_request_that_failed_can_be_retried_with_its_key(api: Api, user: dict[
 
 
 def test_a_duplicate_still_in_flight_gets_409(api: Api, user: dict[str, Any], conn: psycopg.Connection[Any]) -> None:
-    from smsplatform import idempotency
+    from smsplatform.core import idempotency
 
     body = '{"phone_number": "+447400000001"}'
     conn.execute(

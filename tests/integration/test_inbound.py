@@ -9,8 +9,8 @@ import pytest
 
 from local import aws
 from smsplatform.providers import simulator
-from tests.integration.conftest import SIMULATOR_KEY, Api, Pipeline
-from tests.integration.test_campaigns_api import PEOPLE, _campaign, _credit, _group
+from tests.support.harness import SIMULATOR_KEY, Api, Pipeline
+from tests.support.scenarios import PEOPLE, give_credits, make_campaign, make_group
 
 SHARED = PEOPLE[0]["phone_number"]  # a recipient of both accounts
 
@@ -25,7 +25,7 @@ def _reply(api: Api, body: str, to: str | None, *, sender: str = SHARED, key: st
 
 
 def _send(api: Api, token: str, group: str, sender_id: str) -> str:
-    campaign_id = _campaign(api, token, [group], "News from {{first_name|us}}", sender_id=sender_id)
+    campaign_id = make_campaign(api, token, [group], "News from {{first_name|us}}", sender_id=sender_id)
     assert api.request("POST", f"/v1/campaigns/{campaign_id}/send", token=token).status == 202
     return campaign_id
 
@@ -49,8 +49,8 @@ def two_accounts(
     """Alice (sender id ALICE) and Bob (BOB) have each messaged the shared recipient."""
     accounts = {}
     for account, sender_id, people in ((user, "ALICE", PEOPLE[:3]), (other_user, "BOB", [PEOPLE[0], PEOPLE[3]])):
-        _credit(api, admin, account, 100)
-        group = _group(api, account["token"], "customers", people)
+        give_credits(api, admin, account, 100)
+        group = make_group(api, account["token"], "customers", people)
         _send(api, account["token"], group, sender_id)
         accounts[sender_id] = {**account, "group": group}
     pipeline.drain()

@@ -9,9 +9,9 @@ import psycopg
 import pytest
 from psycopg.rows import dict_row
 
-from smsplatform import ledger
-from smsplatform.errors import ConflictError, InsufficientCreditsError
-from tests.integration.conftest import Api
+from smsplatform.billing import ledger
+from smsplatform.core.errors import ConflictError, InsufficientCreditsError
+from tests.support.harness import Api
 
 
 def _balance(conn: psycopg.Connection[Any], user_id: str) -> int:
@@ -40,7 +40,7 @@ def test_fifty_concurrent_debits_against_a_balance_for_twenty(
             start.wait()
             try:
                 with own.transaction():
-                    ledger.reserve(own, user["id"], 1, uuid.uuid4(), "message")
+                    ledger.reserve(own, user["id"], 1, uuid.uuid4(), "request")
                 result = "ok"
             except InsufficientCreditsError:
                 result = "refused"

@@ -12,7 +12,7 @@ from local import aws
 from local.pollers import SqsPoller
 from local.runtime import FunctionRuntime
 from local.template import load_stack
-from tests.conftest import ROOT
+from tests.support.paths import ROOT
 
 FIXTURES = ROOT / "tests" / "fixtures"
 
@@ -84,9 +84,9 @@ def test_a_handler_that_raises_returns_the_whole_batch(moto_endpoint: str) -> No
 def test_handlers_read_the_database_from_an_rds_style_secret(
     moto_endpoint: str, database_url: str, aws_resources: aws.Resources
 ) -> None:
-    from smsplatform.config import Settings
-    from smsplatform.db import database_conninfo
-    from smsplatform.secret_store import jwt_signing_key
+    from smsplatform.core.config import Settings
+    from smsplatform.core.db import database_conninfo
+    from smsplatform.core.secret_store import jwt_signing_key
 
     params = psycopg.conninfo.conninfo_to_dict(database_url)
     rds_secret = json.dumps(

@@ -4,8 +4,8 @@ from typing import Any
 
 import psycopg
 
-from smsplatform import login_throttle
-from tests.integration.conftest import Api
+from smsplatform.accounts import login_throttle
+from tests.support.harness import Api
 
 
 def _attempt(api: Api, login: str, password: str = "a wrong guess", ip: str = "203.0.113.7") -> Any:

@@ -4,7 +4,7 @@ from typing import Any
 
 import psycopg
 
-from tests.integration.conftest import Api, create_token
+from tests.support.harness import Api, create_token
 
 
 def test_a_preview_reports_encoding_and_segments(api: Api, user: dict[str, Any]) -> None:

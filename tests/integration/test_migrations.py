@@ -8,8 +8,9 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from smsplatform.migrations import MigrationError, apply_migrations
-from tests.conftest import ROOT, DatabaseFactory
+from smsplatform.core.migrations import MigrationError, apply_migrations
+from tests.support.databases import DatabaseFactory
+from tests.support.paths import ROOT
 
 ORIGINAL_TABLES = {
     "users",
@@ -57,7 +58,7 @@ def test_running_twice_applies_nothing_the_second_time(fresh_database: DatabaseF
 def test_two_processes_at_once_apply_each_file_exactly_once(fresh_database: DatabaseFactory) -> None:
     url = fresh_database.create(migrated=False)
     script = (
-        "import sys; from pathlib import Path; from smsplatform.migrations import apply_migrations; "
+        "import sys; from pathlib import Path; from smsplatform.core.migrations import apply_migrations; "
         "print(len(apply_migrations(sys.argv[1], Path(sys.argv[2]))))"
     )
     runners = [

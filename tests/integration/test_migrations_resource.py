@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from local.runtime import FunctionRuntime
-from tests.conftest import ROOT
+from tests.support.paths import ROOT
 
 EVENT = json.loads((ROOT / "events" / "migrations" / "create.json").read_text())
 
@@ -36,7 +36,7 @@ def cloudformation() -> Iterator[tuple[str, list[dict[str, Any]]]]:
 
 
 def _invoke(runtimes: dict[str, FunctionRuntime], url: str, request_type: str, sql_dir: Path) -> Any:
-    from smsplatform.config import get_settings
+    from smsplatform.core.config import get_settings
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("SMS_SQL_DIR", str(sql_dir))

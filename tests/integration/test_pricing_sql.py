@@ -1,11 +1,11 @@
-"""The dispatcher prices in SQL what smsplatform.encoding prices in Python: they must agree exactly."""
+"""The dispatcher prices in SQL what smsplatform.sending.encoding prices in Python: they must agree exactly."""
 
 import random
 from typing import Any
 
 import psycopg
 
-from smsplatform.encoding import GSM_BASIC, GSM_EXTENSION, analyse
+from smsplatform.sending.encoding import GSM_BASIC, GSM_EXTENSION, analyse
 
 
 def _texts() -> list[str]:

@@ -19,12 +19,14 @@ from botocore.stub import Stubber
 
 from local import aws
 from local.gateway import GatewayServer
-from smsplatform import sending
-from smsplatform.config import get_settings
-from smsplatform.providers import OutboundMessage, ProviderError, twilio
+from smsplatform.core.config import get_settings
+from smsplatform.core.queue_messages import SendBatch
+from smsplatform.providers import twilio
 from smsplatform.providers.aws_sms import AwsSms
-from tests.integration.conftest import Api, Pipeline
-from tests.integration.test_campaigns_api import PEOPLE, _campaign, _credit, _group
+from smsplatform.providers.base import OutboundMessage, ProviderError
+from smsplatform.sending import sender
+from tests.support.harness import Api, Pipeline
+from tests.support.scenarios import PEOPLE, give_credits, make_campaign, make_group
 
 ACCOUNT_SID = "AC0123456789abcdef0123456789abcdef"
 AUTH_TOKEN = "twilio-test-auth-token"
@@ -138,7 +140,7 @@ def _route(api: Api, admin: dict[str, Any], user: dict[str, Any], route: list[st
 
 
 def _send(api: Api, token: str, people: list[dict[str, Any]], template: str = "Hi {{first_name|there}}!") -> str:
-    campaign_id = _campaign(api, token, [_group(api, token, "audience", people)], template)
+    campaign_id = make_campaign(api, token, [make_group(api, token, "audience", people)], template)
     assert api.request("POST", f"/v1/campaigns/{campaign_id}/send", token=token).status == 202
     return campaign_id
 
@@ -160,7 +162,7 @@ def test_twilio_sends_each_recipient_once_and_its_signed_callbacks_deliver(
     fake_twilio: FakeTwilio,
     gateway_url: str,
 ) -> None:
-    _credit(api, admin, user, 100)
+    give_credits(api, admin, user, 100)
     _route(api, admin, user, ["twilio"])
     campaign_id = _send(api, user["token"], PEOPLE)
     pipeline.drain()
@@ -198,7 +200,7 @@ def test_twilio_errors_keep_twilios_code_and_a_transient_one_fails_over_to_the_n
     conn: psycopg.Connection[Any],
     fake_twilio: FakeTwilio,
 ) -> None:
-    _credit(api, admin, user, 100)
+    give_credits(api, admin, user, 100)
     _route(api, admin, user, ["twilio", "simulator"])
     campaign_id = _send(api, user["token"], [PEOPLE[0], {"phone_number": REJECTED}, {"phone_number": BUSY}], "Hello")
     pipeline.drain()
@@ -237,7 +239,7 @@ def test_sns_publishes_each_recipient_once_against_moto(
 
     backend = sns_backends[aws.ACCOUNT_ID][aws.REGION]
     before = set(backend.sms_messages)
-    _credit(api, admin, user, 100)
+    give_credits(api, admin, user, 100)
     _route(api, admin, user, ["sns"])
     campaign_id = _send(api, user["token"], PEOPLE[:3])
     pipeline.drain()
@@ -313,7 +315,7 @@ def test_end_user_messaging_delivery_events_arrive_through_the_topic_subscriptio
     conn: psycopg.Connection[Any],
     aws_resources: aws.Resources,
 ) -> None:
-    _credit(api, admin, user, 100)
+    give_credits(api, admin, user, 100)
     _route(api, admin, user, ["aws_sms"])
     campaign_id = _send(api, user["token"], PEOPLE[:2])
     pipeline.pollers["DispatcherFunction"].poll_once()
@@ -324,8 +326,10 @@ def test_end_user_messaging_delivery_events_arrive_through_the_topic_subscriptio
     records = pipeline.sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10)["Messages"]
     with stubber:  # what SenderFunction does with each record, through the stubbed client
         for record in records:
-            sending.process_batch(
-                json.loads(record["Body"]), get_settings(), make_route=lambda _names, s: AwsSms(s, client)
+            sender.process_batch(
+                SendBatch.model_validate_json(record["Body"]),
+                get_settings(),
+                make_route=lambda _names, s: AwsSms(s, client),
             )
             pipeline.sqs.delete_message(QueueUrl=queue, ReceiptHandle=record["ReceiptHandle"])
     sns = aws.client("sns", aws_resources.endpoint_url)
@@ -433,8 +437,8 @@ def test_end_user_messaging_events_posted_by_sns_over_https_apply_only_when_sign
 ) -> None:
     from cryptography.hazmat.primitives import serialization
 
-    from smsplatform import sns_messages
-    from tests.unit.test_provider_signatures import TOPIC, make_signer, sns_notification
+    from smsplatform.providers import sns_messages
+    from tests.support.sns import TOPIC, make_signer, sns_notification
 
     key, certificate = make_signer()
     monkeypatch.setattr(sns_messages, "_certificates", {})

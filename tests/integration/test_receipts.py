@@ -6,10 +6,11 @@ from typing import Any
 
 import psycopg
 
-from smsplatform import receipts
+from smsplatform.core.queue_messages import Receipt
 from smsplatform.providers.simulator import sign
-from tests.integration.conftest import SIMULATOR_KEY, Api, Pipeline
-from tests.integration.test_campaigns_api import _credit
+from smsplatform.sending import receipts
+from tests.support.harness import SIMULATOR_KEY, Api, Pipeline
+from tests.support.scenarios import give_credits
 
 
 def _post(api: Api, payload: dict[str, Any], key: str | None = SIMULATOR_KEY, provider: str = "simulator") -> Any:
@@ -22,7 +23,7 @@ def _post(api: Api, payload: dict[str, Any], key: str | None = SIMULATOR_KEY, pr
 
 def _sent_message(api: Api, admin: dict[str, Any], user: dict[str, Any], pipeline: Pipeline, conn: Any) -> str:
     """A message the simulator accepted, with its own receipt not yet applied."""
-    _credit(api, admin, user, 10)
+    give_credits(api, admin, user, 10)
     api.request("POST", "/v1/messages", token=user["token"], json_body={"to": "+447400123999", "text": "hi"})
     pipeline.pollers["SenderFunction"].poll_once()
     pipeline.discard()  # the simulator's own receipt
@@ -74,14 +75,19 @@ def test_a_receipt_for_a_message_not_yet_recorded_is_kept_for_later(conn: psycop
         (user["id"],),
     )
     at = datetime.now(UTC)
-    batch = [receipts.Receipt("SM-known", "delivered", at), receipts.Receipt("SM-not-yet", "delivered", at)]
+    batch = [
+        Receipt(external_id="SM-known", status="delivered", timestamp=at),
+        Receipt(external_id="SM-not-yet", status="delivered", timestamp=at),
+    ]
 
-    from smsplatform import db
+    from smsplatform.core import db
 
     with db.transaction() as pooled:
         first = receipts.apply(pooled, "simulator", batch)
         again = receipts.apply(pooled, "simulator", batch)
-        other_provider = receipts.apply(pooled, "twilio", [receipts.Receipt("SM-known", "undelivered", at)])
+        other_provider = receipts.apply(
+            pooled, "twilio", [Receipt(external_id="SM-known", status="undelivered", timestamp=at)]
+        )
 
     assert (first.applied, first.ignored, first.unknown) == (1, 0, ["SM-not-yet"])
     assert (again.applied, again.ignored, again.unknown) == (0, 1, ["SM-not-yet"])

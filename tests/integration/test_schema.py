@@ -6,7 +6,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from smsplatform import maintenance
+from smsplatform.core import maintenance
 
 
 def _user(conn: psycopg.Connection[Any], name: str = "alice", credits: int = 0) -> Any:

@@ -6,8 +6,8 @@ from typing import Any
 
 import psycopg
 
-from smsplatform.observability import logger
-from tests.integration.conftest import Api
+from smsplatform.core.observability import logger
+from tests.support.harness import Api
 
 
 def test_a_whole_account_session_leaks_no_secret(

@@ -1,6 +1,5 @@
 """Redeliveries, concurrency and crashes: no recipient gets two messages, no credit is lost or made."""
 
-import json
 import threading
 from typing import Any
 
@@ -8,28 +7,11 @@ import psycopg
 import pytest
 
 from local.runtime import FunctionRuntime
-from smsplatform import sending
 from smsplatform.providers.simulator import Simulator
-from tests.integration.conftest import Api, Pipeline
-from tests.integration.test_campaigns_api import PEOPLE, _balance, _campaign, _credit, _group
-
-
-def _sqs_event(body: dict[str, Any], message_id: str = "m-1") -> dict[str, Any]:
-    return {
-        "Records": [
-            {
-                "messageId": message_id,
-                "receiptHandle": "handle",
-                "body": json.dumps(body),
-                "attributes": {"ApproximateReceiveCount": "1"},
-                "messageAttributes": {},
-                "md5OfBody": "",
-                "eventSource": "aws:sqs",
-                "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:queue",
-                "awsRegion": "us-east-1",
-            }
-        ]
-    }
+from smsplatform.sending import sender
+from tests.support.harness import Api, Pipeline
+from tests.support.scenarios import PEOPLE, balance_of, give_credits, make_campaign, make_group
+from tests.support.sqs import sqs_event
 
 
 def _a_batch(conn: Any) -> tuple[int, int]:
@@ -43,8 +25,8 @@ def _a_batch(conn: Any) -> tuple[int, int]:
 @pytest.fixture
 def sent_campaign(api: Api, admin: dict[str, Any], user: dict[str, Any], pipeline: Pipeline) -> dict[str, Any]:
     """A six-recipient campaign, queued (POST /send done), credits 100."""
-    _credit(api, admin, user, 100)
-    campaign_id = _campaign(api, user["token"], [_group(api, user["token"], "all", PEOPLE)])
+    give_credits(api, admin, user, 100)
+    campaign_id = make_campaign(api, user["token"], [make_group(api, user["token"], "all", PEOPLE)])
     assert api.request("POST", f"/v1/campaigns/{campaign_id}/send", token=user["token"]).status == 202
     return {"id": campaign_id, "token": user["token"]}
 
@@ -57,13 +39,13 @@ def _assert_each_recipient_once_and_balanced(api: Api, conn: psycopg.Connection[
     assert stats["total"] == 6
     assert stats["credits_reserved"] == 6
     assert stats["credits_reserved"] == stats["credits_spent"] + stats["credits_refunded"]
-    assert _balance(api, campaign["token"]) == 100 - stats["credits_spent"]
+    assert balance_of(api, campaign["token"]) == 100 - stats["credits_spent"]
 
 
 def test_a_release_message_delivered_twice_dispatches_once(
     api: Api, sent_campaign: dict[str, Any], runtimes: dict[str, FunctionRuntime], pipeline: Pipeline, conn: Any
 ) -> None:
-    release = _sqs_event({"campaign_id": sent_campaign["id"]})
+    release = sqs_event({"campaign_id": sent_campaign["id"]})
 
     runtimes["DispatcherFunction"].invoke(release)
     runtimes["DispatcherFunction"].invoke(release)
@@ -81,12 +63,12 @@ def test_a_batch_delivered_twice_at_once_is_sent_once(
 ) -> None:
     pipeline.pollers["DispatcherFunction"].poll_once()
     batches = conn.execute("SELECT DISTINCT batch_number FROM sms_delivery_logs ORDER BY 1").fetchall()
-    sender = runtimes["SenderFunction"]
+    sender_function = runtimes["SenderFunction"]
     results: list[Any] = []
 
     def deliver(batch: int, copy: int) -> None:
-        event = _sqs_event({"kind": "campaign", "id": sent_campaign["id"], "batch": batch}, f"m-{batch}-{copy}")
-        results.append(sender.invoke(event))
+        event = sqs_event({"kind": "campaign", "id": sent_campaign["id"], "batch": batch}, f"m-{batch}-{copy}")
+        results.append(sender_function.invoke(event))
 
     threads = [threading.Thread(target=deliver, args=(row["batch_number"], copy)) for row in batches for copy in (1, 2)]
     for thread in threads:
@@ -112,16 +94,16 @@ def test_a_crash_between_the_provider_call_and_recording_sends_nothing_twice(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     pipeline.pollers["DispatcherFunction"].poll_once()
-    real_record = sending.record
+    real_record = sender.record
 
     def crash(*args: Any, **kwargs: Any) -> Any:
         raise RuntimeError("the sender's container died")
 
     batch, in_batch = _a_batch(conn)
-    monkeypatch.setattr(sending, "record", crash)
-    event = _sqs_event({"kind": "campaign", "id": sent_campaign["id"], "batch": batch})
+    monkeypatch.setattr(sender, "record", crash)
+    event = sqs_event({"kind": "campaign", "id": sent_campaign["id"], "batch": batch})
     failed = runtimes["SenderFunction"].invoke(event)
-    monkeypatch.setattr(sending, "record", real_record)
+    monkeypatch.setattr(sender, "record", real_record)
     in_doubt = conn.execute("SELECT count(*) AS n FROM sms_delivery_logs WHERE status = 'sending'").fetchone()["n"]
     redelivered_too_soon = runtimes["SenderFunction"].invoke(event)
     still_in_doubt = conn.execute("SELECT count(*) AS n FROM sms_delivery_logs WHERE status = 'sending'")
@@ -169,4 +151,4 @@ def test_without_an_idempotent_provider_an_in_doubt_message_fails_and_is_refunde
     assert (stats["delivered"], stats["failed"]) == (6 - in_batch, in_batch)
     assert (stats["credits_spent"], stats["credits_refunded"]) == (6 - in_batch, in_batch)
     assert conn.execute("SELECT count(*) AS n FROM simulator_messages").fetchone()["n"] == 6 - in_batch
-    assert _balance(api, sent_campaign["token"]) == 100 - (6 - in_batch)
+    assert balance_of(api, sent_campaign["token"]) == 100 - (6 - in_batch)

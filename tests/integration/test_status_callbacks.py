@@ -12,9 +12,9 @@ from typing import Any
 import psycopg
 import pytest
 
-from smsplatform import status_callbacks
-from tests.integration.conftest import Api, Pipeline, create_token
-from tests.integration.test_campaigns_api import PEOPLE, _campaign, _credit, _group
+from smsplatform.sending import status_callbacks
+from tests.support.harness import Api, Pipeline, create_token
+from tests.support.scenarios import PEOPLE, give_credits, make_campaign, make_group
 
 REJECTED = "+447400199990"  # the simulator refuses it: one failed status
 
@@ -72,7 +72,9 @@ def _configure(api: Api, token: str, url: str | None) -> dict[str, Any]:
 
 
 def _send(api: Api, token: str, people: list[dict[str, Any]], **extra: Any) -> str:
-    campaign_id = _campaign(api, token, [_group(api, token, "audience", people)], "Hi {{first_name|there}}", **extra)
+    campaign_id = make_campaign(
+        api, token, [make_group(api, token, "audience", people)], "Hi {{first_name|there}}", **extra
+    )
     assert api.request("POST", f"/v1/campaigns/{campaign_id}/send", token=token).status == 202
     return campaign_id
 
@@ -85,7 +87,7 @@ def test_an_endpoint_failing_three_times_then_receives_each_callback_exactly_onc
     conn: psycopg.Connection[Any],
     endpoint: Endpoint,
 ) -> None:
-    _credit(api, admin, user, 100)
+    give_credits(api, admin, user, 100)
     _configure(api, user["token"], endpoint.url)
     rotated = api.request("POST", "/v1/status-callback/secret", token=user["token"]).json()
     campaign_id = _send(api, user["token"], [*PEOPLE[:3], {"phone_number": REJECTED}])
@@ -116,7 +118,7 @@ def test_a_rotated_secret_signs_every_callback_from_then_on(
 ) -> None:
     endpoint = Endpoint()
     try:
-        _credit(api, admin, user, 100)
+        give_credits(api, admin, user, 100)
         _configure(api, user["token"], endpoint.url)
         first = api.request("POST", "/v1/status-callback/secret", token=user["token"]).json()["secret"]
         second = api.request("POST", "/v1/status-callback/secret", token=user["token"]).json()["secret"]
@@ -145,7 +147,7 @@ def test_a_campaigns_own_url_wins_and_accounts_without_one_get_nothing(
     account_endpoint, campaign_endpoint = Endpoint(), Endpoint()
     try:
         for account in (user, other_user):
-            _credit(api, admin, account, 100)
+            give_credits(api, admin, account, 100)
         _configure(api, user["token"], account_endpoint.url)
         _send(api, user["token"], PEOPLE[:1], settings={"status_callback_url": campaign_endpoint.url})
         _send(api, other_user["token"], PEOPLE[:2])
@@ -163,7 +165,7 @@ def test_a_campaigns_own_url_wins_and_accounts_without_one_get_nothing(
 def test_callback_urls_are_checked_and_clearing_one_stops_the_callbacks(
     api: Api, admin: dict[str, Any], user: dict[str, Any], pipeline: Pipeline, conn: psycopg.Connection[Any]
 ) -> None:
-    _credit(api, admin, user, 100)
+    give_credits(api, admin, user, 100)
     refused = api.request("PUT", "/v1/status-callback", token=user["token"], json_body={"url": "ftp://example.com/x"})
     _configure(api, user["token"], "https://hooks.example.com/sms?token=integrators-own-secret")
     cleared = _configure(api, user["token"], None)
@@ -185,7 +187,7 @@ def test_callback_urls_are_checked_and_clearing_one_stops_the_callbacks(
 def test_maintenance_purges_settled_callbacks_after_a_week_and_keeps_pending_ones(
     user: dict[str, Any], conn: psycopg.Connection[Any]
 ) -> None:
-    from smsplatform import db
+    from smsplatform.core import db
 
     conn.execute(
         """INSERT INTO status_callbacks (user_id, url, payload, status, created_at)

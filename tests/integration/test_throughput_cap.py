@@ -7,11 +7,13 @@ from typing import Any
 import psycopg
 import pytest
 
-from smsplatform import db, dispatch, sending
-from smsplatform.config import get_settings
+from smsplatform.core import db
+from smsplatform.core.config import get_settings
+from smsplatform.sending import dispatch, sender
+from tests.support.clocks import RecordingClock
 
 
-def _campaign(conn: psycopg.Connection[Any], cap: int) -> uuid.UUID:
+def _capped_campaign(conn: psycopg.Connection[Any], cap: int) -> uuid.UUID:
     user = conn.execute(
         "INSERT INTO users (username, email, password_hash) VALUES ('cap', 'cap@example.com', 'x') RETURNING id"
     ).fetchone()["id"]
@@ -23,14 +25,14 @@ def _campaign(conn: psycopg.Connection[Any], cap: int) -> uuid.UUID:
 
 
 def test_batches_book_consecutive_slots_of_the_campaigns_timeline(conn: psycopg.Connection[Any]) -> None:
-    campaign = _campaign(conn, cap=10)
+    campaign = _capped_campaign(conn, cap=10)
 
     with db.transaction() as pooled:
-        first, _, _ = sending.Pacer.book(pooled, 50, 20, campaign=(campaign, 10))
-        second, _, _ = sending.Pacer.book(pooled, 50, 20, campaign=(campaign, 10))
-        third, _, _ = sending.Pacer.book(pooled, 50, 20, campaign=(campaign, 10))
-        later, _, booked = sending.Pacer.book(pooled, 200, 12, campaign=(campaign, 10))
-        unchanged, _, _ = sending.Pacer.book(pooled, 1, 60, campaign=(campaign, 10))
+        first, _, _ = sender.Pacer.book(pooled, 50, 20, campaign=(campaign, 10))
+        second, _, _ = sender.Pacer.book(pooled, 50, 20, campaign=(campaign, 10))
+        third, _, _ = sender.Pacer.book(pooled, 50, 20, campaign=(campaign, 10))
+        later, _, booked = sender.Pacer.book(pooled, 200, 12, campaign=(campaign, 10))
+        unchanged, _, _ = sender.Pacer.book(pooled, 1, 60, campaign=(campaign, 10))
 
     assert second - first == pytest.approx(5.0)
     assert third - second == pytest.approx(5.0)
@@ -40,16 +42,14 @@ def test_batches_book_consecutive_slots_of_the_campaigns_timeline(conn: psycopg.
     assert unchanged == pytest.approx(later)
 
 
-def test_messages_within_a_batch_are_spaced_by_the_cap(monkeypatch: pytest.MonkeyPatch) -> None:
-    waits: list[float] = []
-    monkeypatch.setattr(sending.time, "time", lambda: 1000.0)
-    monkeypatch.setattr(sending.time, "sleep", waits.append)
-    pace = sending.Pacer(start=1000.0, rate=4)
+def test_messages_within_a_batch_are_spaced_by_the_cap() -> None:
+    clock = RecordingClock(now=1000.0)
+    pace = sender.Pacer(start=1000.0, rate=4, clock=clock)
 
     for index in range(5):
         pace(index)
 
-    assert waits == [0.25, 0.5, 0.75, 1.0]  # message 0 goes at once
+    assert clock.waits == [0.25, 0.5, 0.75, 1.0]  # message 0 goes at once
 
 
 def test_a_capped_campaign_gets_batches_it_can_send_within_a_sender_invocation() -> None:
@@ -61,30 +61,30 @@ def test_a_capped_campaign_gets_batches_it_can_send_within_a_sender_invocation()
 
 
 def test_unused_time_is_not_banked(conn: psycopg.Connection[Any]) -> None:
-    campaign = _campaign(conn, cap=100)
+    campaign = _capped_campaign(conn, cap=100)
     conn.execute("UPDATE sms_campaigns SET send_slot = now() - interval '1 hour' WHERE id = %s", (campaign,))
 
     with db.transaction() as pooled:
-        start, _, booked = sending.Pacer.book(pooled, 10, 20, campaign=(campaign, 100))
+        start, _, booked = sender.Pacer.book(pooled, 10, 20, campaign=(campaign, 100))
 
     assert booked
     assert start >= time.time() - 5  # an idle hour does not allow a burst now
 
 
 def test_a_capped_campaign_is_paced_by_the_sender(
-    api: Any, admin: dict[str, Any], user: dict[str, Any], pipeline: Any, monkeypatch: pytest.MonkeyPatch
+    api: Any, admin: dict[str, Any], user: dict[str, Any], pipeline: Any
 ) -> None:
-    from tests.integration.test_campaigns_api import PEOPLE, _campaign, _credit, _group
+    from tests.support.scenarios import PEOPLE, give_credits, make_campaign, make_group
 
-    waits: list[float] = []
-    monkeypatch.setattr(sending.time, "sleep", waits.append)  # record the pauses instead of taking them
-    _credit(api, admin, user, 100)
-    campaign_id = _campaign(
-        api, user["token"], [_group(api, user["token"], "all", PEOPLE)], settings={"throughput_per_second": 2}
+    clock = RecordingClock()  # records the pauses instead of taking them
+    give_credits(api, admin, user, 100)
+    campaign_id = make_campaign(
+        api, user["token"], [make_group(api, user["token"], "all", PEOPLE)], settings={"throughput_per_second": 2}
     )
 
     api.request("POST", f"/v1/campaigns/{campaign_id}/send", token=user["token"])
-    pipeline.drain()
+    pipeline.drain(send_clock=clock)
+    waits = clock.waits
 
     stats = api.request("GET", f"/v1/campaigns/{campaign_id}/stats", token=user["token"]).json()
     assert stats["delivered"] == 6
@@ -95,7 +95,7 @@ def test_a_capped_campaign_is_paced_by_the_sender(
 
 
 def test_a_providers_cap_is_shared_by_every_campaign_and_the_slower_cap_paces(conn: psycopg.Connection[Any]) -> None:
-    fast = _campaign(conn, cap=100)
+    fast = _capped_campaign(conn, cap=100)
     other = conn.execute(
         """INSERT INTO sms_campaigns (user_id, name, message_template, status)
            SELECT user_id, 'uncapped', 'hi', 'sending' FROM sms_campaigns WHERE id = %s RETURNING id""",
@@ -103,10 +103,10 @@ def test_a_providers_cap_is_shared_by_every_campaign_and_the_slower_cap_paces(co
     ).fetchone()["id"]
 
     with db.transaction() as pooled:
-        first, first_rate, _ = sending.Pacer.book(pooled, 50, 60, provider=("twilio", 10))
-        second, _, _ = sending.Pacer.book(pooled, 50, 60, provider=("twilio", 10))
-        both, both_rate, _ = sending.Pacer.book(pooled, 50, 60, campaign=(fast, 100), provider=("twilio", 10))
-        elsewhere, _, _ = sending.Pacer.book(pooled, 50, 60, campaign=(other, 5), provider=("sns", 1000))
+        first, first_rate, _ = sender.Pacer.book(pooled, 50, 60, provider=("twilio", 10))
+        second, _, _ = sender.Pacer.book(pooled, 50, 60, provider=("twilio", 10))
+        both, both_rate, _ = sender.Pacer.book(pooled, 50, 60, campaign=(fast, 100), provider=("twilio", 10))
+        elsewhere, _, _ = sender.Pacer.book(pooled, 50, 60, campaign=(other, 5), provider=("sns", 1000))
     slot = conn.execute("SELECT send_slot FROM sms_campaigns WHERE id = %s", (fast,)).fetchone()["send_slot"]
 
     assert first_rate == 10
@@ -120,17 +120,17 @@ def test_a_providers_cap_is_shared_by_every_campaign_and_the_slower_cap_paces(co
 def test_a_provider_cap_paces_the_sender_without_a_campaign_cap(
     api: Any, admin: dict[str, Any], user: dict[str, Any], pipeline: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from tests.integration.test_campaigns_api import PEOPLE, _campaign, _credit, _group
+    from tests.support.scenarios import PEOPLE, give_credits, make_campaign, make_group
 
-    waits: list[float] = []
-    monkeypatch.setattr(sending.time, "sleep", waits.append)
+    clock = RecordingClock()
+    waits = clock.waits
     monkeypatch.setenv("SMS_PROVIDER_CAPS", '{"simulator": 2}')
     get_settings.cache_clear()
     try:
-        _credit(api, admin, user, 100)
-        campaign_id = _campaign(api, user["token"], [_group(api, user["token"], "all", PEOPLE)])
+        give_credits(api, admin, user, 100)
+        campaign_id = make_campaign(api, user["token"], [make_group(api, user["token"], "all", PEOPLE)])
         api.request("POST", f"/v1/campaigns/{campaign_id}/send", token=user["token"])
-        pipeline.drain()
+        pipeline.drain(send_clock=clock)
     finally:
         monkeypatch.delenv("SMS_PROVIDER_CAPS")
         get_settings.cache_clear()

@@ -5,8 +5,8 @@ from typing import Any
 
 import psycopg
 
-from smsplatform import tokens
-from tests.integration.conftest import Api, create_token
+from smsplatform.accounts import tokens
+from tests.support.harness import Api, create_token
 
 
 def test_a_token_is_shown_once_and_only_its_hash_is_stored(

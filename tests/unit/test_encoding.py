@@ -2,7 +2,7 @@
 
 import pytest
 
-from smsplatform.encoding import GSM_BASIC, GSM_EXTENSION, analyse, encoding_of
+from smsplatform.sending.encoding import GSM_BASIC, GSM_EXTENSION, analyse, encoding_of
 
 
 def test_the_gsm_tables_have_their_standard_sizes() -> None:

@@ -1,7 +1,7 @@
 import pytest
 
-from smsplatform import passwords
-from smsplatform.errors import InvalidInputError
+from smsplatform.accounts import passwords
+from smsplatform.core.errors import InvalidInputError
 
 
 def test_a_hash_is_argon2id_and_verifies_only_the_right_password() -> None:

@@ -1,7 +1,7 @@
 import pytest
 
-from smsplatform.errors import InvalidInputError
-from smsplatform.phones import normalise_e164
+from smsplatform.contacts.phones import normalise_e164
+from smsplatform.core.errors import InvalidInputError
 
 
 @pytest.mark.parametrize(

@@ -2,8 +2,8 @@ from uuid import uuid4
 
 import pytest
 
-from smsplatform import principals
-from smsplatform.errors import AccountSuspendedError, AuthenticationError, PermissionDeniedError
+from smsplatform.accounts import principals
+from smsplatform.core.errors import AccountSuspendedError, AuthenticationError, PermissionDeniedError
 
 
 def test_a_principal_survives_the_trip_through_the_authorizer_context() -> None:

@@ -3,7 +3,7 @@ import json
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 
 from smsplatform.api.problems import from_validation_error, problem
-from smsplatform.errors import FieldError
+from smsplatform.core.errors import FieldError
 
 
 def test_a_problem_is_rfc9457_json() -> None:

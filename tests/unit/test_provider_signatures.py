@@ -1,26 +1,21 @@
 """Signatures and formats at the providers' edges: Twilio, Amazon SNS, End User Messaging events, our callbacks."""
 
-import base64
 import datetime
 import hashlib
 import hmac
 import json
 import uuid
-from typing import Any
 
 import pytest
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import padding, rsa
-from cryptography.x509.oid import NameOID
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 
-from smsplatform import inbound, sns_messages, status_callbacks
-from smsplatform.config import Settings
-from smsplatform.errors import InvalidInputError
-from smsplatform.providers import aws_sms, twilio
-
-CERT_URL = "https://sns.eu-west-2.amazonaws.com/SimpleNotificationService-0000.pem"
-TOPIC = "arn:aws:sns:eu-west-2:123456789012:sms-platform-dev-sms-events"
+from smsplatform.core.config import Settings
+from smsplatform.core.errors import InvalidInputError
+from smsplatform.providers import aws_sms, sns_messages, twilio
+from smsplatform.sending import inbound, status_callbacks
+from tests.support.sns import CERT_URL, TOPIC, make_signer, sns_notification
 
 
 def test_twilio_signature_matches_twilios_published_example() -> None:
@@ -41,47 +36,9 @@ def test_twilio_signature_matches_twilios_published_example() -> None:
     assert not twilio.verify("", url, params.items(), twilio.signature("", url, params.items()))  # no token
 
 
-def make_signer() -> tuple[rsa.RSAPrivateKey, x509.Certificate]:
-    """An RSA key and a self-signed certificate standing in for SNS's signing certificate."""
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "sns.amazonaws.com")])
-    now = datetime.datetime.now(datetime.UTC)
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now)
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .sign(key, hashes.SHA256())
-    )
-    return key, certificate
-
-
 @pytest.fixture(scope="module")
 def sns_signer() -> tuple[rsa.RSAPrivateKey, x509.Certificate]:
     return make_signer()
-
-
-def sns_notification(
-    key: rsa.RSAPrivateKey, message: dict[str, Any], version: str = "2", **fields: str
-) -> dict[str, Any]:
-    envelope = {
-        "Type": "Notification",
-        "MessageId": str(uuid.uuid4()),
-        "TopicArn": TOPIC,
-        "Message": json.dumps(message),
-        "Timestamp": "2026-11-27T12:00:00.000Z",
-        "SignatureVersion": version,
-        "SigningCertURL": CERT_URL,
-        **fields,
-    }
-    canonical = sns_messages.string_to_sign(envelope)
-    assert canonical is not None
-    algorithm = hashes.SHA256() if version == "2" else hashes.SHA1()  # noqa: S303 - SNS's version 1 is SHA1
-    envelope["Signature"] = base64.b64encode(key.sign(canonical.encode(), padding.PKCS1v15(), algorithm)).decode()
-    return envelope
 
 
 def test_an_sns_notification_verifies_only_as_signed_and_for_a_configured_topic(

@@ -4,8 +4,8 @@ from uuid import uuid4
 import jwt
 import pytest
 
-from smsplatform import sessions
-from smsplatform.errors import AuthenticationError
+from smsplatform.accounts import sessions
+from smsplatform.core.errors import AuthenticationError
 
 KEY = "unit-test-signing-key-0123456789abcdef"
 

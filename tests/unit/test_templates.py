@@ -2,8 +2,8 @@
 
 import pytest
 
-from smsplatform import templates
-from smsplatform.errors import InvalidInputError
+from smsplatform.campaigns import templates
+from smsplatform.core.errors import InvalidInputError
 
 
 def test_fields_fallbacks_and_literal_text_are_parsed_in_order() -> None:

@@ -9,14 +9,16 @@ from aws_lambda_powertools.event_handler.openapi.params import Body
 from aws_lambda_powertools.metrics import MetricUnit
 from pydantic import BaseModel, EmailStr, Field
 
-from smsplatform import accounts, db, phones, sessions
+from smsplatform.accounts import accounts, sessions
 from smsplatform.api.context import caller, request_meta
 from smsplatform.api.models import RequestModel, ResponseModel
 from smsplatform.api.resolver import BEARER
-from smsplatform.config import get_settings
-from smsplatform.errors import AuthenticationError, PermissionDeniedError
-from smsplatform.observability import metrics
-from smsplatform.secret_store import jwt_signing_key
+from smsplatform.contacts import phones
+from smsplatform.core import db
+from smsplatform.core.config import get_settings
+from smsplatform.core.errors import AuthenticationError, PermissionDeniedError
+from smsplatform.core.observability import metrics
+from smsplatform.core.secret_store import jwt_signing_key
 
 Username = Annotated[
     str,

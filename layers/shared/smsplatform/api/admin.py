@@ -1,22 +1,23 @@
 """Operator routes: every account, and changes of status and role."""
 
-from typing import Annotated, Literal
+from typing import Annotated
 from uuid import UUID
 
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Body, Query
 from pydantic import BaseModel, Field
 
-from smsplatform import accounts, db, pagination, permissions, routing
+from smsplatform.accounts import accounts, permissions
+from smsplatform.accounts.accounts import AccountStatus
+from smsplatform.accounts.permissions import Role
 from smsplatform.api.accounts import UserResponse
 from smsplatform.api.context import caller, request_meta
 from smsplatform.api.models import CursorParam, Limit, PageResponse, RequestModel, cursor_from
 from smsplatform.api.resolver import BEARER
-from smsplatform.errors import InvalidInputError
-from smsplatform.providers import ProviderName
-
-AccountStatus = Literal["active", "suspended", "closed"]
-Role = Literal["client", "admin"]
+from smsplatform.core import db, pagination
+from smsplatform.core.errors import InvalidInputError
+from smsplatform.providers.registry import ProviderName
+from smsplatform.sending import routing
 
 
 class ProviderRouteRequest(RequestModel):

@@ -7,11 +7,12 @@ from uuid import UUID
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Query
 
-from smsplatform import audit, db, pagination, permissions
+from smsplatform.accounts import permissions
 from smsplatform.api.context import caller
 from smsplatform.api.models import CursorParam, Limit, PageResponse, ResponseModel, cursor_from
 from smsplatform.api.resolver import BEARER
-from smsplatform.errors import NotFoundError
+from smsplatform.core import audit, db, pagination
+from smsplatform.core.errors import NotFoundError
 
 
 class AuditEntryResponse(ResponseModel):

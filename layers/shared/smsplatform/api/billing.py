@@ -9,10 +9,12 @@ from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Body
 from pydantic import Field
 
-from smsplatform import audit, db, ledger, pagination, permissions
+from smsplatform.accounts import permissions
 from smsplatform.api.context import caller, request_meta
 from smsplatform.api.models import CursorParam, Limit, PageResponse, RequestModel, ResponseModel, cursor_from
 from smsplatform.api.resolver import BEARER
+from smsplatform.billing import ledger
+from smsplatform.core import audit, db, pagination
 
 
 class CreditsRequest(RequestModel):

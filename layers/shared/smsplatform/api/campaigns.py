@@ -1,7 +1,7 @@
 """Routes for campaigns: definition, preview, release, cancellation, stats and delivery logs."""
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated
 from uuid import UUID
 
 from aws_lambda_powertools.event_handler import Response
@@ -9,16 +9,21 @@ from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Body, Query
 from pydantic import AnyHttpUrl, Field
 
-from smsplatform import campaigns, db, messages, pagination, permissions, status_callbacks
+from smsplatform.accounts import permissions
 from smsplatform.api.context import caller, request_meta
-from smsplatform.api.messages import MessageResponse, MessageStatus
+from smsplatform.api.messages import MessageResponse
 from smsplatform.api.models import CursorParam, Limit, PageResponse, RequestModel, ResponseModel, cursor_from
 from smsplatform.api.resolver import BEARER
-from smsplatform.config import get_settings
-from smsplatform.errors import FieldError, InvalidInputError
-from smsplatform.templates import MAX_TEMPLATE_CHARACTERS
+from smsplatform.campaigns import campaigns
+from smsplatform.campaigns.campaigns import CampaignStatus
+from smsplatform.campaigns.templates import MAX_TEMPLATE_CHARACTERS
+from smsplatform.core import db, pagination
+from smsplatform.core.config import get_settings
+from smsplatform.core.errors import FieldError, InvalidInputError
+from smsplatform.sending import messages, status_callbacks
+from smsplatform.sending.encoding import Encoding
+from smsplatform.sending.messages import MessageStatus
 
-CampaignStatus = Literal["draft", "scheduled", "queued", "sending", "completed", "cancelled", "failed"]
 Name = Annotated[str, Field(min_length=1, max_length=100)]
 Template = Annotated[
     str,
@@ -95,7 +100,7 @@ class CampaignResponse(ResponseModel):
 
 class CampaignPreviewResponse(ResponseModel):
     text: str
-    encoding: Literal["GSM-7", "UCS-2"]
+    encoding: Encoding
     segments: int
     characters: int
     recipients: Annotated[int, Field(description="Who would receive it now: active, opted-in, once each")]

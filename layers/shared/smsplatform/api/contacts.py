@@ -10,13 +10,18 @@ from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Body, Query
 from pydantic import BaseModel, EmailStr, Field
 
-from smsplatform import contact_imports, contacts, db, pagination, permissions, phones, storage
+from smsplatform.accounts import permissions
 from smsplatform.api.context import caller, request_meta
 from smsplatform.api.models import CursorParam, Limit, PageResponse, RequestModel, ResponseModel, cursor_from
 from smsplatform.api.resolver import BEARER
-from smsplatform.config import get_settings
-from smsplatform.contact_imports import ContactImport, RowError
-from smsplatform.errors import (
+from smsplatform.contacts import contacts, phones
+from smsplatform.contacts.contacts import ContactStatus
+from smsplatform.contacts.imports import jobs
+from smsplatform.contacts.imports.jobs import ContactImport, ImportSource, ImportStatus, RowError
+from smsplatform.contacts.imports.runs import MAX_BODY_BYTES
+from smsplatform.core import db, pagination, storage
+from smsplatform.core.config import get_settings
+from smsplatform.core.errors import (
     FieldError,
     InvalidInputError,
     MalformedRequestError,
@@ -27,7 +32,6 @@ from smsplatform.errors import (
 Name = Annotated[str, Field(min_length=1, max_length=50)]
 Region = Annotated[str, Field(min_length=2, max_length=2, description="ISO 3166 alpha-2, e.g. GB")]
 CustomValue = str | int | float | bool | None
-Status = Literal["active", "unsubscribed", "invalid"]
 
 
 class ContactCreateRequest(RequestModel):
@@ -47,7 +51,7 @@ class ContactUpdateRequest(RequestModel):
     last_name: Name | None = None
     email: Annotated[EmailStr, Field(max_length=120)] | None = None
     custom_fields: dict[str, CustomValue] | None = None
-    status: Status | None = None
+    status: ContactStatus | None = None
 
 
 class ContactResponse(ResponseModel):
@@ -77,7 +81,7 @@ class ImportRowError(BaseModel):
 
 class ImportResponse(BaseModel):
     import_id: UUID
-    status: Literal["awaiting_upload", "pending", "processing", "completed", "failed"]
+    status: ImportStatus
     source: str
     group_id: UUID | None
     default_region: str | None
@@ -158,7 +162,7 @@ def contacts_routes() -> Router:
         limit: Limit = pagination.DEFAULT_LIMIT,
         cursor: CursorParam = None,
         group_id: Annotated[UUID | None, Query()] = None,
-        status: Annotated[Status | None, Query()] = None,
+        status: Annotated[ContactStatus | None, Query()] = None,
         q: Annotated[str | None, Query(min_length=1, max_length=50, description="Number or name prefix")] = None,
     ) -> PageResponse[ContactResponse]:
         principal = caller(router, permissions.CONTACTS_READ)
@@ -225,7 +229,7 @@ def contacts_routes() -> Router:
         if content_type in ("text/csv", "application/csv", "text/plain"):
             if not body.strip():
                 raise InvalidInputError("The CSV body is empty.", errors=[FieldError("body", "is empty")])
-            if len(body) > contact_imports.MAX_BODY_BYTES:
+            if len(body) > MAX_BODY_BYTES:
                 raise PayloadTooLargeError(
                     'CSV bodies are limited to 5 MB; send {"upload": true} for a presigned upload URL.'
                 )
@@ -241,11 +245,11 @@ def contacts_routes() -> Router:
         raise UnsupportedMediaTypeError('Send text/csv, or application/json with {"upload": true}.')
 
     def _start(
-        user_id: UUID, source: str, group_id: UUID | None, region: str | None, body: bytes | None = None
+        user_id: UUID, source: ImportSource, group_id: UUID | None, region: str | None, body: bytes | None = None
     ) -> Response[str]:
         bucket = _imports_bucket()
         with db.transaction() as conn:
-            job = contact_imports.start_import(
+            job = jobs.start_import(
                 conn, user_id, request_meta(router), source=source, group_id=group_id, default_region=region
             )
         # The row is committed before the file lands, so the import function always finds it.
@@ -255,7 +259,7 @@ def contacts_routes() -> Router:
                 storage.put_object(bucket, job.object_key, body, "text/csv")
             except Exception:
                 with db.transaction() as conn:
-                    contact_imports.fail(conn, job.id, "The file could not be stored; send it again.")
+                    jobs.fail(conn, job.id, "The file could not be stored; send it again.")
                 raise
         else:
             ttl = get_settings().upload_url_ttl_seconds
@@ -272,7 +276,7 @@ def contacts_routes() -> Router:
     def get_import(import_id: UUID) -> ImportResponse:
         principal = caller(router, permissions.CONTACTS_READ)
         with db.transaction() as conn:
-            job, errors = contact_imports.get_import(conn, principal.user_id, import_id)
+            job, errors = jobs.get_import(conn, principal.user_id, import_id)
         return ImportResponse.from_import(job, errors)
 
     return router

@@ -5,9 +5,9 @@ from typing import Any
 from aws_lambda_powertools.event_handler.api_gateway import BaseRouter
 from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEventV2
 
-from smsplatform import principals
-from smsplatform.audit import RequestMeta
-from smsplatform.principals import Principal
+from smsplatform.accounts import principals
+from smsplatform.accounts.principals import Principal
+from smsplatform.core.audit import RequestMeta
 
 
 def http_event(router: BaseRouter) -> APIGatewayProxyEventV2:

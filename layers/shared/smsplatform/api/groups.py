@@ -9,11 +9,13 @@ from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Body
 from pydantic import BaseModel, Field
 
-from smsplatform import db, groups, pagination, permissions
+from smsplatform.accounts import permissions
 from smsplatform.api.context import caller, request_meta
 from smsplatform.api.models import CursorParam, Limit, PageResponse, RequestModel, ResponseModel, cursor_from
 from smsplatform.api.resolver import BEARER
-from smsplatform.errors import FieldError, InvalidInputError
+from smsplatform.contacts import groups
+from smsplatform.core import db, pagination
+from smsplatform.core.errors import FieldError, InvalidInputError
 
 GroupName = Annotated[str, Field(min_length=1, max_length=100)]
 Description = Annotated[str, Field(max_length=1000)]

@@ -7,8 +7,8 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from pydantic import BaseModel
 
-from smsplatform import db
-from smsplatform.observability import logger
+from smsplatform.core import db
+from smsplatform.core.observability import logger
 
 SWAGGER_UI_VERSION = "5.17.14"
 _SWAGGER_PAGE = """<!doctype html>

@@ -2,7 +2,7 @@
 
 from datetime import datetime
 from decimal import Decimal
-from typing import Annotated, Literal
+from typing import Annotated
 from uuid import UUID
 
 from aws_lambda_powertools.event_handler import Response
@@ -10,15 +10,18 @@ from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Body
 from pydantic import BaseModel, Field
 
-from smsplatform import contacts, db, encoding, messages, permissions, phones
+from smsplatform.accounts import permissions
 from smsplatform.api.context import caller, request_meta
 from smsplatform.api.models import RequestModel, ResponseModel
 from smsplatform.api.resolver import BEARER
-from smsplatform.errors import InvalidInputError
+from smsplatform.contacts import contacts, phones
+from smsplatform.core import db
+from smsplatform.core.errors import InvalidInputError
+from smsplatform.sending import encoding, messages
+from smsplatform.sending.messages import MessageStatus
 
 MAX_TEXT_CHARACTERS = 1600
 MAX_RECIPIENTS = 100
-MessageStatus = Literal["queued", "sending", "sent", "delivered", "undelivered", "failed"]
 Text = Annotated[str, Field(min_length=1, max_length=MAX_TEXT_CHARACTERS)]
 Number = Annotated[str, Field(min_length=3, max_length=32)]
 
@@ -31,7 +34,7 @@ class PreviewRequest(RequestModel):
 
 
 class PreviewResponse(ResponseModel):
-    encoding: Literal["GSM-7", "UCS-2"]
+    encoding: encoding.Encoding
     segments: Annotated[int, Field(description="Parts the message is sent (and billed) as")]
     characters: Annotated[int, Field(description="Septets (GSM-7) or UTF-16 units (UCS-2) the text takes")]
     characters_per_segment: int

@@ -5,8 +5,8 @@ from typing import Annotated, Generic, TypeVar
 from aws_lambda_powertools.event_handler.openapi.params import Query
 from pydantic import BaseModel, ConfigDict, Field
 
-from smsplatform import pagination
-from smsplatform.pagination import Cursor
+from smsplatform.core import pagination
+from smsplatform.core.pagination import Cursor
 
 T = TypeVar("T")
 

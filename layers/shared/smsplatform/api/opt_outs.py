@@ -10,10 +10,12 @@ from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Body
 from pydantic import Field
 
-from smsplatform import contacts, db, opt_outs, pagination, permissions, phones
+from smsplatform.accounts import permissions
 from smsplatform.api.context import caller, request_meta
 from smsplatform.api.models import CursorParam, Limit, PageResponse, RequestModel, ResponseModel, cursor_from
 from smsplatform.api.resolver import BEARER
+from smsplatform.contacts import contacts, opt_outs, phones
+from smsplatform.core import db, pagination
 
 
 class OptOutRequest(RequestModel):

@@ -9,8 +9,8 @@ from aws_lambda_powertools.event_handler.exceptions import NotFoundError as Rout
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from pydantic import ValidationError as PydanticValidationError
 
-from smsplatform.errors import DomainError, FieldError, MalformedRequestError
-from smsplatform.observability import logger
+from smsplatform.core.errors import DomainError, FieldError, MalformedRequestError
+from smsplatform.core.observability import logger
 
 PROBLEM_CONTENT_TYPE = "application/problem+json"
 PROBLEM_TYPE_BASE = "https://docs.sms-platform.dev/problems/"

@@ -10,11 +10,11 @@ from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
 from aws_lambda_powertools.event_handler.openapi.encoders import jsonable_encoder
 from aws_lambda_powertools.event_handler.openapi.models import HTTPBearer
 
-from smsplatform import db, idempotency
 from smsplatform.api import problems
 from smsplatform.api.context import authorizer_context
-from smsplatform.errors import DomainError
-from smsplatform.observability import logger
+from smsplatform.core import db, idempotency
+from smsplatform.core.errors import DomainError
+from smsplatform.core.observability import logger
 
 API_TITLE = "Bulk SMS Platform API"
 API_VERSION = "1.0.0"

@@ -7,12 +7,14 @@ from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Body
 from pydantic import BaseModel, Field
 
-from smsplatform import db, permissions, status_callbacks
+from smsplatform.accounts import permissions
 from smsplatform.api.context import caller, request_meta
 from smsplatform.api.models import RequestModel
 from smsplatform.api.resolver import BEARER
-from smsplatform.config import get_settings
-from smsplatform.secret_store import callback_signing_key
+from smsplatform.core import db
+from smsplatform.core.config import get_settings
+from smsplatform.core.secret_store import callback_signing_key
+from smsplatform.sending import status_callbacks
 
 
 class StatusCallbackRequest(RequestModel):

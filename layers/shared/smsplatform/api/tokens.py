@@ -1,7 +1,7 @@
 """Routes for the caller's API tokens."""
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated
 from uuid import UUID
 
 from aws_lambda_powertools.event_handler import Response
@@ -9,11 +9,12 @@ from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Body
 from pydantic import AwareDatetime, BaseModel, Field
 
-from smsplatform import db, pagination, permissions, tokens
+from smsplatform.accounts import permissions, tokens
+from smsplatform.accounts.tokens import ApiToken, TokenStatus
 from smsplatform.api.context import caller, request_meta
 from smsplatform.api.models import CursorParam, Limit, PageResponse, RequestModel, cursor_from
 from smsplatform.api.resolver import BEARER
-from smsplatform.tokens import ApiToken
+from smsplatform.core import db, pagination
 
 
 class TokenCreateRequest(RequestModel):
@@ -30,7 +31,7 @@ class TokenResponse(BaseModel):
     last_used: datetime | None
     expires_at: datetime | None
     created_at: datetime
-    status: Literal["active", "revoked", "expired"]
+    status: TokenStatus
 
     @classmethod
     def from_token(cls, token: ApiToken) -> "TokenResponse":

@@ -8,8 +8,8 @@ being resent into a second copy.
 from collections.abc import Callable
 from typing import Any
 
-from smsplatform.config import Settings
-from smsplatform.providers import ProviderError
+from smsplatform.core.config import Settings
+from smsplatform.providers.base import ProviderError
 
 
 def client(service: str, settings: Settings) -> Any:

@@ -7,13 +7,15 @@ topic). The topic is subscribed to the receipts queue (and may also post to
 `event_to_inbound` turn either into the platform's terms.
 """
 
+import json
 from datetime import UTC, datetime
 from typing import Any
 
-from smsplatform.config import Settings
-from smsplatform.inbound import InboundMessage
-from smsplatform.providers import OutboundMessage, Provider, aws_calls
-from smsplatform.receipts import Receipt
+from smsplatform.core.config import Settings
+from smsplatform.core.errors import InvalidInputError, PermissionDeniedError
+from smsplatform.core.queue_messages import InboundMessage, ProviderEvents, Receipt, SnsNotification
+from smsplatform.providers import aws_calls, sns_messages
+from smsplatform.providers.base import OutboundMessage, Provider, WebhookRequest
 
 # Error codes after which another attempt (or the next provider) may succeed.
 _TRANSIENT = {"ThrottlingException", "InternalServerException", "ServiceQuotaExceededException"}
@@ -41,6 +43,48 @@ class AwsSms(Provider):
         if self.configuration_set:
             params["ConfigurationSetName"] = self.configuration_set
         return str(aws_calls.call(self.client.send_text_message, _TRANSIENT, **params)["MessageId"])
+
+    @classmethod
+    def status_webhook(cls, request: WebhookRequest, settings: Settings) -> list[Receipt]:
+        event = _verified_event(request, settings)
+        receipt = event_to_receipt(event) if event else None
+        return [receipt] if receipt else []
+
+    @classmethod
+    def inbound_webhook(cls, request: WebhookRequest, settings: Settings) -> list[InboundMessage]:
+        event = _verified_event(request, settings)
+        message = event_to_inbound(event) if event else None
+        return [message] if message else []
+
+
+def _verified_event(request: WebhookRequest, settings: Settings) -> dict[str, Any] | None:
+    """The event in a verified SNS notification posted to a webhook; None for a (now confirmed) subscription."""
+    try:
+        envelope = json.loads(request.body)
+    except ValueError:
+        envelope = None
+    if not isinstance(envelope, dict) or not sns_messages.verify(envelope, settings.aws_sns_topic_arns):
+        raise PermissionDeniedError("The notification is not signed by Amazon SNS for a configured topic.")
+    if envelope["Type"] == "SubscriptionConfirmation":
+        sns_messages.confirm_subscription(envelope)
+        return None
+    if envelope["Type"] != "Notification":
+        return None
+    try:
+        event = json.loads(envelope["Message"])
+    except ValueError as exc:
+        raise InvalidInputError("The notification's Message is not JSON.") from exc
+    return event if isinstance(event, dict) else None
+
+
+def notification_events(notification: SnsNotification) -> ProviderEvents:
+    """The events topic's notification, delivered by its SQS subscription (the queue policy admits only the topic)."""
+    event = json.loads(notification.message)
+    receipt = event_to_receipt(event) if isinstance(event, dict) else None
+    message = event_to_inbound(event) if isinstance(event, dict) else None
+    return ProviderEvents(
+        provider=AwsSms.name, receipts=[receipt] if receipt else [], inbound=[message] if message else []
+    )
 
 
 def _at(milliseconds: Any) -> datetime:

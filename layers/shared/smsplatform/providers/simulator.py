@@ -15,21 +15,26 @@ and then reported undelivered. Anything else is accepted and delivered.
 
 import hashlib
 import hmac
-import json
 import threading
 import time
 import urllib.request
 import uuid
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated
 
-from smsplatform import db, queues
-from smsplatform.config import Settings
-from smsplatform.providers import OutboundMessage, Provider, ProviderError, SendResult
-from smsplatform.secret_store import simulator_signing_key
+from pydantic import BaseModel, Field, TypeAdapter
+
+from smsplatform.core import db, queues
+from smsplatform.core.config import Settings
+from smsplatform.core.errors import PermissionDeniedError
+from smsplatform.core.queue_messages import InboundMessage, ProviderEvents, Receipt, ReceiptStatus
+from smsplatform.core.secret_store import simulator_signing_key
+from smsplatform.providers.base import OutboundMessage, Provider, ProviderError, SendResult, WebhookRequest
 
 SIGNATURE_HEADER = "X-Simulator-Signature"
 _RECEIPTS_PER_POST = 1000
+MAX_PER_CALL = 1000
+_RECEIPT_LIST = TypeAdapter(list[Receipt])
 _NAMESPACE = uuid.UUID("6f1c3d52-8a8e-4f0b-9a37-2d7f4f9c0e11")
 
 
@@ -39,6 +44,40 @@ def sign(key: str, body: bytes) -> str:
 
 def verify(key: str, body: bytes, signature: str | None) -> bool:
     return signature is not None and hmac.compare_digest(sign(key, body), signature)
+
+
+class ReceiptIn(BaseModel):
+    external_id: Annotated[str, Field(min_length=1, max_length=100)]
+    status: ReceiptStatus
+    timestamp: datetime
+    error_code: Annotated[str, Field(max_length=50)] | None = None
+    error_message: Annotated[str, Field(max_length=500)] | None = None
+
+
+class SimulatorReceipts(BaseModel):
+    """The body of the simulator's status webhook."""
+
+    receipts: Annotated[list[ReceiptIn], Field(min_length=1, max_length=MAX_PER_CALL)]
+
+
+class InboundIn(BaseModel):
+    external_id: Annotated[str, Field(min_length=1, max_length=100)]
+    from_number: Annotated[str, Field(pattern=r"^\+[1-9][0-9]{1,14}$")]
+    to_number: Annotated[str, Field(min_length=1, max_length=50)] | None = None
+    body: Annotated[str, Field(max_length=1600)]
+    received_at: datetime | None = None
+
+
+class SimulatorInbound(BaseModel):
+    """The body of the simulator's inbound webhook."""
+
+    messages: Annotated[list[InboundIn], Field(min_length=1, max_length=MAX_PER_CALL)]
+
+
+def _signed_body(request: WebhookRequest, settings: Settings) -> bytes:
+    if not verify(simulator_signing_key(settings), request.body, request.headers.get(SIGNATURE_HEADER.lower())):
+        raise PermissionDeniedError("The request's X-Simulator-Signature does not verify.")
+    return request.body
 
 
 class Simulator(Provider):
@@ -54,6 +93,20 @@ class Simulator(Provider):
         self._accepted: list[tuple[OutboundMessage, str, str]] = []
         self._undelivered: set[str] = set()  # external ids whose receipt will say undelivered
         self._lock = threading.Lock()
+
+    @classmethod
+    def status_webhook(cls, request: WebhookRequest, settings: Settings) -> list[Receipt]:
+        body = SimulatorReceipts.model_validate_json(_signed_body(request, settings))
+        return [Receipt(**receipt.model_dump()) for receipt in body.receipts]
+
+    @classmethod
+    def inbound_webhook(cls, request: WebhookRequest, settings: Settings) -> list[InboundMessage]:
+        now = datetime.now(UTC)
+        body = SimulatorInbound.model_validate_json(_signed_body(request, settings))
+        return [
+            InboundMessage(**message.model_dump(exclude={"received_at"}), received_at=message.received_at or now)
+            for message in body.messages
+        ]
 
     def outcome_for(self, number: str) -> str:
         return next((outcome for suffix, outcome in self.rules if number.endswith(suffix)), "deliver")
@@ -95,35 +148,35 @@ class Simulator(Provider):
             )
 
     def after_recorded(self, results: list[SendResult]) -> None:
-        now = datetime.now(UTC).isoformat()
+        now = datetime.now(UTC)
         with self._lock:
             undelivered, self._undelivered = self._undelivered, set()
         receipts = [
-            {"external_id": result.external_id, "status": "delivered", "timestamp": now}
+            Receipt(external_id=result.external_id, status="delivered", timestamp=now)
             if result.external_id not in undelivered
-            else {
-                "external_id": result.external_id,
-                "status": "undelivered",
-                "error_code": "SIM-30003",
-                "error_message": "The handset was unreachable.",
-                "timestamp": now,
-            }
+            else Receipt(
+                external_id=result.external_id,
+                status="undelivered",
+                error_code="SIM-30003",
+                error_message="The handset was unreachable.",
+                timestamp=now,
+            )
             for result in results
-            if result.outcome == "accepted"
+            if result.outcome == "accepted" and result.external_id
         ]
         for start in range(0, len(receipts), _RECEIPTS_PER_POST):
             self.emit_receipts(receipts[start : start + _RECEIPTS_PER_POST])
 
-    def emit_receipts(self, receipts: list[dict[str, Any]]) -> None:
-        body = json.dumps({"receipts": receipts}).encode()
+    def emit_receipts(self, receipts: list[Receipt]) -> None:
         url = self.settings.simulator_receipts_url or (
             f"{self.settings.public_base_url.rstrip('/')}/v1/webhooks/simulator/status"
             if self.settings.public_base_url
             else None
         )
         if url is None:
-            queues.send("receipts", {"provider": self.name, "receipts": receipts})
+            queues.send("receipts", ProviderEvents(provider=self.name, receipts=receipts))
             return
+        body = b'{"receipts":' + _RECEIPT_LIST.dump_json(receipts, exclude_none=True) + b"}"
         request = urllib.request.Request(  # noqa: S310 - a configured http(s) URL
             url,
             data=body,

@@ -7,8 +7,9 @@ this way stay `sent`: accepted and paid for, with no handset receipt.
 import re
 from typing import Any
 
-from smsplatform.config import Settings
-from smsplatform.providers import OutboundMessage, Provider, aws_calls
+from smsplatform.core.config import Settings
+from smsplatform.providers import aws_calls
+from smsplatform.providers.base import OutboundMessage, Provider
 
 _TRANSIENT = {"ThrottledException", "Throttling", "InternalError", "InternalFailure", "KMSThrottlingException"}
 _SENDER_ID = re.compile(r"^(?=.*[A-Za-z])[A-Za-z0-9]{1,11}$")  # SNS sender ids: 1-11 alphanumerics, a letter

@@ -12,16 +12,23 @@ import base64
 import hashlib
 import hmac
 import json
+import re
 from collections.abc import Iterable
+from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import parse_qsl
 
 import urllib3
 
-from smsplatform.config import Settings
-from smsplatform.providers import OutboundMessage, Provider, ProviderError
-from smsplatform.secret_store import twilio_credentials
+from smsplatform.core.config import Settings
+from smsplatform.core.errors import InvalidInputError, NotFoundError, PermissionDeniedError
+from smsplatform.core.queue_messages import InboundMessage, Receipt
+from smsplatform.core.secret_store import twilio_credentials
+from smsplatform.providers.base import OutboundMessage, Provider, ProviderError, WebhookReply, WebhookRequest
 
 SIGNATURE_HEADER = "X-Twilio-Signature"
+_TWIML_EMPTY = '<?xml version="1.0" encoding="UTF-8"?><Response></Response>'
+_E164 = re.compile(r"\+[1-9][0-9]{1,14}")
 # Twilio error codes a later attempt may get past: rate limits and queue overflow.
 _TRANSIENT_CODES = {20429, 30001, 30008}
 # MessageStatus values that end a message; the others (queued, sending, sent ...) are progress.
@@ -36,6 +43,17 @@ def signature(auth_token: str, url: str, params: Iterable[tuple[str, str]]) -> s
 
 def verify(auth_token: str, url: str, params: Iterable[tuple[str, str]], given: str | None) -> bool:
     return bool(given) and bool(auth_token) and hmac.compare_digest(signature(auth_token, url, params), given or "")
+
+
+def _signed_params(request: WebhookRequest, settings: Settings) -> dict[str, str]:
+    try:
+        token = str(twilio_credentials(settings)["auth_token"])
+    except RuntimeError as exc:  # no secret, or the template's empty placeholder
+        raise NotFoundError("Twilio is not configured on this platform.") from exc
+    params = parse_qsl(request.body.decode("utf-8", "replace"), keep_blank_values=True)
+    if not verify(token, request.url, params, request.headers.get(SIGNATURE_HEADER.lower())):
+        raise PermissionDeniedError("The request's X-Twilio-Signature does not verify.")
+    return dict(params)
 
 
 class Twilio(Provider):
@@ -59,6 +77,44 @@ class Twilio(Provider):
             retries=False,
             timeout=urllib3.Timeout(connect=3.0, read=settings.provider_timeout_seconds),
         )
+
+    @classmethod
+    def status_webhook(cls, request: WebhookRequest, settings: Settings) -> list[Receipt]:
+        params = _signed_params(request, settings)
+        status = FINAL_STATUSES.get(params.get("MessageStatus", ""))
+        if status is None or not params.get("MessageSid"):
+            return []  # progress (queued, sending, sent): nothing to apply
+        delivered = status == "delivered"
+        return [
+            Receipt(
+                external_id=params["MessageSid"][:100],
+                status="delivered" if delivered else "undelivered",
+                timestamp=datetime.now(UTC),
+                error_code=None if delivered else (params.get("ErrorCode") or params["MessageStatus"])[:50],
+                error_message=None if delivered else (params.get("ErrorMessage") or None),
+            )
+        ]
+
+    @classmethod
+    def inbound_webhook(cls, request: WebhookRequest, settings: Settings) -> list[InboundMessage]:
+        params = _signed_params(request, settings)
+        sid, sender, to, body = (params.get(name, "") for name in ("MessageSid", "From", "To", "Body"))
+        if not 1 <= len(sid) <= 100 or not _E164.fullmatch(sender) or len(body) > 1600 or len(to) > 50:
+            raise InvalidInputError("The inbound message lacks MessageSid, From or Body.")
+        return [
+            InboundMessage(
+                external_id=sid,
+                from_number=sender,
+                to_number=to or None,
+                body=body,
+                received_at=datetime.now(UTC),
+            )
+        ]
+
+    @classmethod
+    def inbound_reply(cls, accepted: int) -> WebhookReply:
+        """TwiML: an empty Response sends no reply to the recipient."""
+        return WebhookReply("text/xml", _TWIML_EMPTY)
 
     def send(self, message: OutboundMessage) -> str:
         fields = {"To": message.to, "Body": message.body}

@@ -1,0 +1,25 @@
+"""The HTTP API's Lambda authorizer (payload 2.0, simple responses)."""
+
+from typing import Any
+
+from smsplatform.accounts import principals
+from smsplatform.core import db
+from smsplatform.core.config import get_settings
+from smsplatform.core.errors import DomainError
+from smsplatform.core.secret_store import jwt_signing_key
+
+
+def authorize(event: dict[str, Any]) -> dict[str, Any]:
+    """Always authorizes the request through; the context says who called, or why they are not let in.
+
+    Caching is off in the template (a revoked credential or a suspended account
+    is refused on its very next request), so this runs once per request.
+    """
+    headers = event.get("headers") or {}
+    try:
+        with db.transaction() as conn:
+            principal = principals.resolve(conn, headers.get("authorization"), jwt_signing_key(get_settings()))
+        context = principal.to_context()
+    except DomainError as error:
+        context = principals.failure_context(error)
+    return {"isAuthorized": True, "context": context}

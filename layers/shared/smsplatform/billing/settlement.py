@@ -1,0 +1,70 @@
+"""Settling what a campaign or an API send request reserved, once nothing of it is in flight.
+
+Credits are reserved up front (segments x CREDITS_PER_SEGMENT per message).
+When no message of the reference is queued or sending, the credits of messages
+the provider accepted (sent, delivered, undelivered) are spent and the rest are
+refunded, through the ledger. Settling is idempotent: it moves only what is
+still outstanding, under the account's row lock, so any number of senders may
+try it as they finish their batches.
+"""
+
+from uuid import UUID
+
+from psycopg import Connection
+from psycopg.rows import DictRow
+
+from smsplatform.billing import ledger
+from smsplatform.core.queue_messages import SendKind
+
+CREDITS_PER_SEGMENT = 1
+_COLUMN = {"campaign": "campaign_id", "request": "request_id"}
+ACCEPTED = ("sent", "delivered", "undelivered")
+
+
+def in_flight(conn: Connection[DictRow], kind: SendKind, reference_id: UUID) -> bool:
+    row = conn.execute(
+        f"""SELECT EXISTS (SELECT 1 FROM sms_delivery_logs
+                            WHERE {_COLUMN[kind]} = %s AND status IN ('queued', 'sending')) AS busy""",
+        (reference_id,),
+    ).fetchone()
+    return bool(row and row["busy"])
+
+
+def settle(conn: Connection[DictRow], kind: SendKind, reference_id: UUID) -> bool:
+    """Completes a sending campaign and settles its credits if nothing is left in flight; True if it did."""
+    if in_flight(conn, kind, reference_id):
+        return False
+    with conn.transaction():
+        owner = conn.execute(
+            "SELECT user_id FROM sms_campaigns WHERE id = %s"
+            if kind == "campaign"
+            else "SELECT user_id FROM sms_delivery_logs WHERE request_id = %s LIMIT 1",
+            (reference_id,),
+        ).fetchone()
+        if owner is None:
+            return False
+        user_id = owner["user_id"]
+        # The account's row lock orders this against every other settlement and reservation of it.
+        conn.execute("SELECT 1 FROM users WHERE id = %s FOR UPDATE", (user_id,))
+        if in_flight(conn, kind, reference_id):
+            return False
+        if kind == "campaign":
+            conn.execute(
+                """UPDATE sms_campaigns SET status = 'completed', completed_at = now(), updated_at = now()
+                    WHERE id = %s AND status = 'sending'""",
+                (reference_id,),
+            )
+        used = conn.execute(
+            f"""SELECT coalesce(sum(cost), 0)::int AS credits FROM sms_delivery_logs
+                 WHERE {_COLUMN[kind]} = %s AND status = ANY(%s)""",
+            (reference_id, list(ACCEPTED)),
+        ).fetchone()
+        assert used is not None
+        held = ledger.reservation(conn, user_id, reference_id)
+        to_spend = used["credits"] - held.spent
+        if to_spend > 0:
+            ledger.spend(conn, user_id, to_spend, reference_id, kind)
+        to_refund = held.outstanding - max(to_spend, 0)
+        if to_refund > 0:
+            ledger.refund(conn, user_id, to_refund, reference_id, kind)
+    return True

@@ -1,0 +1,400 @@
+"""Campaigns: their definition, their lifecycle, and what they sent.
+
+Status machine: draft -> scheduled -> queued -> sending -> completed, with
+cancelled (from any state before completion) and failed (the dispatcher could
+not start it). Every transition is one conditional UPDATE; one that does not
+apply to the current status is a 409 naming it.
+"""
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Literal
+from uuid import UUID
+
+from psycopg import Connection, sql
+from psycopg.rows import DictRow
+from psycopg.types.json import Jsonb
+
+from smsplatform.billing import ledger, settlement
+from smsplatform.campaigns import templates
+from smsplatform.core import audit, db, pagination, queues
+from smsplatform.core.audit import RequestMeta
+from smsplatform.core.errors import ConflictError, FieldError, InvalidInputError, NotFoundError
+from smsplatform.core.observability import logger
+from smsplatform.core.pagination import Cursor, Page, page_of
+from smsplatform.core.queue_messages import Release
+from smsplatform.sending import encoding
+
+EDITABLE = ("draft", "scheduled")
+_COLUMNS = """c.id, c.name, c.message_template, c.sender_id, c.total_recipients, c.status, c.scheduled_time,
+              c.created_at, c.updated_at, c.queued_at, c.started_at, c.completed_at, c.cancelled_at,
+              c.failure_reason, c.settings,
+              ARRAY(SELECT t.group_id FROM campaign_target_groups t WHERE t.campaign_id = c.id ORDER BY t.group_id)
+                  AS group_ids"""
+
+
+CampaignStatus = Literal["draft", "scheduled", "queued", "sending", "completed", "cancelled", "failed"]
+
+
+@dataclass(frozen=True)
+class Campaign:
+    id: UUID
+    name: str
+    message_template: str
+    sender_id: str | None
+    group_ids: list[UUID]
+    total_recipients: int
+    status: CampaignStatus
+    scheduled_time: datetime | None
+    settings: dict[str, Any]
+    failure_reason: str | None
+    created_at: datetime
+    updated_at: datetime
+    queued_at: datetime | None
+    started_at: datetime | None
+    completed_at: datetime | None
+    cancelled_at: datetime | None
+
+    @classmethod
+    def from_row(cls, row: DictRow) -> "Campaign":
+        return cls(**{key: row[key] for key in cls.__dataclass_fields__})
+
+
+def _fetch(conn: Connection[DictRow], user_id: UUID, campaign_id: UUID, *, lock: bool = False) -> Campaign:
+    row = conn.execute(
+        f"SELECT {_COLUMNS} FROM sms_campaigns c WHERE c.id = %s AND c.user_id = %s {'FOR UPDATE' if lock else ''}",
+        (campaign_id, user_id),
+    ).fetchone()
+    if row is None:
+        raise NotFoundError("No such campaign.")
+    return Campaign.from_row(row)
+
+
+def _check_future(scheduled_time: datetime, field: str = "scheduled_time") -> None:
+    if scheduled_time.tzinfo is None:
+        raise InvalidInputError(
+            "A scheduled time needs a UTC offset.", errors=[FieldError(field, "needs a UTC offset, e.g. Z")]
+        )
+    if scheduled_time <= datetime.now(UTC):
+        raise InvalidInputError(
+            "A scheduled time lies in the future.", errors=[FieldError(field, "is not in the future")]
+        )
+
+
+def _set_groups(conn: Connection[DictRow], user_id: UUID, campaign_id: UUID, group_ids: list[UUID]) -> None:
+    unique = list(dict.fromkeys(group_ids))
+    if not unique:
+        raise InvalidInputError("A campaign targets at least one group.", errors=[FieldError("group_ids", "is empty")])
+    conn.execute("DELETE FROM campaign_target_groups WHERE campaign_id = %s", (campaign_id,))
+    inserted = conn.execute(
+        """INSERT INTO campaign_target_groups (campaign_id, group_id)
+           SELECT %s, g.id FROM contact_groups g WHERE g.user_id = %s AND g.id = ANY(%s)""",
+        (campaign_id, user_id, unique),
+    ).rowcount
+    if inserted != len(unique):
+        raise NotFoundError("One or more of the groups do not exist.")
+
+
+def create_campaign(
+    conn: Connection[DictRow],
+    user_id: UUID,
+    *,
+    name: str,
+    message_template: str,
+    sender_id: str | None,
+    group_ids: list[UUID],
+    scheduled_time: datetime | None,
+    settings: dict[str, Any],
+    meta: RequestMeta,
+) -> Campaign:
+    templates.parse(message_template)
+    if scheduled_time is not None:
+        _check_future(scheduled_time)
+    with conn.transaction():
+        row = conn.execute(
+            """INSERT INTO sms_campaigns (user_id, name, message_template, sender_id, status, scheduled_time, settings)
+               VALUES (%s, %s, %s, %s, %s, %s, %s) RETURNING id""",
+            (
+                user_id,
+                name,
+                message_template,
+                sender_id,
+                "scheduled" if scheduled_time else "draft",
+                scheduled_time,
+                Jsonb(settings),
+            ),
+        ).fetchone()
+        assert row is not None
+        _set_groups(conn, user_id, row["id"], group_ids)
+        audit.record(conn, user_id, "campaign.create", {"campaign_id": str(row["id"]), "name": name}, meta)
+    return _fetch(conn, user_id, row["id"])
+
+
+def get_campaign(conn: Connection[DictRow], user_id: UUID, campaign_id: UUID) -> Campaign:
+    return _fetch(conn, user_id, campaign_id)
+
+
+def list_campaigns(
+    conn: Connection[DictRow], user_id: UUID, limit: int, cursor: Cursor | None, status: str | None = None
+) -> Page[Campaign]:
+    keyset, params = pagination.after(cursor, "c")
+    rows = conn.execute(
+        f"""SELECT {_COLUMNS} FROM sms_campaigns c
+             WHERE c.user_id = %(user)s AND (%(status)s::text IS NULL OR c.status = %(status)s) {keyset}
+             ORDER BY c.created_at DESC, c.id DESC LIMIT %(limit)s""",
+        {"user": user_id, "status": status, "limit": limit + 1, **params},
+    ).fetchall()
+    return page_of([Campaign.from_row(row) for row in rows], limit)
+
+
+def _require_editable(campaign: Campaign, action: str) -> None:
+    if campaign.status not in EDITABLE:
+        raise ConflictError(f"A {campaign.status} campaign cannot be {action}; only draft or scheduled ones can.")
+
+
+def update_campaign(
+    conn: Connection[DictRow], user_id: UUID, campaign_id: UUID, changes: dict[str, Any], meta: RequestMeta
+) -> Campaign:
+    if "message_template" in changes:
+        templates.parse(changes["message_template"])
+    with conn.transaction():
+        campaign = _fetch(conn, user_id, campaign_id, lock=True)
+        _require_editable(campaign, "edited")
+        group_ids = changes.pop("group_ids", None)
+        if group_ids is not None:
+            _set_groups(conn, user_id, campaign_id, group_ids)
+        if "settings" in changes:
+            changes["settings"] = Jsonb(changes["settings"])
+        if changes:
+            conn.execute(
+                sql.SQL("UPDATE sms_campaigns SET {}, updated_at = now() WHERE id = %(id)s").format(
+                    db.set_clause(changes)
+                ),
+                {**changes, "id": campaign_id},
+            )
+        audit.record(
+            conn, user_id, "campaign.update", {"campaign_id": str(campaign_id), "fields": sorted(changes)}, meta
+        )
+    return _fetch(conn, user_id, campaign_id)
+
+
+def delete_campaign(conn: Connection[DictRow], user_id: UUID, campaign_id: UUID, meta: RequestMeta) -> None:
+    with conn.transaction():
+        campaign = _fetch(conn, user_id, campaign_id, lock=True)
+        _require_editable(campaign, "deleted")
+        conn.execute("DELETE FROM sms_campaigns WHERE id = %s", (campaign_id,))
+        audit.record(conn, user_id, "campaign.delete", {"campaign_id": str(campaign_id)}, meta)
+
+
+def _transition(
+    conn: Connection[DictRow],
+    user_id: UUID,
+    campaign_id: UUID,
+    allowed: tuple[str, ...],
+    assignments: str,
+    **params: Any,
+) -> None:
+    """One conditional UPDATE from any of `allowed`; a 404 or a 409 naming the current status otherwise."""
+    moved = conn.execute(
+        f"""UPDATE sms_campaigns SET {assignments}, updated_at = now()
+             WHERE id = %(id)s AND user_id = %(user)s AND status = ANY(%(allowed)s)""",
+        {"id": campaign_id, "user": user_id, "allowed": list(allowed), **params},
+    ).rowcount
+    if not moved:
+        current = _fetch(conn, user_id, campaign_id)
+        raise ConflictError(f"The campaign is {current.status}; this needs it {' or '.join(allowed)}.")
+
+
+def schedule(
+    conn: Connection[DictRow], user_id: UUID, campaign_id: UUID, scheduled_time: datetime, meta: RequestMeta
+) -> Campaign:
+    _check_future(scheduled_time)
+    with conn.transaction():
+        _transition(
+            conn, user_id, campaign_id, EDITABLE, "status = 'scheduled', scheduled_time = %(at)s", at=scheduled_time
+        )
+        audit.record(
+            conn,
+            user_id,
+            "campaign.schedule",
+            {"campaign_id": str(campaign_id), "at": scheduled_time.isoformat()},
+            meta,
+        )
+    return _fetch(conn, user_id, campaign_id)
+
+
+def send_now(conn: Connection[DictRow], user_id: UUID, campaign_id: UUID, meta: RequestMeta) -> Campaign:
+    """draft|scheduled -> queued, then one release message; the dispatcher does the rest."""
+    with conn.transaction():
+        _transition(conn, user_id, campaign_id, EDITABLE, "status = 'queued', queued_at = now()")
+        audit.record(conn, user_id, "campaign.send", {"campaign_id": str(campaign_id)}, meta)
+    _announce_release([campaign_id])
+    return _fetch(conn, user_id, campaign_id)
+
+
+def _announce_release(campaign_ids: list[UUID]) -> None:
+    """After the commit. Should SQS refuse, the campaign stays queued and the scheduler re-announces it."""
+    try:
+        queues.send_many("release", (Release(campaign_id=campaign_id) for campaign_id in campaign_ids))
+    except Exception:
+        logger.exception("release not announced; the scheduler will retry", extra={"campaigns": len(campaign_ids)})
+
+
+# A campaign queued this long without starting lost its release message (or the dispatcher crashed).
+_STUCK_AFTER = "2 minutes"
+
+
+def release_due(conn: Connection[DictRow], limit: int = 500) -> list[UUID]:
+    """The scheduler's tick: scheduled campaigns whose time has come become queued and are announced.
+
+    SKIP LOCKED lets overlapping ticks share the work without releasing one twice.
+    Campaigns left queued (a lost announcement) are announced again; dispatching is idempotent.
+    """
+    with conn.transaction():
+        due = conn.execute(
+            """WITH due AS (
+                   SELECT id FROM sms_campaigns WHERE status = 'scheduled' AND scheduled_time <= now()
+                    ORDER BY scheduled_time LIMIT %s FOR UPDATE SKIP LOCKED)
+               UPDATE sms_campaigns c SET status = 'queued', queued_at = now(), updated_at = now()
+                 FROM due WHERE c.id = due.id RETURNING c.id""",
+            (limit,),
+        ).fetchall()
+        stuck = conn.execute(
+            f"""SELECT id FROM sms_campaigns WHERE status = 'queued' AND queued_at < now() - interval '{_STUCK_AFTER}'
+                 LIMIT %s""",
+            (limit,),
+        ).fetchall()
+    released = [row["id"] for row in due]
+    if released or stuck:
+        _announce_release(released + [row["id"] for row in stuck])
+    return released
+
+
+def cancel(conn: Connection[DictRow], user_id: UUID, campaign_id: UUID, meta: RequestMeta) -> Campaign:
+    """Stops the campaign: unsent messages fail as cancelled and their credits return at once.
+
+    Messages a sender already holds finish; the campaign settles when they have.
+    """
+    with conn.transaction():
+        _transition(
+            conn,
+            user_id,
+            campaign_id,
+            ("draft", "scheduled", "queued", "sending"),
+            "status = 'cancelled', cancelled_at = now()",
+        )
+        row = conn.execute(
+            """WITH stopped AS (
+                   UPDATE sms_delivery_logs SET status = 'failed', error_code = 'cancelled',
+                          error_message = 'The campaign was cancelled before this message was sent.', updated_at = now()
+                    WHERE campaign_id = %s AND status = 'queued' RETURNING cost)
+               SELECT count(*) AS messages, coalesce(sum(cost), 0)::int AS credits FROM stopped""",
+            (campaign_id,),
+        ).fetchone()
+        assert row is not None
+        if row["credits"]:
+            ledger.refund(conn, user_id, row["credits"], campaign_id, "campaign")
+        audit.record(
+            conn,
+            user_id,
+            "campaign.cancel",
+            {"campaign_id": str(campaign_id), "messages_stopped": row["messages"], "credits_refunded": row["credits"]},
+            meta,
+        )
+    settlement.settle(conn, "campaign", campaign_id)
+    return _fetch(conn, user_id, campaign_id)
+
+
+@dataclass(frozen=True)
+class Preview:
+    text: str
+    encoding: str
+    segments: int
+    characters: int
+    recipients: int
+    estimated_credits: int
+    sample_contact_id: UUID | None
+
+
+RECIPIENTS_SQL = """
+    FROM contacts c
+   WHERE c.user_id = %(user)s AND c.status = 'active'
+     AND EXISTS (SELECT 1 FROM contact_group_members m JOIN campaign_target_groups t ON t.group_id = m.group_id
+                  WHERE t.campaign_id = %(campaign)s AND m.contact_id = c.id)
+     AND NOT EXISTS (SELECT 1 FROM opt_outs o WHERE o.user_id = %(user)s AND o.phone_number = c.phone_number)"""
+"""The campaign's audience: members of any target group (once each), active, not opted out."""
+
+
+def preview(conn: Connection[DictRow], user_id: UUID, campaign_id: UUID, contact_id: UUID | None) -> Preview:
+    """The text one recipient would get, and what the whole audience would cost now."""
+    campaign = _fetch(conn, user_id, campaign_id)
+    template = templates.parse(campaign.message_template)
+    rendered = template.sql_expression()
+    params = {"user": user_id, "campaign": campaign_id, "contact": contact_id}
+    sample = conn.execute(
+        sql.SQL("SELECT c.id, {} AS body FROM contacts c WHERE c.user_id = %(user)s AND c.id = %(contact)s").format(
+            rendered
+        )
+        if contact_id
+        else sql.SQL("SELECT c.id, {} AS body " + RECIPIENTS_SQL + " LIMIT 1").format(rendered),
+        params,
+    ).fetchone()
+    if contact_id and sample is None:
+        raise NotFoundError("No such contact.")
+    totals = conn.execute(
+        sql.SQL(
+            "SELECT count(*) AS recipients, coalesce(sum(sms_segments(r.body, sms_encoding(r.body))), 0) AS credits"
+            " FROM (SELECT {} AS body " + RECIPIENTS_SQL + ") r"
+        ).format(rendered),
+        params,
+    ).fetchone()
+    assert totals is not None
+    text = sample["body"] if sample else template.render_fallbacks()
+    info = encoding.analyse(text)
+    return Preview(
+        text,
+        info.encoding,
+        info.segments,
+        info.characters,
+        int(totals["recipients"]),
+        int(totals["credits"]) * settlement.CREDITS_PER_SEGMENT,
+        sample["id"] if sample else None,
+    )
+
+
+@dataclass(frozen=True)
+class Stats:
+    total: int
+    queued: int
+    sending: int
+    sent: int
+    delivered: int
+    failed: int
+    undelivered: int
+    credits_reserved: int
+    credits_spent: int
+    credits_refunded: int
+
+
+def stats(conn: Connection[DictRow], user_id: UUID, campaign_id: UUID) -> Stats:
+    _fetch(conn, user_id, campaign_id)
+    counts = {
+        row["status"]: int(row["n"])
+        for row in conn.execute(
+            "SELECT status, count(*) AS n FROM sms_delivery_logs WHERE campaign_id = %s GROUP BY status",
+            (campaign_id,),
+        )
+    }
+    held = ledger.reservation(conn, user_id, campaign_id)
+    return Stats(
+        total=sum(counts.values()),
+        queued=counts.get("queued", 0),
+        sending=counts.get("sending", 0),
+        sent=counts.get("sent", 0),
+        delivered=counts.get("delivered", 0),
+        failed=counts.get("failed", 0),
+        undelivered=counts.get("undelivered", 0),
+        credits_reserved=held.reserved,
+        credits_spent=held.spent,
+        credits_refunded=held.refunded,
+    )

@@ -1,0 +1,165 @@
+"""The dispatcher: turns a queued campaign into priced delivery-log rows, a reservation and batches.
+
+The audience is materialised set-wise: each of `dispatch_workers` connections
+runs one INSERT ... SELECT over its share of the contacts (split by id), which
+renders, prices and numbers its recipients into batches. A coordinating
+transaction holds the campaign row (FOR NO KEY UPDATE, so the workers' foreign
+key checks pass) from the start, clears rows an earlier, crashed attempt left,
+and once the workers have committed, reserves the credits and moves the campaign
+to `sending`. Rows of a campaign that is not `sending` are never claimed, so
+until that commit nothing can be sent; should it fail, the next delivery of the
+release message starts over. Only then are the batch descriptors enqueued. A
+release message delivered again finds the campaign sending and enqueues again
+the batches that still have queued rows, which senders treat as the duplicates
+they are.
+"""
+
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID
+
+from psycopg import Connection, sql
+from psycopg.rows import DictRow
+
+from smsplatform.billing import ledger, settlement
+from smsplatform.campaigns import campaigns, templates
+from smsplatform.core import db, queues
+from smsplatform.core.config import Settings
+from smsplatform.core.errors import InsufficientCreditsError
+from smsplatform.core.observability import logger
+from smsplatform.core.queue_messages import SendBatch
+
+# A capped campaign's batch should take about this long to send, within the sender's timeout.
+_CAPPED_BATCH_SECONDS = 10
+
+
+@dataclass(frozen=True)
+class Dispatched:
+    campaign_id: UUID
+    status: str
+    recipients: int = 0
+    credits: int = 0
+    batches: int = 0
+
+
+def batch_size(campaign_settings: dict[str, Any], settings: Settings) -> int:
+    cap = campaign_settings.get("throughput_per_second")
+    if cap:
+        return max(1, min(settings.send_batch_size, int(cap) * _CAPPED_BATCH_SECONDS))
+    return settings.send_batch_size
+
+
+def dispatch(conn: Connection[DictRow], campaign_id: UUID, settings: Settings) -> Dispatched:
+    with conn.transaction():
+        campaign = conn.execute(
+            """SELECT id, user_id, status, message_template, sender_id, settings FROM sms_campaigns
+                WHERE id = %s FOR NO KEY UPDATE SKIP LOCKED""",
+            (campaign_id,),
+        ).fetchone()
+        if campaign is None:
+            # Gone, or another delivery of this message holds it: that one will finish (or be re-announced).
+            return Dispatched(campaign_id, "busy-or-gone")
+        if campaign["status"] != "queued":
+            pending = _batches_with_queued_rows(conn, campaign_id) if campaign["status"] == "sending" else []
+            return _announce(campaign_id, campaign["status"], pending)
+
+        size = batch_size(campaign["settings"], settings)
+        conn.execute("DELETE FROM sms_delivery_logs WHERE campaign_id = %s", (campaign_id,))  # a crashed attempt's
+        shares = _materialise(campaign, size, settings.dispatch_workers)
+        recipients = sum(share["recipients"] for share in shares)
+        credits = sum(share["credits"] for share in shares)
+        try:
+            with conn.transaction():
+                if recipients == 0:
+                    raise _NoRecipientsError
+                ledger.reserve(conn, campaign["user_id"], credits, campaign_id, "campaign")
+                conn.execute(
+                    """UPDATE sms_campaigns SET status = 'sending', started_at = now(), total_recipients = %s,
+                              updated_at = now() WHERE id = %s""",
+                    (recipients, campaign_id),
+                )
+        except (InsufficientCreditsError, _NoRecipientsError) as exc:
+            reason = (
+                f"Not enough credits: {exc.detail}"
+                if isinstance(exc, InsufficientCreditsError)
+                else "No recipients: the target groups have no active, opted-in contacts."
+            )
+            conn.execute("DELETE FROM sms_delivery_logs WHERE campaign_id = %s", (campaign_id,))
+            conn.execute(
+                "UPDATE sms_campaigns SET status = 'failed', failure_reason = %s, updated_at = now() WHERE id = %s",
+                (reason, campaign_id),
+            )
+            logger.info("campaign failed to start", extra={"campaign_id": str(campaign_id), "reason": reason})
+            return Dispatched(campaign_id, "failed")
+
+    batches = [number for share in shares for number in share["batch_numbers"]]
+    logger.info(
+        "campaign dispatched",
+        extra={"campaign_id": str(campaign_id), "recipients": recipients, "credits": credits, "batches": len(batches)},
+    )
+    _announce(campaign_id, "sending", batches)
+    return Dispatched(campaign_id, "sending", recipients, credits, len(batches))
+
+
+def _announce(campaign_id: UUID, status: str, batches: list[int]) -> Dispatched:
+    queues.send_many("send", (SendBatch(kind="campaign", id=campaign_id, batch=batch) for batch in batches))
+    return Dispatched(campaign_id, status, batches=len(batches))
+
+
+class _NoRecipientsError(Exception):
+    pass
+
+
+def _materialise(campaign: DictRow, size: int, workers: int) -> list[dict[str, Any]]:
+    """Each worker inserts its share of the audience and commits; share k owns batches k, k + workers, ..."""
+    rendered = templates.parse(campaign["message_template"]).sql_expression()
+    statement = sql.SQL(
+        """WITH audience AS (
+               SELECT c.id, c.phone_number, {rendered} AS body """
+        + campaigns.RECIPIENTS_SQL
+        + """ AND get_byte(uuid_send(c.id), 15) %% %(workers)s = %(share)s),
+           priced AS (
+               SELECT a.*, sms_encoding(a.body) AS encoding,
+                      ((row_number() OVER ()) - 1) / %(size)s * %(workers)s + %(share)s AS batch_number
+                 FROM audience a WHERE a.body <> ''),
+           inserted AS (
+               INSERT INTO sms_delivery_logs (user_id, campaign_id, recipient_id, phone_number, status,
+                                              batch_number, segments, encoding, cost, body, sender_id)
+               SELECT %(user)s, %(campaign)s, p.id, p.phone_number, 'queued', p.batch_number, s.segments,
+                      p.encoding, s.segments * %(price)s, p.body, %(sender)s
+                 FROM priced p CROSS JOIN LATERAL (SELECT sms_segments(p.body, p.encoding) AS segments) s
+               RETURNING segments, batch_number)
+           SELECT count(*)::int AS recipients, (coalesce(sum(segments), 0) * %(price)s)::int AS credits,
+                  coalesce(array_agg(DISTINCT batch_number), '{{}}') AS batch_numbers
+             FROM inserted"""
+    ).format(rendered=rendered)
+
+    def share(index: int) -> dict[str, Any]:
+        with db.connect_direct(autocommit=False) as worker:
+            row = worker.execute(
+                statement,
+                {
+                    "user": campaign["user_id"],
+                    "campaign": campaign["id"],
+                    "size": size,
+                    "workers": workers,
+                    "share": index,
+                    "price": settlement.CREDITS_PER_SEGMENT,
+                    "sender": campaign["sender_id"],
+                },
+            ).fetchone()
+            worker.commit()
+        assert row is not None
+        return dict(row)
+
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        return list(pool.map(share, range(workers)))
+
+
+def _batches_with_queued_rows(conn: Connection[DictRow], campaign_id: UUID) -> list[int]:
+    rows = conn.execute(
+        "SELECT DISTINCT batch_number FROM sms_delivery_logs WHERE campaign_id = %s AND status = 'queued'",
+        (campaign_id,),
+    ).fetchall()
+    return [row["batch_number"] for row in rows]

@@ -1,0 +1,192 @@
+"""Messages: one row of sms_delivery_logs each, whether a campaign or POST /v1/messages sent it.
+
+An API send request prices its messages, reserves their credits under one
+ledger reference (the request id) and enqueues one batch descriptor, so it goes
+through the same sender, receipts and settlement as a campaign.
+"""
+
+import base64
+import binascii
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Literal
+from uuid import UUID, uuid4
+
+from psycopg import Connection
+from psycopg.rows import DictRow
+
+from smsplatform.billing import ledger, settlement
+from smsplatform.core import audit, queues
+from smsplatform.core.audit import RequestMeta
+from smsplatform.core.errors import FieldError, InvalidInputError, NotFoundError
+from smsplatform.core.observability import logger
+from smsplatform.core.queue_messages import SendBatch
+from smsplatform.sending import encoding
+
+_COLUMNS = """id, campaign_id, request_id, recipient_id, phone_number, status, batch_number, attempts, segments,
+              encoding, cost, body, sender_id, provider, external_message_id, created_at, updated_at, sent_at,
+              delivered_at, error_code, error_message"""
+
+
+MessageStatus = Literal["queued", "sending", "sent", "delivered", "undelivered", "failed"]
+
+
+@dataclass(frozen=True)
+class Message:
+    id: UUID
+    campaign_id: UUID | None
+    request_id: UUID | None
+    recipient_id: UUID | None
+    phone_number: str
+    status: MessageStatus
+    batch_number: int | None
+    attempts: int
+    segments: int | None
+    encoding: str | None
+    cost: Decimal | None
+    body: str | None
+    sender_id: str | None
+    provider: str | None
+    external_message_id: str | None
+    created_at: datetime
+    updated_at: datetime
+    sent_at: datetime | None
+    delivered_at: datetime | None
+    error_code: str | None
+    error_message: str | None
+
+    @classmethod
+    def from_row(cls, row: DictRow) -> "Message":
+        return cls(**{key: row[key] for key in cls.__dataclass_fields__})
+
+
+def get_message(conn: Connection[DictRow], user_id: UUID, message_id: UUID) -> Message:
+    row = conn.execute(
+        f"SELECT {_COLUMNS} FROM sms_delivery_logs WHERE id = %s AND user_id = %s", (message_id, user_id)
+    ).fetchone()
+    if row is None:
+        raise NotFoundError("No such message.")
+    return Message.from_row(row)
+
+
+@dataclass(frozen=True)
+class Accepted:
+    request_id: UUID
+    messages: list[Message]
+    credits: int
+
+
+def send(
+    conn: Connection[DictRow], user_id: UUID, numbers: list[str], text: str, sender_id: str | None, meta: RequestMeta
+) -> Accepted:
+    """Numbers are E.164 and distinct. Opted-out numbers get a failed row and no charge; 402 if credits are short."""
+    info = encoding.analyse(text)
+    price = info.segments * settlement.CREDITS_PER_SEGMENT
+    request_id = uuid4()
+    with conn.transaction():
+        rows = conn.execute(
+            f"""INSERT INTO sms_delivery_logs (user_id, request_id, phone_number, status, batch_number, segments,
+                                               encoding, cost, body, sender_id, error_code, error_message)
+                SELECT %(user)s, %(request)s, n.number,
+                       CASE WHEN o.phone_number IS NULL THEN 'queued' ELSE 'failed' END, 0, %(segments)s,
+                       %(encoding)s, CASE WHEN o.phone_number IS NULL THEN %(price)s ELSE 0 END, %(body)s, %(sender)s,
+                       CASE WHEN o.phone_number IS NOT NULL THEN 'opted_out' END,
+                       CASE WHEN o.phone_number IS NOT NULL THEN 'The recipient opted out of this account''s messages.'
+                       END
+                  FROM unnest(%(numbers)s::text[]) WITH ORDINALITY AS n(number, position)
+                  LEFT JOIN opt_outs o ON o.user_id = %(user)s AND o.phone_number = n.number
+                 ORDER BY n.position
+             RETURNING {_COLUMNS}""",
+            {
+                "user": user_id,
+                "request": request_id,
+                "numbers": numbers,
+                "segments": info.segments,
+                "encoding": info.encoding,
+                "price": price,
+                "body": text,
+                "sender": sender_id,
+            },
+        ).fetchall()
+        messages = [Message.from_row(row) for row in rows]
+        credits = sum(price for m in messages if m.status == "queued")
+        if credits:
+            ledger.reserve(conn, user_id, credits, request_id, "request")
+        audit.record(
+            conn,
+            user_id,
+            "messages.send",
+            {"request_id": str(request_id), "recipients": len(messages), "credits": credits},
+            meta,
+        )
+    if credits:
+        try:
+            queues.send("send", SendBatch(kind="request", id=request_id, batch=0))
+        except Exception:
+            # Committed and reserved: the rows stay queued, and the stale-request sweep re-announces them.
+            logger.exception("send request not announced", extra={"request_id": str(request_id)})
+    return Accepted(request_id, messages, credits)
+
+
+def unannounced_requests(conn: Connection[DictRow], older_than_seconds: int = 120, limit: int = 500) -> list[UUID]:
+    """API send requests whose rows are still queued long after creation: their descriptor was lost."""
+    rows = conn.execute(
+        """SELECT DISTINCT request_id FROM sms_delivery_logs
+            WHERE request_id IS NOT NULL AND status = 'queued'
+              AND updated_at < now() - make_interval(secs => %s) LIMIT %s""",
+        (older_than_seconds, limit),
+    ).fetchall()
+    return [row["request_id"] for row in rows]
+
+
+@dataclass(frozen=True)
+class MessageCursor:
+    """Campaign messages are listed in send order: by (batch_number, id)."""
+
+    batch_number: int
+    id: UUID
+
+    def encode(self) -> str:
+        return base64.urlsafe_b64encode(json.dumps([self.batch_number, str(self.id)]).encode()).decode().rstrip("=")
+
+    @classmethod
+    def decode(cls, value: str) -> "MessageCursor":
+        try:
+            batch, row_id = json.loads(base64.urlsafe_b64decode(value + "=" * (-len(value) % 4)))
+            return cls(int(batch), UUID(row_id))
+        except (binascii.Error, ValueError, TypeError, UnicodeDecodeError) as exc:
+            raise InvalidInputError(
+                "The cursor is not one this API returned.", errors=[FieldError("cursor", "is invalid")]
+            ) from exc
+
+
+def list_campaign_messages(
+    conn: Connection[DictRow],
+    user_id: UUID,
+    campaign_id: UUID,
+    limit: int,
+    cursor: MessageCursor | None,
+    status: str | None = None,
+) -> tuple[list[Message], str | None]:
+    owned = conn.execute("SELECT 1 FROM sms_campaigns WHERE id = %s AND user_id = %s", (campaign_id, user_id))
+    if owned.fetchone() is None:
+        raise NotFoundError("No such campaign.")
+    keyset = "AND (batch_number, id) > (%(batch)s, %(after)s)" if cursor else ""
+    rows = conn.execute(
+        f"""SELECT {_COLUMNS} FROM sms_delivery_logs
+             WHERE campaign_id = %(campaign)s AND (%(status)s::text IS NULL OR status = %(status)s) {keyset}
+             ORDER BY batch_number, id LIMIT %(limit)s""",
+        {
+            "campaign": campaign_id,
+            "status": status,
+            "limit": limit + 1,
+            "batch": cursor.batch_number if cursor else None,
+            "after": cursor.id if cursor else None,
+        },
+    ).fetchall()
+    page = [Message.from_row(row) for row in rows[:limit]]
+    more = len(rows) > limit
+    next_cursor = MessageCursor(page[-1].batch_number or 0, page[-1].id).encode() if more and page else None
+    return page, next_cursor

@@ -1,0 +1,272 @@
+"""Customer status callbacks: each message status change POSTed, signed, to the account's URL.
+
+A trigger on the delivery logs writes one `status_callbacks` row per change in
+the same statement that makes it (sql/0007), so no change is lost to a crash.
+Producers then announce the account on the callbacks queue; the callbacks
+function claims that account's due rows, POSTs them side by side, and marks
+each delivered or schedules its next attempt (doubling, at most an hour) until
+`callback_max_attempts`. A failing or slow endpoint therefore holds up only its
+own account's callbacks, never sending.
+
+Signature: `X-Signature` is the hex HMAC-SHA256 of the raw body, keyed by the
+account's secret. The secret is derived from a platform key and the account's
+secret version, so none is stored; rotating bumps the version. The body's `id`
+(also `X-Callback-Id`) lets a receiver drop the rare repeat: a callback whose
+answer was lost is sent again.
+"""
+
+import base64
+import hashlib
+import hmac
+import ipaddress
+import json
+import socket
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from urllib.parse import urlsplit
+from uuid import UUID
+
+import urllib3
+from psycopg import Connection
+from psycopg.rows import DictRow
+
+from smsplatform.core import audit, db, queues
+from smsplatform.core.audit import RequestMeta
+from smsplatform.core.config import Settings
+from smsplatform.core.errors import FieldError, InvalidInputError, NotFoundError
+from smsplatform.core.queue_messages import CallbacksDue
+
+SIGNATURE_HEADER = "X-Signature"
+ID_HEADER = "X-Callback-Id"
+_ROUNDS_PER_INVOCATION = 10
+
+
+@dataclass(frozen=True)
+class CallbackSettings:
+    url: str | None
+    secret_version: int
+    secret_rotated_at: datetime | None
+
+
+@dataclass(frozen=True)
+class Attempt:
+    id: UUID
+    delivered: bool
+    error: str | None
+
+
+@dataclass(frozen=True)
+class Delivery:
+    delivered: int
+    failed: int
+    # Seconds until this account's next pending callback is due; None if none is, or if this delivery
+    # attempted nothing (whoever holds them announces again), so announcements do not multiply.
+    retry_in: int | None
+
+
+def secret(master_key: str, user_id: UUID, version: int) -> str:
+    digest = hmac.new(master_key.encode(), f"status-callback:{user_id}:{version}".encode(), hashlib.sha256).digest()
+    return "whsec_" + base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+
+
+def sign(key: str, body: bytes) -> str:
+    return hmac.new(key.encode(), body, hashlib.sha256).hexdigest()
+
+
+def check_url(url: str, settings: Settings) -> str:
+    """An https URL with a host (http too where the settings allow it); raises InvalidInputError."""
+    parts = urlsplit(url)
+    schemes = ("https", "http") if settings.callback_allow_http else ("https",)
+    try:
+        port = parts.port
+    except ValueError:
+        port = -1
+    # Deployed, the functions' egress is port 443 only.
+    port_ok = settings.callback_allow_http or port in (None, 443)
+    if parts.scheme not in schemes or not parts.hostname or parts.username or parts.password or not port_ok:
+        raise InvalidInputError(
+            "The status callback URL must be an https:// URL with a host, no credentials and no port but 443.",
+            errors=[FieldError("url", "an https:// URL with a host")],
+        )
+    return url
+
+
+def public_destination(url: str) -> bool:
+    """False when the host resolves to a private, loopback or link-local address (never call into our VPC)."""
+    host = urlsplit(url).hostname or ""
+    try:
+        addresses = {info[4][0] for info in socket.getaddrinfo(host, None)}
+    except OSError:
+        return False
+    return all(ipaddress.ip_address(str(address).split("%")[0]).is_global for address in addresses)
+
+
+def get_settings_for(conn: Connection[DictRow], user_id: UUID) -> CallbackSettings:
+    row = conn.execute(
+        "SELECT status_callback_url, callback_secret_version, callback_secret_rotated_at FROM users WHERE id = %s",
+        (user_id,),
+    ).fetchone()
+    if row is None:
+        raise NotFoundError("No such account.")
+    return CallbackSettings(
+        row["status_callback_url"], row["callback_secret_version"], row["callback_secret_rotated_at"]
+    )
+
+
+def set_url(conn: Connection[DictRow], user_id: UUID, url: str | None, meta: RequestMeta) -> CallbackSettings:
+    conn.execute("UPDATE users SET status_callback_url = %s, updated_at = now() WHERE id = %s", (url, user_id))
+    # The host only: integrators put tokens in their webhook URLs' paths and queries.
+    audit.record(conn, user_id, "status_callback.set", {"host": urlsplit(url).hostname if url else None}, meta)
+    return get_settings_for(conn, user_id)
+
+
+def rotate_secret(conn: Connection[DictRow], user_id: UUID, meta: RequestMeta) -> CallbackSettings:
+    conn.execute(
+        """UPDATE users SET callback_secret_version = callback_secret_version + 1,
+                            callback_secret_rotated_at = now(), updated_at = now()
+            WHERE id = %s""",
+        (user_id,),
+    )
+    audit.record(conn, user_id, "status_callback.rotate_secret", {}, meta)
+    return get_settings_for(conn, user_id)
+
+
+def accounts_due(conn: Connection[DictRow], user_ids: Iterable[UUID]) -> list[UUID]:
+    """Which of these accounts have callbacks waiting."""
+    ids = list(user_ids)
+    if not ids:
+        return []
+    rows = conn.execute(
+        "SELECT DISTINCT user_id FROM status_callbacks WHERE status = 'pending' AND user_id = ANY(%s)", (ids,)
+    )
+    return [row["user_id"] for row in rows]
+
+
+def overdue_accounts(conn: Connection[DictRow], limit: int = 1000) -> list[UUID]:
+    """Accounts with callbacks due a minute ago or more: their announcement was lost (the scheduler's sweep)."""
+    rows = conn.execute(
+        """SELECT DISTINCT user_id FROM status_callbacks
+            WHERE status = 'pending' AND next_attempt_at < now() - interval '1 minute' LIMIT %s""",
+        (limit,),
+    )
+    return [row["user_id"] for row in rows]
+
+
+def purge_settled(conn: Connection[DictRow], keep_days: int = 7) -> int:
+    """Deletes delivered and abandoned callbacks older than `keep_days` (the daily maintenance)."""
+    cursor = conn.execute(
+        """DELETE FROM status_callbacks
+            WHERE status <> 'pending' AND created_at < now() - make_interval(days => %s)""",
+        (keep_days,),
+    )
+    return cursor.rowcount
+
+
+def announce(user_ids: Iterable[UUID]) -> None:
+    """One message per account on the callbacks queue."""
+    queues.send_many("callbacks", (CallbacksDue(user_id=user_id) for user_id in user_ids))
+
+
+Post = Callable[[str, bytes, dict[str, str]], None]
+_http = urllib3.PoolManager(maxsize=64, retries=False)
+
+
+def http_post(settings: Settings) -> Post:
+    def post(url: str, body: bytes, headers: dict[str, str]) -> None:
+        if not settings.callback_allow_http and not public_destination(url):
+            raise RuntimeError("the URL resolves to a private address")
+        response = _http.request(
+            "POST", url, body=body, headers=headers, redirect=False, timeout=settings.callback_timeout_seconds
+        )
+        if not 200 <= response.status < 300:
+            raise RuntimeError(f"HTTP {response.status}")
+
+    return post
+
+
+def deliver(settings: Settings, master_key: str, user_id: UUID, post: Post) -> Delivery:
+    """Sends the account's due callbacks, a claimed batch at a time, and records each outcome."""
+    with db.transaction() as conn:
+        version = conn.execute("SELECT callback_secret_version FROM users WHERE id = %s", (user_id,)).fetchone()
+    if version is None:  # the account is gone, and its callbacks with it
+        return Delivery(0, 0, None)
+    key = secret(master_key, user_id, version["callback_secret_version"])
+    delivered = failed = 0
+    for _ in range(_ROUNDS_PER_INVOCATION):
+        with db.transaction() as conn:
+            claimed = _claim(conn, user_id, settings)
+        if not claimed:
+            break
+        with ThreadPoolExecutor(max_workers=min(settings.callback_concurrency, len(claimed))) as pool:
+            attempts = list(pool.map(_attempt, claimed, [key] * len(claimed), [post] * len(claimed)))
+        with db.transaction() as conn:
+            _record(conn, attempts, settings)
+        delivered += sum(attempt.delivered for attempt in attempts)
+        failed += sum(not attempt.delivered for attempt in attempts)
+        if len(claimed) < settings.callback_batch_size:
+            break
+    if not delivered + failed:
+        return Delivery(0, 0, None)
+    with db.transaction() as conn:
+        row = conn.execute(
+            """SELECT ceil(extract(epoch FROM min(next_attempt_at) - now())) AS wait
+                 FROM status_callbacks WHERE user_id = %s AND status = 'pending'""",
+            (user_id,),
+        ).fetchone()
+    wait = row["wait"] if row else None
+    return Delivery(delivered, failed, None if wait is None else max(0, int(wait)))
+
+
+def _claim(conn: Connection[DictRow], user_id: UUID, settings: Settings) -> list[DictRow]:
+    """Due rows of the account, held for a lease (attempt counted) so a concurrent delivery skips them."""
+    lease = settings.callback_timeout_seconds * 2 + 30
+    return conn.execute(
+        """UPDATE status_callbacks s
+              SET attempts = s.attempts + 1, next_attempt_at = now() + make_interval(secs => %(lease)s)
+             FROM (SELECT id FROM status_callbacks
+                    WHERE user_id = %(user)s AND status = 'pending' AND next_attempt_at <= now()
+                    ORDER BY next_attempt_at, created_at LIMIT %(n)s FOR UPDATE SKIP LOCKED) due
+            WHERE s.id = due.id
+        RETURNING s.id, s.url, s.payload, s.created_at""",
+        {"user": user_id, "lease": lease, "n": settings.callback_batch_size},
+    ).fetchall()
+
+
+def _attempt(row: DictRow, key: str, post: Post) -> Attempt:
+    payload: dict[str, Any] = {"id": str(row["id"]), **row["payload"]}
+    body = json.dumps(payload, separators=(",", ":"), sort_keys=True).encode()
+    headers = {
+        "Content-Type": "application/json",
+        "User-Agent": "smsplatform-status-callbacks/1",
+        SIGNATURE_HEADER: sign(key, body),
+        ID_HEADER: str(row["id"]),
+    }
+    try:
+        post(row["url"], body, headers)
+    except Exception as exc:  # the endpoint's failure, whatever it is, is this attempt's outcome
+        return Attempt(row["id"], False, f"{type(exc).__name__}: {exc}"[:500])
+    return Attempt(row["id"], True, None)
+
+
+def _record(conn: Connection[DictRow], attempts: list[Attempt], settings: Settings) -> None:
+    conn.execute(
+        """UPDATE status_callbacks s
+              SET status = CASE WHEN a.ok THEN 'delivered'
+                                WHEN s.attempts >= %(max)s THEN 'failed' ELSE 'pending' END,
+                  delivered_at = CASE WHEN a.ok THEN now() END,
+                  next_attempt_at = CASE WHEN a.ok THEN s.next_attempt_at
+                      ELSE now() + make_interval(secs => least(3600, %(base)s * 2 ^ (s.attempts - 1))) END,
+                  last_error = a.error
+             FROM unnest(%(ids)s::uuid[], %(oks)s::bool[], %(errors)s::text[]) AS a(id, ok, error)
+            WHERE s.id = a.id""",
+        {
+            "max": settings.callback_max_attempts,
+            "base": settings.callback_retry_base_seconds,
+            "ids": [a.id for a in attempts],
+            "oks": [a.delivered for a in attempts],
+            "errors": [a.error for a in attempts],
+        },
+    )

@@ -1,0 +1,43 @@
+"""Every SQS consumer parses its records at the edge: a malformed body is that record's failure (and, after
+the queue's retries, a dead letter), never an exception that fails the whole batch or a KeyError deep inside."""
+
+import json
+import uuid
+
+import pytest
+
+from local.runtime import FunctionRuntime
+from smsplatform.core.queue_messages import ProviderEvents, Receipt, SendBatch
+from tests.support.sqs import sqs_record
+
+CONSUMERS = ["DispatcherFunction", "SenderFunction", "ReceiptsFunction", "CallbacksFunction", "ContactImportFunction"]
+
+
+@pytest.mark.parametrize("function", CONSUMERS)
+def test_a_malformed_body_fails_only_its_own_record(function: str, runtimes: dict[str, FunctionRuntime]) -> None:
+    bodies = {
+        "not-json": "this is not JSON",
+        "wrong-shape": json.dumps({"unexpected": True, "Records": "no"}),
+        "wrong-types": json.dumps(
+            {"campaign_id": 7, "kind": "newsletter", "id": "x", "batch": "first", "user_id": [], "Records": [{"s3": 1}]}
+        ),
+    }
+
+    result = runtimes[function].invoke({"Records": [sqs_record(body, key) for key, body in bodies.items()]})
+
+    assert sorted(failure["itemIdentifier"] for failure in result["batchItemFailures"]) == sorted(bodies)
+
+
+def test_messages_keep_one_date_encoding_through_the_queue() -> None:
+    events = ProviderEvents(
+        provider="simulator",
+        receipts=[Receipt(external_id="SM1", status="delivered", timestamp="2026-11-27T12:00:00.123456+01:00")],
+    )
+
+    again = ProviderEvents.model_validate_json(events.model_dump_json())
+
+    assert again == events
+    assert again.receipts[0].timestamp.utcoffset() is not None
+    assert '"timestamp":"2026-11-27T12:00:00.123456+01:00"' in events.model_dump_json()
+    batch = SendBatch(kind="request", id=uuid.UUID("3f2c8a1e-5b7d-4c9e-8a6f-1d2e3f4a5b6c"), batch=0)
+    assert SendBatch.model_validate_json(batch.model_dump_json()) == batch

@@ -1,0 +1,51 @@
+"""Scenario builders over the API: credits, groups of people, campaigns, balances."""
+
+from typing import Any
+
+from tests.support.harness import Api
+
+
+def give_credits(api: Api, admin: dict[str, Any], user: dict[str, Any], credits: int) -> None:
+    response = api.request(
+        "POST", f"/v1/users/{user['id']}/credits", token=admin["token"], json_body={"credits": credits}
+    )
+    assert response.status < 300, response.body
+
+
+def make_group(api: Api, token: str, name: str, people: list[dict[str, Any]]) -> str:
+    group = api.request("POST", "/v1/groups", token=token, json_body={"name": name}).json()
+    ids = []
+    for person in people:
+        created = api.request("POST", "/v1/contacts", token=token, json_body=person)
+        contact = created.json() if created.status == 201 else find_contact(api, token, person["phone_number"])
+        ids.append(contact["id"])
+    api.request("POST", f"/v1/groups/{group['id']}/members", token=token, json_body={"contact_ids": ids})
+    return str(group["id"])
+
+
+def find_contact(api: Api, token: str, number: str) -> dict[str, Any]:
+    found = api.request("GET", f"/v1/contacts?q={number.replace('+', '%2B')}", token=token).json()["data"]
+    return dict(found[0])
+
+
+def make_campaign(
+    api: Api, token: str, groups: list[str], template: str = "Hi {{first_name|there}}!", **extra: Any
+) -> str:
+    body = {"name": "Launch", "message_template": template, "group_ids": groups, **extra}
+    response = api.request("POST", "/v1/campaigns", token=token, json_body=body)
+    assert response.status == 201, response.body
+    return str(response.json()["id"])
+
+
+def balance_of(api: Api, token: str) -> int:
+    return int(api.request("GET", "/v1/users/me", token=token).json()["sms_credits"])
+
+
+PEOPLE = [
+    {"phone_number": "+447400123101", "first_name": "Ann"},
+    {"phone_number": "+447400123102", "first_name": "Ben", "custom_fields": {"plan": "gold"}},
+    {"phone_number": "+447400123103"},
+    {"phone_number": "+447400123104", "first_name": "Dee"},
+    {"phone_number": "+447400123105", "first_name": "Eve"},
+    {"phone_number": "+447400123106", "first_name": "Fay"},
+]

@@ -1,0 +1,27 @@
+"""SQS events as Lambda's poller delivers them, for invoking a consumer directly."""
+
+import json
+from typing import Any
+
+
+def sqs_record(body: dict[str, Any] | str, message_id: str = "m-1") -> dict[str, Any]:
+    return {
+        "messageId": message_id,
+        "receiptHandle": "handle",
+        "body": body if isinstance(body, str) else json.dumps(body),
+        "attributes": {  # what SQS always sends
+            "ApproximateReceiveCount": "1",
+            "SentTimestamp": "1795780800000",
+            "SenderId": "AIDAIENQZJOLO23YVJ4VO",
+            "ApproximateFirstReceiveTimestamp": "1795780800010",
+        },
+        "messageAttributes": {},
+        "md5OfBody": "",
+        "eventSource": "aws:sqs",
+        "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:queue",
+        "awsRegion": "us-east-1",
+    }
+
+
+def sqs_event(body: dict[str, Any] | str, message_id: str = "m-1") -> dict[str, Any]:
+    return {"Records": [sqs_record(body, message_id)]}
