@@ -17,8 +17,6 @@ from typing import Any
 from samtranslator.translator.transform import transform
 from samtranslator.yaml_helper import yaml_parse
 
-from local.template import expand_for_each  # the Makefile puts the repository on PYTHONPATH
-
 ROOT = Path(__file__).resolve().parent.parent
 _LOCAL_PATHS = ("CodeUri", "ContentUri")
 
@@ -29,9 +27,7 @@ class _NoManagedPolicies:
 
 
 def translated(template_path: Path) -> dict[str, Any]:
-    # CloudFormation runs AWS::LanguageExtensions (Fn::ForEach) before the SAM transform; so does this.
-    template = expand_for_each(yaml_parse(template_path.read_text()))
-    template["Transform"] = "AWS::Serverless-2016-10-31"
+    template = yaml_parse(template_path.read_text())
     # `sam build` replaces local code paths with S3 locations; the translator insists on them.
     for resource in template["Resources"].values():
         properties = resource.get("Properties") or {}

@@ -169,62 +169,11 @@ class StackSpec:
 
 
 def load_yaml(path: Path) -> dict[str, Any]:
-    """The template as CloudFormation sees it after the AWS::LanguageExtensions transform (Fn::ForEach expanded)."""
     with path.open(encoding="utf-8") as handle:
         document = yaml.load(handle, Loader=_CfnLoader)  # noqa: S506  # SafeLoader plus CloudFormation tags
     if not isinstance(document, dict) or "Resources" not in document:
         raise TemplateError(f"{path} is not a CloudFormation/SAM template")
-    return expand_for_each(document)
-
-
-_FOR_EACH = "Fn::ForEach::"
-
-
-def expand_for_each(document: dict[str, Any]) -> dict[str, Any]:
-    """`Fn::ForEach` loops in Conditions, Resources and Outputs replaced by what they generate.
-
-    Each loop's fragment is copied once per item of its (literal) collection, with `${Identifier}` and
-    `&{Identifier}` replaced in every key and string and `Ref: Identifier` by the item, as the transform does;
-    a `!Sub` that is left without variables becomes its string.
-    """
-    expanded = dict(document)
-    for section in ("Conditions", "Resources", "Outputs"):
-        if isinstance(document.get(section), dict):
-            expanded[section] = _expand_section(document[section])
-    return expanded
-
-
-def _expand_section(section: dict[str, Any]) -> dict[str, Any]:
-    result: dict[str, Any] = {}
-    for key, value in section.items():
-        if not key.startswith(_FOR_EACH):
-            result[key] = value
-            continue
-        identifier, collection, fragment = value
-        if not isinstance(collection, list):
-            raise TemplateError(f"{key}: the local stack expands literal collections only")
-        for item in collection:
-            for generated_key, generated in _expand_section(_substitute(fragment, identifier, str(item))).items():
-                if generated_key in result or generated_key in section:
-                    raise TemplateError(f"{key} generates {generated_key}, which already exists")
-                result[generated_key] = generated
-    return result
-
-
-def _substitute(node: Any, identifier: str, item: str) -> Any:
-    if isinstance(node, str):
-        return node.replace("${" + identifier + "}", item).replace("&{" + identifier + "}", item)
-    if isinstance(node, list):
-        return [_substitute(element, identifier, item) for element in node]
-    if isinstance(node, dict):
-        if node == {"Ref": identifier}:
-            return item
-        done = {_substitute(key, identifier, item): _substitute(value, identifier, item) for key, value in node.items()}
-        sub = done.get("Fn::Sub")
-        if len(done) == 1 and isinstance(sub, str) and "${" not in sub:
-            return sub  # a !Sub left without variables is its string (as in a !GetAtt's resource name)
-        return done
-    return node
+    return document
 
 
 def _logical_id(reference: Any) -> str:
