@@ -14,7 +14,7 @@ from typing import Any
 from smsplatform.core.config import Settings
 from smsplatform.core.errors import InvalidInputError, PermissionDeniedError
 from smsplatform.core.queue_messages import InboundMessage, ProviderEvents, Receipt, SnsNotification
-from smsplatform.providers import aws_calls, sns_messages
+from smsplatform.providers import aws_calls
 from smsplatform.providers.base import OutboundMessage, Provider, WebhookRequest
 
 # Error codes after which another attempt (or the next provider) may succeed.
@@ -59,6 +59,8 @@ class AwsSms(Provider):
 
 def _verified_event(request: WebhookRequest, settings: Settings) -> dict[str, Any] | None:
     """The event in a verified SNS notification posted to a webhook; None for a (now confirmed) subscription."""
+    from smsplatform.providers import sns_messages  # cryptography: only the webhook pays for importing it
+
     try:
         envelope = json.loads(request.body)
     except ValueError:
