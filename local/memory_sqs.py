@@ -18,6 +18,8 @@ from typing import Any
 
 from local.template import StackSpec
 
+_SENDER_ID = "AIDAMEMORYSQSSENDER00"
+
 
 @dataclass
 class _Message:
@@ -28,6 +30,7 @@ class _Message:
     handle: str | None = None
     deleted: bool = False
     sent_at: float = field(default_factory=time.time)
+    first_received_at: float | None = None
 
 
 @dataclass
@@ -101,6 +104,7 @@ class MemorySqs:
                 now = time.monotonic()
                 while len(received) < MaxNumberOfMessages and (message := self._due(queue, now)):
                     message.receive_count += 1
+                    message.first_received_at = message.first_received_at or time.time()
                     message.handle = str(uuid.uuid4())
                     queue.by_handle[message.handle] = message.id
                     message.visible_at = now + (VisibilityTimeout or queue.visibility_timeout)
@@ -110,9 +114,11 @@ class MemorySqs:
                             "MessageId": message.id,
                             "ReceiptHandle": message.handle,
                             "Body": message.body,
-                            "Attributes": {
+                            "Attributes": {  # the system attributes SQS always returns for "All"
                                 "ApproximateReceiveCount": str(message.receive_count),
                                 "SentTimestamp": str(int(message.sent_at * 1000)),
+                                "SenderId": _SENDER_ID,
+                                "ApproximateFirstReceiveTimestamp": str(int(message.first_received_at * 1000)),
                             },
                         }
                     )

@@ -65,3 +65,17 @@ def test_delayed_messages_wait_and_long_polling_returns_when_they_are_due() -> N
     assert sqs.receive_message(QueueUrl=URL) == {}
     assert sqs.get_queue_attributes(QueueUrl=URL)["Attributes"]["ApproximateNumberOfMessagesDelayed"] == "1"
     assert sqs.receive_message(QueueUrl=URL, WaitTimeSeconds=2)["Messages"][0]["Body"] == "later"
+
+
+def test_a_received_message_carries_the_attributes_sqs_always_returns() -> None:
+    """The consumers parse records with Powertools' SqsRecordModel, which requires these."""
+    from aws_lambda_powertools.utilities.parser.models import SqsAttributesModel
+
+    sqs = _queue()
+    sqs.send_message(QueueUrl=URL, MessageBody="a")
+
+    (message,) = sqs.receive_message(QueueUrl=URL, MaxNumberOfMessages=10)["Messages"]
+
+    attributes = SqsAttributesModel.model_validate(message["Attributes"])
+    assert attributes.ApproximateReceiveCount == "1"
+    assert attributes.ApproximateFirstReceiveTimestamp >= attributes.SentTimestamp
