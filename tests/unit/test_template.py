@@ -148,7 +148,8 @@ def test_every_function_and_dead_letter_queue_has_its_alarms() -> None:
     resources = load_yaml(ROOT / "template.yaml")["Resources"]
     functions = [name for name, r in resources.items() if r["Type"] == "AWS::Serverless::Function"]
     queues = [name for name in resources if name.endswith("DeadLetterQueue")]
-    assert len(functions) >= 16 and len(queues) >= 5
+    assert len(functions) >= 16
+    assert len(queues) >= 5
     for function in functions:
         alarm = resources[f"{function.removesuffix('Function')}ErrorsAlarm"]["Properties"]
         assert alarm["Dimensions"] == [{"Name": "FunctionName", "Value": {"Ref": function}}]

@@ -40,12 +40,27 @@ def test_unknown_fields_and_broken_braces_are_refused(text: str) -> None:
     assert refused.value.errors[0].field == "message_template"
 
 
-def test_the_sql_quotes_literals_and_keys_instead_of_splicing_them() -> None:
-    parsed = templates.parse("it's {{custom_fields.a_b|o'clock}}; DROP TABLE users; --")
+def test_no_text_of_the_template_becomes_sql() -> None:
+    parsed = templates.parse("it's 20% {{custom_fields.a_b|o'clock}}; DROP TABLE users; -- %(user)s")
 
-    rendered = parsed.sql_expression().as_string(None)
+    expression, params = parsed.sql_expression()
+    rendered = expression.as_string(None)
 
-    assert "'it''s '" in rendered
-    assert "(c.custom_fields ->> 'a_b')" in rendered
-    assert "'o''clock'" in rendered
-    assert "'; DROP TABLE users; --'" in rendered
+    assert "it's" not in rendered
+    assert "DROP" not in rendered
+    assert "a_b" not in rendered
+    assert "%(user)s" not in rendered
+    assert "(c.custom_fields ->> %(template_1)s::text)" in rendered
+    assert params == {
+        "template_0": "it's 20% ",
+        "template_1": "a_b",
+        "template_2": "o'clock",
+        "template_3": "; DROP TABLE users; -- %(user)s",
+    }
+
+
+def test_literal_double_braces_are_written_as_quoted_strings() -> None:
+    parsed = templates.parse('Use {{"{{"}}first_name{{"}}"}} for {{ first_name | you }}')
+
+    assert parsed.parts == ("Use {{first_name}} for ", templates.Field("first_name", "you"))
+    assert parsed.render({"first_name": "Ann"}) == "Use {{first_name}} for Ann"

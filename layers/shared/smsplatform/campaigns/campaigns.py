@@ -329,8 +329,8 @@ def preview(conn: Connection[DictRow], user_id: UUID, campaign_id: UUID, contact
     """The text one recipient would get, and what the whole audience would cost now."""
     campaign = _fetch(conn, user_id, campaign_id)
     template = templates.parse(campaign.message_template)
-    rendered = template.sql_expression()
-    params = {"user": user_id, "campaign": campaign_id, "contact": contact_id}
+    rendered, template_params = template.sql_expression()
+    params = {"user": user_id, "campaign": campaign_id, "contact": contact_id, **template_params}
     sample = conn.execute(
         sql.SQL("SELECT c.id, {} AS body FROM contacts c WHERE c.user_id = %(user)s AND c.id = %(contact)s").format(
             rendered

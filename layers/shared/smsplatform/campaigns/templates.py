@@ -1,15 +1,24 @@
 """Message templates: `{{field}}` and `{{field|fallback}}` over a contact's fields.
 
 A template is parsed once, at creation, into literal text and field references
-drawn from a fixed vocabulary; anything else is refused. Rendering compiles the
-parsed template into a SQL expression over the `contacts` row aliased `c`, with
-every literal and custom-field key passed as a quoted literal: the dispatcher
-renders (and prices) a million recipients in one statement, and no template can
-run code or read anything but the recipient's own contact row.
+drawn from a fixed vocabulary; anything else is refused. Literal text reaches
+the message exactly as written (`%`, `\\`, quotes, `$1`, emoji, newlines); the
+only special sequences are `{{` and `}}`, and a quoted string in a placeholder
+writes them literally: `{{"{{"}}` renders `{{` and `{{"}}"}}` renders `}}`.
+
+Rendering compiles the parsed template into a SQL expression over the
+`contacts` row aliased `c`, whose literal parts, fallbacks and custom-field keys
+are query parameters, never SQL text: the dispatcher renders (and prices) a
+million recipients in one statement, and no template can run code, read
+anything but the recipient's own contact row, or be taken for a placeholder.
+`render` is the same rendering in Python, for one contact's values.
 """
 
+import json
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from psycopg import sql
 
@@ -28,7 +37,7 @@ _COLUMNS = {
 }
 FIELDS = (*sorted(_COLUMNS), "custom_fields.<key>")
 
-_PLACEHOLDER = re.compile(r"\{\{(.*?)\}\}", re.DOTALL)
+_PLACEHOLDER = re.compile(r"\{\{(?:\s*\"([^\"]*)\"\s*|(.*?))\}\}", re.DOTALL)
 _REFERENCE = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_.]*)\s*(?:\|(.*))?$", re.DOTALL)
 
 
@@ -53,20 +62,53 @@ class Template:
         """The text a contact with none of the fields would get."""
         return "".join(part if isinstance(part, str) else part.fallback for part in self.parts)
 
-    def sql_expression(self) -> sql.Composable:
-        """The rendered text of the contact row `c`, as one SQL expression."""
-        if not self.parts:
-            return sql.Literal("")
-        pieces = [sql.Literal(part) if isinstance(part, str) else _field_sql(part) for part in self.parts]
-        return sql.SQL("concat({})").format(sql.SQL(", ").join(pieces))
+    def render(self, contact: Mapping[str, Any]) -> str:
+        """The text for one contact's values (its columns, and `custom_fields` as a dict), as the SQL renders it."""
+        custom = contact.get("custom_fields") or {}
+        rendered = []
+        for part in self.parts:
+            if isinstance(part, str):
+                rendered.append(part)
+                continue
+            if part.name.startswith("custom_fields."):
+                value = _json_text(custom.get(part.name.split(".", 1)[1]))
+            else:
+                value = contact.get(part.name)
+            rendered.append(value if value else part.fallback)
+        return "".join(rendered)
+
+    def sql_expression(self, prefix: str = "template") -> tuple[sql.Composable, dict[str, str]]:
+        """The rendered text of the contact row `c` as one SQL expression, and the parameters it names.
+
+        Every literal, fallback and key is a `%(<prefix>_<n>)s` parameter, so no text of the template is SQL.
+        """
+        params: dict[str, str] = {}
+
+        def param(value: str) -> sql.Composable:
+            name = f"{prefix}_{len(params)}"
+            params[name] = value
+            return sql.SQL("{}::text").format(sql.Placeholder(name))
+
+        pieces: list[sql.Composable] = []
+        for part in self.parts:
+            if isinstance(part, str):
+                pieces.append(param(part))
+                continue
+            if part.name.startswith("custom_fields."):
+                value: sql.Composable = sql.SQL("(c.custom_fields ->> {})").format(param(part.name.split(".", 1)[1]))
+            else:
+                value = _COLUMNS[part.name]
+            pieces.append(sql.SQL("coalesce(nullif({}, ''), {})").format(value, param(part.fallback)))
+        if not pieces:
+            return sql.SQL("''::text"), params
+        return sql.SQL("concat({})").format(sql.SQL(", ").join(pieces)), params
 
 
-def _field_sql(field: Field) -> sql.Composable:
-    if field.name.startswith("custom_fields."):
-        value: sql.Composable = sql.SQL("(c.custom_fields ->> {})").format(sql.Literal(field.name.split(".", 1)[1]))
-    else:
-        value = _COLUMNS[field.name]
-    return sql.SQL("coalesce(nullif({}, ''), {})").format(value, sql.Literal(field.fallback))
+def _json_text(value: Any) -> str | None:
+    """A custom field's value as PostgreSQL's `->>` gives it: strings as they are, other JSON as JSON text."""
+    if value is None or isinstance(value, str):
+        return value
+    return json.dumps(value, ensure_ascii=False, separators=(", ", ": "))
 
 
 def _field(reference: str, field: str) -> Field:
@@ -92,6 +134,15 @@ def _field(reference: str, field: str) -> Field:
     return Field(name, fallback)
 
 
+def _literal(text: str, field: str) -> str:
+    if "{{" in text or "}}" in text:
+        raise InvalidInputError(
+            "The template has an unclosed '{{' or a stray '}}'.",
+            errors=[FieldError(field, 'has unbalanced braces; write a literal {{ as {{"{{"}} and }} as {{"}}"}}')],
+        )
+    return text
+
+
 def parse(text: str, field: str = "message_template") -> Template:
     """The template's literal text and field references; refuses unknown fields and stray braces."""
     if len(text) > MAX_TEMPLATE_CHARACTERS:
@@ -101,14 +152,17 @@ def parse(text: str, field: str = "message_template") -> Template:
     parts: list[Part] = []
     position = 0
     for match in _PLACEHOLDER.finditer(text):
-        parts.append(text[position : match.start()])
-        parts.append(_field(match.group(1), field))
+        parts.append(_literal(text[position : match.start()], field))
+        quoted, reference = match.group(1), match.group(2)
+        parts.append(quoted if quoted is not None else _field(reference, field))
         position = match.end()
-    parts.append(text[position:])
-    for literal in parts:
-        if isinstance(literal, str) and ("{{" in literal or "}}" in literal):
-            raise InvalidInputError(
-                "The template has an unclosed '{{' or a stray '}}'.",
-                errors=[FieldError(field, "has unbalanced braces")],
-            )
-    return Template(tuple(part for part in parts if part != ""))
+    parts.append(_literal(text[position:], field))
+    merged: list[Part] = []
+    for part in parts:
+        if part == "":
+            continue
+        if isinstance(part, str) and merged and isinstance(merged[-1], str):
+            merged[-1] += part  # quoted braces join the literal text around them
+        else:
+            merged.append(part)
+    return Template(tuple(merged))

@@ -113,7 +113,7 @@ class _NoRecipientsError(Exception):
 
 def _materialise(campaign: DictRow, size: int, workers: int) -> list[dict[str, Any]]:
     """Each worker inserts its share of the audience and commits; share k owns batches k, k + workers, ..."""
-    rendered = templates.parse(campaign["message_template"]).sql_expression()
+    rendered, template_params = templates.parse(campaign["message_template"]).sql_expression()
     statement = sql.SQL(
         """WITH audience AS (
                SELECT c.id, c.phone_number, {rendered} AS body """
@@ -147,6 +147,7 @@ def _materialise(campaign: DictRow, size: int, workers: int) -> list[dict[str, A
                     "share": index,
                     "price": settlement.CREDITS_PER_SEGMENT,
                     "sender": campaign["sender_id"],
+                    **template_params,
                 },
             ).fetchone()
             worker.commit()
