@@ -226,7 +226,13 @@ def schedule(
 def send_now(conn: Connection[DictRow], user_id: UUID, campaign_id: UUID, meta: RequestMeta) -> Campaign:
     """draft|scheduled -> queued, then one release message; the dispatcher does the rest."""
     with conn.transaction():
-        _transition(conn, user_id, campaign_id, EDITABLE, "status = 'queued', queued_at = now()")
+        _transition(
+            conn,
+            user_id,
+            campaign_id,
+            EDITABLE,
+            "status = 'queued', queued_at = now(), announced_at = now(), release_attempts = 1",
+        )
         audit.record(conn, user_id, "campaign.send", {"campaign_id": str(campaign_id)}, meta)
     _announce_release([campaign_id])
     return _fetch(conn, user_id, campaign_id)
@@ -241,32 +247,61 @@ def _announce_release(campaign_ids: list[UUID]) -> None:
 
 
 # A campaign queued this long without starting lost its release message (or the dispatcher crashed).
-_STUCK_AFTER = "2 minutes"
+# A queued campaign is announced again after 2, 4, 8, 16 minutes; after the fifth announcement it fails.
+_STUCK_AFTER_SECONDS = 120
+MAX_RELEASE_ATTEMPTS = 5
 
 
 def release_due(conn: Connection[DictRow], limit: int = 500) -> list[UUID]:
     """The scheduler's tick: scheduled campaigns whose time has come become queued and are announced.
 
     SKIP LOCKED lets overlapping ticks share the work without releasing one twice.
-    Campaigns left queued (a lost announcement) are announced again; dispatching is idempotent.
+    Campaigns left queued (a lost announcement, a dispatch that keeps failing) are announced again with
+    backoff; dispatching is idempotent. One that is still queued after MAX_RELEASE_ATTEMPTS announcements
+    fails with a reason its owner can read, and rows a crashed dispatch left are removed (no credits are
+    reserved before a campaign is sending).
     """
     with conn.transaction():
         due = conn.execute(
             """WITH due AS (
                    SELECT id FROM sms_campaigns WHERE status = 'scheduled' AND scheduled_time <= now()
                     ORDER BY scheduled_time LIMIT %s FOR UPDATE SKIP LOCKED)
-               UPDATE sms_campaigns c SET status = 'queued', queued_at = now(), updated_at = now()
+               UPDATE sms_campaigns c SET status = 'queued', queued_at = now(), announced_at = now(),
+                                          release_attempts = 1, updated_at = now()
                  FROM due WHERE c.id = due.id RETURNING c.id""",
             (limit,),
         ).fetchall()
         stuck = conn.execute(
-            f"""SELECT id FROM sms_campaigns WHERE status = 'queued' AND queued_at < now() - interval '{_STUCK_AFTER}'
-                 LIMIT %s""",
-            (limit,),
+            """WITH stuck AS (
+                   SELECT id, release_attempts FROM sms_campaigns
+                    WHERE status = 'queued'
+                      AND coalesce(announced_at, queued_at)
+                          < now() - make_interval(secs => %(after)s * 2 ^ greatest(release_attempts - 1, 0))
+                    ORDER BY queued_at LIMIT %(limit)s FOR UPDATE SKIP LOCKED),
+               given_up AS (
+                   UPDATE sms_campaigns c
+                      SET status = 'failed', updated_at = now(),
+                          failure_reason = 'The campaign could not be dispatched after '
+                                           || s.release_attempts || ' attempts; send it again or contact support.'
+                     FROM stuck s WHERE c.id = s.id AND s.release_attempts >= %(max)s
+                   RETURNING c.id),
+               cleared AS (
+                   DELETE FROM sms_delivery_logs l USING given_up g WHERE l.campaign_id = g.id),
+               again AS (
+                   UPDATE sms_campaigns c
+                      SET release_attempts = c.release_attempts + 1, announced_at = now()
+                     FROM stuck s WHERE c.id = s.id AND s.release_attempts < %(max)s
+                   RETURNING c.id)
+               SELECT id, false AS failed FROM again UNION ALL SELECT id, true FROM given_up""",
+            {"after": _STUCK_AFTER_SECONDS, "limit": limit, "max": MAX_RELEASE_ATTEMPTS},
         ).fetchall()
     released = [row["id"] for row in due]
-    if released or stuck:
-        _announce_release(released + [row["id"] for row in stuck])
+    again = [row["id"] for row in stuck if not row["failed"]]
+    for row in stuck:
+        if row["failed"]:
+            logger.warning("campaign failed: never dispatched", extra={"campaign_id": str(row["id"])})
+    if released or again:
+        _announce_release(released + again)
     return released
 
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
+import psycopg
 from psycopg import Connection, sql
 from psycopg.rows import DictRow
 
@@ -26,7 +27,7 @@ from smsplatform.billing import ledger, settlement
 from smsplatform.campaigns import campaigns, templates
 from smsplatform.core import db, queues
 from smsplatform.core.config import Settings
-from smsplatform.core.errors import InsufficientCreditsError
+from smsplatform.core.errors import DomainError, InsufficientCreditsError
 from smsplatform.core.observability import logger
 from smsplatform.core.queue_messages import SendBatch
 
@@ -66,7 +67,11 @@ def dispatch(conn: Connection[DictRow], campaign_id: UUID, settings: Settings) -
 
         size = batch_size(campaign["settings"], settings)
         conn.execute("DELETE FROM sms_delivery_logs WHERE campaign_id = %s", (campaign_id,))  # a crashed attempt's
-        shares = _materialise(campaign, size, settings.dispatch_workers)
+        try:
+            shares = _materialise(campaign, size, settings.dispatch_workers)
+        except (DomainError, psycopg.DataError, psycopg.IntegrityError, psycopg.ProgrammingError) as exc:
+            # Retrying cannot fix a template or data the database refuses: fail now, with the reason.
+            return _fail(conn, campaign_id, f"The messages could not be rendered: {_reason(exc)}")
         recipients = sum(share["recipients"] for share in shares)
         credits = sum(share["credits"] for share in shares)
         try:
@@ -85,13 +90,7 @@ def dispatch(conn: Connection[DictRow], campaign_id: UUID, settings: Settings) -
                 if isinstance(exc, InsufficientCreditsError)
                 else "No recipients: the target groups have no active, opted-in contacts."
             )
-            conn.execute("DELETE FROM sms_delivery_logs WHERE campaign_id = %s", (campaign_id,))
-            conn.execute(
-                "UPDATE sms_campaigns SET status = 'failed', failure_reason = %s, updated_at = now() WHERE id = %s",
-                (reason, campaign_id),
-            )
-            logger.info("campaign failed to start", extra={"campaign_id": str(campaign_id), "reason": reason})
-            return Dispatched(campaign_id, "failed")
+            return _fail(conn, campaign_id, reason)
 
     batches = [number for share in shares for number in share["batch_numbers"]]
     logger.info(
@@ -100,6 +99,24 @@ def dispatch(conn: Connection[DictRow], campaign_id: UUID, settings: Settings) -
     )
     _announce(campaign_id, "sending", batches)
     return Dispatched(campaign_id, "sending", recipients, credits, len(batches))
+
+
+def _fail(conn: Connection[DictRow], campaign_id: UUID, reason: str) -> Dispatched:
+    """Before anything is reserved: the campaign fails with a reason its owner reads, and its rows go."""
+    conn.execute("DELETE FROM sms_delivery_logs WHERE campaign_id = %s", (campaign_id,))
+    conn.execute(
+        "UPDATE sms_campaigns SET status = 'failed', failure_reason = %s, updated_at = now() WHERE id = %s",
+        (reason, campaign_id),
+    )
+    logger.info("campaign failed to start", extra={"campaign_id": str(campaign_id), "reason": reason})
+    return Dispatched(campaign_id, "failed")
+
+
+def _reason(exc: Exception) -> str:
+    if isinstance(exc, DomainError):
+        return exc.detail
+    diagnosis = getattr(exc, "diag", None)
+    return str(getattr(diagnosis, "message_primary", None) or exc).splitlines()[0][:300]
 
 
 def _announce(campaign_id: UUID, status: str, batches: list[int]) -> Dispatched:
