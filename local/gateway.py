@@ -201,6 +201,13 @@ class _RequestHandler(BaseHTTPRequestHandler):
 
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _serve  # noqa: N815
 
+    def __getattr__(self, name: str) -> Any:
+        """Any other method (TRACE, PROPFIND ...) goes to the gateway too, which answers as API Gateway does
+        (a JSON 404), instead of http.server's 501 HTML page."""
+        if name.startswith("do_"):
+            return self._serve
+        raise AttributeError(name)
+
     def log_message(self, format: str, *args: Any) -> None:  # BaseHTTPRequestHandler's signature
         log.info("%s - %s", self.address_string(), format % args)
 

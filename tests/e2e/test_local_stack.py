@@ -69,6 +69,10 @@ def test_the_documented_errors_over_http(client: httpx.Client) -> None:
         assert response.headers["content-type"] == "application/problem+json"
         assert response.json()["detail"]
 
+    # A method API Gateway has no route for is a JSON 404 there, not http.server's 501 page.
+    trace = client.request("TRACE", "/v1/contacts")
+    assert (trace.status_code, trace.json()) == (404, {"message": "Not Found"})
+
 
 def test_docs_and_openapi_are_served(client: httpx.Client) -> None:
     document = client.get("/v1/openapi.json")

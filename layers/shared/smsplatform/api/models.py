@@ -15,7 +15,7 @@ CursorParam = Annotated[str | None, Query(max_length=200, description="next_curs
 
 
 class RequestModel(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, allow_inf_nan=False)
 
 
 class ResponseModel(BaseModel):

@@ -6,10 +6,13 @@ from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError as RouteNotFoundError
-from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.event_handler.openapi.exceptions import (
+    RequestUnsupportedContentType,
+    RequestValidationError,
+)
 from pydantic import ValidationError as PydanticValidationError
 
-from smsplatform.core.errors import DomainError, FieldError, MalformedRequestError
+from smsplatform.core.errors import DomainError, FieldError, MalformedRequestError, UnsupportedMediaTypeError
 from smsplatform.core.observability import logger
 
 PROBLEM_CONTENT_TYPE = "application/problem+json"
@@ -65,6 +68,11 @@ def register(app: APIGatewayHttpResolver) -> None:
     @app.exception_handler(DomainError)
     def _domain_error(exc: DomainError) -> Response[str]:
         return problem(exc.status, exc.slug, exc.title, exc.detail, errors=exc.errors, headers=exc.headers())
+
+    @app.exception_handler(RequestUnsupportedContentType)
+    def _unsupported_media_type(_exc: RequestUnsupportedContentType) -> Response[str]:
+        refused = UnsupportedMediaTypeError("Send the body as application/json.")
+        return problem(refused.status, refused.slug, refused.title, refused.detail)
 
     @app.exception_handler(RequestValidationError)
     def _invalid_request(exc: RequestValidationError) -> Response[str]:

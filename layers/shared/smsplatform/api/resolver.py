@@ -2,6 +2,8 @@
 
 import json
 import time
+from collections.abc import Mapping
+from typing import Any
 from uuid import UUID
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
@@ -9,8 +11,10 @@ from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
 from aws_lambda_powertools.event_handler.openapi.encoders import jsonable_encoder
 from aws_lambda_powertools.event_handler.openapi.models import HTTPBearer
+from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEventV2
+from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from smsplatform.api import problems
+from smsplatform.api import problems, request_checks
 from smsplatform.api.context import authorizer_context
 from smsplatform.core import db, idempotency
 from smsplatform.core.errors import DomainError
@@ -23,8 +27,25 @@ BEARER_SCHEME = "bearer"
 BEARER: list[dict[str, list[str]]] = [{BEARER_SCHEME: []}]
 
 
+class PlatformResolver(APIGatewayHttpResolver):
+    """Powertools' HTTP API resolver, refusing unusable input (`request_checks`) before any route or validation."""
+
+    def resolve(self, event: Mapping[str, Any], context: LambdaContext) -> dict[str, Any]:
+        error = request_checks.unusable_input(APIGatewayProxyEventV2(dict(event)))
+        if error is None:
+            return super().resolve(event, context)
+        logger.info("request refused", extra={"route": event.get("routeKey"), "status": error.status})
+        response = problems.problem(error.status, error.slug, error.title, error.detail, errors=error.errors)
+        return {
+            "statusCode": response.status_code,
+            "headers": {"Content-Type": problems.PROBLEM_CONTENT_TYPE},
+            "body": response.body,
+            "isBase64Encoded": False,
+        }
+
+
 def create_resolver(*routers: Router) -> APIGatewayHttpResolver:
-    app = APIGatewayHttpResolver(enable_validation=True)
+    app = PlatformResolver(enable_validation=True)
     app.configure_openapi(
         title=API_TITLE,
         version=API_VERSION,

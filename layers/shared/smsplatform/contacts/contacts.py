@@ -17,6 +17,7 @@ from smsplatform.core.errors import ConflictError, FieldError, InvalidInputError
 from smsplatform.core.pagination import Cursor, Page, page_of
 
 MAX_CUSTOM_FIELDS = 50
+MAX_CUSTOM_VALUE_CHARACTERS = 500  # a value is text for a message: no more than a third of the longest one
 CUSTOM_FIELD_KEY = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
 _COLUMNS = """c.id, c.phone_number, c.country_code, c.first_name, c.last_name, c.email, c.custom_fields, c.status,
               c.created_at, c.updated_at,
@@ -47,7 +48,7 @@ class Contact:
 
 
 def check_custom_fields(fields: dict[str, Any], field: str = "custom_fields") -> None:
-    """Keys that templates can name ({{custom_fields.key}}), scalar values only."""
+    """Keys that templates can name ({{custom_fields.key}}), scalar values of at most 500 characters."""
     if len(fields) > MAX_CUSTOM_FIELDS:
         raise InvalidInputError(
             f"At most {MAX_CUSTOM_FIELDS} custom fields.", errors=[FieldError(field, "has too many keys")]
@@ -60,6 +61,10 @@ def check_custom_fields(fields: dict[str, Any], field: str = "custom_fields") ->
         FieldError(f"{field}.{key}", "values are strings, numbers, booleans or null")
         for key, value in fields.items()
         if isinstance(value, dict | list)
+    ] + [
+        FieldError(f"{field}.{key}", f"values have at most {MAX_CUSTOM_VALUE_CHARACTERS} characters")
+        for key, value in fields.items()
+        if isinstance(value, str) and len(value) > MAX_CUSTOM_VALUE_CHARACTERS
     ]
     if problems:
         raise InvalidInputError("Some custom fields are not usable.", errors=problems)

@@ -11,6 +11,7 @@ from contextlib import suppress
 from typing import Any
 
 from smsplatform.contacts import phones
+from smsplatform.contacts.contacts import MAX_CUSTOM_VALUE_CHARACTERS
 from smsplatform.contacts.imports.csv_files import KNOWN_HEADERS, Layout, Row
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -46,6 +47,9 @@ def staged(
                 error = f"{name} is longer than {limit} characters"
         if known.get("email") and not _EMAIL.match(known["email"] or ""):
             error = f"email {known['email']!r} is not an e-mail address"
+        for name, value in custom.items():
+            if len(value) > MAX_CUSTOM_VALUE_CHARACTERS:
+                error = f"{name} is longer than {MAX_CUSTOM_VALUE_CHARACTERS} characters"
     return (
         line_number,
         phone,
