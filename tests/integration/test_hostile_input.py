@@ -96,12 +96,14 @@ def test_non_json_numbers_and_deep_nesting_are_refused(api: Api, user: dict[str,
     assert response.headers["content-type"] == "application/problem+json"
 
 
-def test_a_patch_without_a_body_is_refused(api: Api, user: dict[str, Any]) -> None:
+def test_a_patch_without_a_body_or_a_field_is_refused(api: Api, user: dict[str, Any]) -> None:
     group = api.request("POST", "/v1/groups", json_body={"name": "VIP"}, token=user["token"]).json()
 
     response = api.request("PATCH", f"/v1/groups/{group['id']}", raw_body=b"", token=user["token"])
+    nothing = api.request("PATCH", f"/v1/groups/{group['id']}", json_body={}, token=user["token"])
 
     assert response.status == 422, response.body
+    assert nothing.status == 422, nothing.body
     assert api.request("GET", f"/v1/groups/{group['id']}", token=user["token"]).json()["name"] == "VIP"
 
 
@@ -124,3 +126,19 @@ def test_an_unknown_method_gets_api_gateways_json_404(api: Api) -> None:
         response = api.request(method, "/v1/contacts")
         assert response.status == 404
         assert response.json() == {"message": "Not Found"}
+
+
+def test_the_openapi_document_declares_every_problem_as_problem_json(api: Api) -> None:
+    document = api.request("GET", "/v1/openapi.json").json()
+
+    for path, operations in document["paths"].items():
+        for method, operation in operations.items():
+            assert "security" in operation, (method, path)
+            for status, response in operation["responses"].items():
+                if int(status) >= 400 and int(status) != 503:
+                    assert list(response["content"]) == ["application/problem+json"], (method, path, status)
+            assert {"422", "500"} <= set(operation["responses"]), (method, path)
+            if operation["security"]:
+                assert {"401", "403", "404"} <= set(operation["responses"]), (method, path)
+            if "requestBody" in operation:
+                assert {"400", "415"} <= set(operation["responses"]), (method, path)

@@ -11,7 +11,7 @@ from pydantic import BaseModel, EmailStr, Field
 
 from smsplatform.accounts import accounts, sessions
 from smsplatform.api.context import caller, request_meta
-from smsplatform.api.models import RequestModel, ResponseModel
+from smsplatform.api.models import RequestModel, ResponseModel, UpdateRequestModel
 from smsplatform.api.resolver import BEARER
 from smsplatform.contacts import phones
 from smsplatform.core import db
@@ -47,7 +47,7 @@ class LoginRequest(RequestModel):
     password: Password
 
 
-class ProfileUpdateRequest(RequestModel):
+class ProfileUpdateRequest(UpdateRequestModel):
     company_name: CompanyName | None = None
     phone_number: PhoneNumber | None = None
     current_password: Password | None = None

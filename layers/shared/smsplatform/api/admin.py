@@ -12,7 +12,7 @@ from smsplatform.accounts.accounts import AccountStatus
 from smsplatform.accounts.permissions import Role
 from smsplatform.api.accounts import UserResponse
 from smsplatform.api.context import caller, request_meta
-from smsplatform.api.models import CursorParam, Limit, PageResponse, RequestModel, cursor_from
+from smsplatform.api.models import CursorParam, Limit, PageResponse, RequestModel, UpdateRequestModel, cursor_from
 from smsplatform.api.resolver import BEARER
 from smsplatform.core import db, pagination
 from smsplatform.core.errors import InvalidInputError
@@ -32,7 +32,7 @@ class ProviderRouteResponse(BaseModel):
     route: list[str] | None
 
 
-class AccountChangeRequest(RequestModel):
+class AccountChangeRequest(UpdateRequestModel):
     account_status: AccountStatus | None = None
     role: Role | None = None
 

@@ -12,7 +12,15 @@ from pydantic import AnyHttpUrl, Field
 from smsplatform.accounts import permissions
 from smsplatform.api.context import caller, request_meta
 from smsplatform.api.messages import MessageResponse
-from smsplatform.api.models import CursorParam, Limit, PageResponse, RequestModel, ResponseModel, cursor_from
+from smsplatform.api.models import (
+    CursorParam,
+    Limit,
+    PageResponse,
+    RequestModel,
+    ResponseModel,
+    UpdateRequestModel,
+    cursor_from,
+)
 from smsplatform.api.resolver import BEARER
 from smsplatform.campaigns import campaigns
 from smsplatform.campaigns.campaigns import CampaignStatus
@@ -59,8 +67,8 @@ class CampaignCreateRequest(RequestModel):
     settings: CampaignSettings = Field(default_factory=CampaignSettings)
 
 
-class CampaignUpdateRequest(RequestModel):
-    model_config = RequestModel.model_config | {"str_strip_whitespace": False}
+class CampaignUpdateRequest(UpdateRequestModel):
+    model_config = UpdateRequestModel.model_config | {"str_strip_whitespace": False}
 
     name: Name | None = None
     message_template: Template | None = None

@@ -12,7 +12,15 @@ from pydantic import BaseModel, EmailStr, Field
 
 from smsplatform.accounts import permissions
 from smsplatform.api.context import caller, request_meta
-from smsplatform.api.models import CursorParam, Limit, PageResponse, RequestModel, ResponseModel, cursor_from
+from smsplatform.api.models import (
+    CursorParam,
+    Limit,
+    PageResponse,
+    RequestModel,
+    ResponseModel,
+    UpdateRequestModel,
+    cursor_from,
+)
 from smsplatform.api.resolver import BEARER
 from smsplatform.contacts import contacts, phones
 from smsplatform.contacts.contacts import ContactStatus
@@ -44,7 +52,7 @@ class ContactCreateRequest(RequestModel):
     group_ids: Annotated[list[UUID], Field(max_length=100, default_factory=list)]
 
 
-class ContactUpdateRequest(RequestModel):
+class ContactUpdateRequest(UpdateRequestModel):
     phone_number: Annotated[str, Field(min_length=3, max_length=32)] | None = None
     country_code: Annotated[Region | None, Field(description="Region to read a new phone_number in")] = None
     first_name: Name | None = None

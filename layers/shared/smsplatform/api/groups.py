@@ -11,7 +11,15 @@ from pydantic import BaseModel, Field
 
 from smsplatform.accounts import permissions
 from smsplatform.api.context import caller, request_meta
-from smsplatform.api.models import CursorParam, Limit, PageResponse, RequestModel, ResponseModel, cursor_from
+from smsplatform.api.models import (
+    CursorParam,
+    Limit,
+    PageResponse,
+    RequestModel,
+    ResponseModel,
+    UpdateRequestModel,
+    cursor_from,
+)
 from smsplatform.api.resolver import BEARER
 from smsplatform.contacts import groups
 from smsplatform.core import db, pagination
@@ -26,7 +34,7 @@ class GroupCreateRequest(RequestModel):
     description: Description | None = None
 
 
-class GroupUpdateRequest(RequestModel):
+class GroupUpdateRequest(UpdateRequestModel):
     name: GroupName | None = None
     description: Description | None = None
 

@@ -1,5 +1,6 @@
 """Public routes: health check, the generated OpenAPI document and its Swagger UI."""
 
+import json
 from functools import lru_cache
 from typing import Any, Literal
 
@@ -37,10 +38,12 @@ class HealthResponse(BaseModel):
 @lru_cache(maxsize=1)
 def openapi_document() -> str:
     """Generated from every router of the API, not only those this function serves."""
+    from smsplatform.api import openapi
     from smsplatform.api.catalog import all_routers
     from smsplatform.api.resolver import create_resolver
 
-    return create_resolver(*all_routers()).get_openapi_json_schema()
+    generated = json.loads(create_resolver(*all_routers()).get_openapi_json_schema())
+    return json.dumps(openapi.complete(generated))
 
 
 def health_and_docs_routes() -> Router:

@@ -1,9 +1,9 @@
 """Request and response shapes shared by several routers."""
 
-from typing import Annotated, Generic, TypeVar
+from typing import Annotated, Generic, Self, TypeVar
 
 from aws_lambda_powertools.event_handler.openapi.params import Query
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from smsplatform.core import pagination
 from smsplatform.core.pagination import Cursor
@@ -16,6 +16,18 @@ CursorParam = Annotated[str | None, Query(max_length=200, description="next_curs
 
 class RequestModel(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, allow_inf_nan=False)
+
+
+class UpdateRequestModel(RequestModel):
+    """A PATCH body: the fields to change, at least one of them."""
+
+    model_config = RequestModel.model_config | {"json_schema_extra": {"minProperties": 1}}
+
+    @model_validator(mode="after")
+    def _changes_something(self) -> Self:
+        if not self.model_fields_set:
+            raise ValueError("a PATCH body names at least one field to change")
+        return self
 
 
 class ResponseModel(BaseModel):

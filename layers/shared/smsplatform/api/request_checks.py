@@ -4,6 +4,8 @@
   the query, the path or the body: the driver would fail mid-request.
 - JSON nested deeper than any of our bodies, or with NaN/Infinity (not JSON numbers).
 - A PATCH without a body: every PATCH route's body is required.
+- A body of a media type the operation does not take (JSON, but CSV for imports;
+  webhooks take what their provider sends): 415, before any parser runs.
 
 Each is a 4xx problem, and nothing has been read or written when it is returned.
 """
@@ -13,9 +15,19 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEventV2
 
-from smsplatform.core.errors import DomainError, FieldError, InvalidInputError, MalformedRequestError
+from smsplatform.core.errors import (
+    DomainError,
+    FieldError,
+    InvalidInputError,
+    MalformedRequestError,
+    UnsupportedMediaTypeError,
+)
 
 MAX_JSON_DEPTH = 32
+_JSON = "application/json"
+# Operations whose bodies are not only JSON, by route key; webhooks take whatever their provider sends.
+_MEDIA_TYPES = {"POST /v1/contacts/imports": frozenset({"text/csv", "application/csv", "text/plain", _JSON})}
+_ANY_MEDIA_TYPE_PREFIX = "POST /v1/webhooks/"
 
 
 class _NotAJsonNumberError(ValueError):
@@ -36,8 +48,14 @@ def unusable_input(event: APIGatewayProxyEventV2) -> DomainError | None:
         )
     if "\x00" in body:
         return _unstorable("body")
+    if not body.strip():
+        return None
     content_type = (event.headers.get("content-type") or "").split(";")[0].strip().lower()
-    if not body.strip() or not (content_type == "" or content_type == "application/json"):
+    route = str(event.raw_event.get("routeKey") or "")
+    accepted = _MEDIA_TYPES.get(route, frozenset({_JSON}))
+    if content_type and content_type not in accepted and not route.startswith(_ANY_MEDIA_TYPE_PREFIX):
+        return UnsupportedMediaTypeError(f"This operation takes {' or '.join(sorted(accepted))} bodies.")
+    if content_type not in ("", _JSON):
         return None
     try:
         document = json.loads(body, parse_constant=_refuse_constant)

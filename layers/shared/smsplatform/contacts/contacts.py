@@ -53,19 +53,23 @@ def check_custom_fields(fields: dict[str, Any], field: str = "custom_fields") ->
         raise InvalidInputError(
             f"At most {MAX_CUSTOM_FIELDS} custom fields.", errors=[FieldError(field, "has too many keys")]
         )
-    problems = [
-        FieldError(f"{field}.{key}", "keys are lower-case letters, digits and _, starting with a letter")
-        for key in fields
-        if not CUSTOM_FIELD_KEY.match(key)
-    ] + [
-        FieldError(f"{field}.{key}", "values are strings, numbers, booleans or null")
-        for key, value in fields.items()
-        if isinstance(value, dict | list)
-    ] + [
-        FieldError(f"{field}.{key}", f"values have at most {MAX_CUSTOM_VALUE_CHARACTERS} characters")
-        for key, value in fields.items()
-        if isinstance(value, str) and len(value) > MAX_CUSTOM_VALUE_CHARACTERS
-    ]
+    problems = (
+        [
+            FieldError(f"{field}.{key}", "keys are lower-case letters, digits and _, starting with a letter")
+            for key in fields
+            if not CUSTOM_FIELD_KEY.match(key)
+        ]
+        + [
+            FieldError(f"{field}.{key}", "values are strings, numbers, booleans or null")
+            for key, value in fields.items()
+            if isinstance(value, dict | list)
+        ]
+        + [
+            FieldError(f"{field}.{key}", f"values have at most {MAX_CUSTOM_VALUE_CHARACTERS} characters")
+            for key, value in fields.items()
+            if isinstance(value, str) and len(value) > MAX_CUSTOM_VALUE_CHARACTERS
+        ]
+    )
     if problems:
         raise InvalidInputError("Some custom fields are not usable.", errors=problems)
 
