@@ -82,3 +82,25 @@ def test_a_percent_sign_previews_and_sends_exactly(
         assert delivered[campaign_id].encode() == expected.encode()
         status = api.request("GET", f"/v1/campaigns/{campaign_id}", token=token).json()["status"]
         assert status == "completed"
+
+
+def test_a_message_rendered_past_the_limit_is_not_sent_to_that_recipient(
+    api: Api, admin: dict[str, Any], user: dict[str, Any], pipeline: Pipeline, conn: psycopg.Connection[Any]
+) -> None:
+    give_credits(api, admin, user, 1000)
+    token = user["token"]
+    long_fields = {key: "x" * 500 for key in ("a", "b", "c", "d")}
+    people = [
+        {"phone_number": "+447400123201", "custom_fields": long_fields},
+        {"phone_number": "+447400123202", "custom_fields": {"a": "short"}},
+    ]
+    template = "{{custom_fields.a}}{{custom_fields.b}}{{custom_fields.c}}{{custom_fields.d}}!"
+    campaign_id = make_campaign(api, token, [make_group(api, token, "both", people)], template)
+
+    assert api.request("POST", f"/v1/campaigns/{campaign_id}/send", token=token).status == 202
+    pipeline.drain()
+
+    sent = conn.execute("SELECT to_number, body FROM simulator_messages").fetchall()
+    assert [(row["to_number"], row["body"]) for row in sent] == [("+447400123202", "short!")]
+    campaign = api.request("GET", f"/v1/campaigns/{campaign_id}", token=token).json()
+    assert (campaign["status"], campaign["total_recipients"]) == ("completed", 1)

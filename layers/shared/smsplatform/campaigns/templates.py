@@ -26,6 +26,9 @@ from smsplatform.contacts.contacts import CUSTOM_FIELD_KEY
 from smsplatform.core.errors import FieldError, InvalidInputError
 
 MAX_TEMPLATE_CHARACTERS = 1600
+# A rendered message longer than this (a template filled with long custom fields) is not sent to that
+# recipient: 1,600 characters is what providers take as one message (10 concatenated GSM-7 parts).
+MAX_RENDERED_CHARACTERS = 1600
 MAX_FALLBACK_CHARACTERS = 100
 
 # Contact columns a template may name, with the SQL that reads each.

@@ -139,7 +139,7 @@ def _materialise(campaign: DictRow, size: int, workers: int) -> list[dict[str, A
            priced AS (
                SELECT a.*, sms_encoding(a.body) AS encoding,
                       ((row_number() OVER ()) - 1) / %(size)s * %(workers)s + %(share)s AS batch_number
-                 FROM audience a WHERE a.body <> ''),
+                 FROM audience a WHERE a.body <> '' AND char_length(a.body) <= %(max_characters)s),
            inserted AS (
                INSERT INTO sms_delivery_logs (user_id, campaign_id, recipient_id, phone_number, status,
                                               batch_number, segments, encoding, cost, body, sender_id)
@@ -164,6 +164,7 @@ def _materialise(campaign: DictRow, size: int, workers: int) -> list[dict[str, A
                     "share": index,
                     "price": settlement.CREDITS_PER_SEGMENT,
                     "sender": campaign["sender_id"],
+                    "max_characters": templates.MAX_RENDERED_CHARACTERS,
                     **template_params,
                 },
             ).fetchone()
