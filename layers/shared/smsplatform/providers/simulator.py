@@ -8,6 +8,10 @@ the receipts webhook (or, with no URL configured, put on the receipts queue
 directly). External ids derive from our message id, and the outbox is keyed by
 it, so a message resent after a crash is recognised rather than sent twice.
 
+Its webhooks take JSON signed with `X-Simulator-Signature: sha256=<hex HMAC-SHA256
+of the body>` under the simulator signing secret: `{"receipts": [...]}` on
+/status and `{"messages": [...]}` on /inbound.
+
 Outcomes: "reject" fails permanently; "throttle" fails transiently every time;
 "flaky" fails transiently on the first attempt only; "undelivered" is accepted
 and then reported undelivered. Anything else is accepted and delivered.
