@@ -81,7 +81,7 @@ class ScheduleRequest(RequestModel):
     scheduled_time: Annotated[datetime, Field(description="Future, with a UTC offset")]
 
 
-class PreviewRequest(RequestModel):
+class CampaignPreviewRequest(RequestModel):
     contact_id: Annotated[UUID | None, Field(description="Render for this contact; default: the first recipient")] = (
         None
     )
@@ -204,7 +204,9 @@ def campaigns_routes() -> Router:
         summary="The text one recipient would get, and the audience's size and cost",
         security=BEARER,
     )
-    def preview(campaign_id: UUID, body: Annotated[PreviewRequest | None, Body()] = None) -> CampaignPreviewResponse:
+    def preview(
+        campaign_id: UUID, body: Annotated[CampaignPreviewRequest | None, Body()] = None
+    ) -> CampaignPreviewResponse:
         principal = caller(router, permissions.CAMPAIGNS_READ)
         with db.transaction() as conn:
             shown = campaigns.preview(conn, principal.user_id, campaign_id, body.contact_id if body else None)
