@@ -97,6 +97,7 @@ def test_a_message_rendered_past_the_limit_is_not_sent_to_that_recipient(
     template = "{{custom_fields.a}}{{custom_fields.b}}{{custom_fields.c}}{{custom_fields.d}}!"
     campaign_id = make_campaign(api, token, [make_group(api, token, "both", people)], template)
 
+    estimate = api.request("POST", f"/v1/campaigns/{campaign_id}/preview", token=token, json_body={}).json()
     assert api.request("POST", f"/v1/campaigns/{campaign_id}/send", token=token).status == 202
     pipeline.drain()
 
@@ -104,3 +105,4 @@ def test_a_message_rendered_past_the_limit_is_not_sent_to_that_recipient(
     assert [(row["to_number"], row["body"]) for row in sent] == [("+447400123202", "short!")]
     campaign = api.request("GET", f"/v1/campaigns/{campaign_id}", token=token).json()
     assert (campaign["status"], campaign["total_recipients"]) == ("completed", 1)
+    assert (estimate["recipients"], estimate["estimated_credits"]) == (1, 1)  # the preview counts as the send does

@@ -246,8 +246,8 @@ def _announce_release(campaign_ids: list[UUID]) -> None:
         logger.exception("release not announced; the scheduler will retry", extra={"campaigns": len(campaign_ids)})
 
 
-# A campaign queued this long without starting lost its release message (or the dispatcher crashed).
-# A queued campaign is announced again after 2, 4, 8, 16 minutes; after the fifth announcement it fails.
+# A campaign still queued after its announcement lost its release message, or its dispatch keeps failing:
+# it is announced again after 2, 4, 8, 16 minutes, and after the fifth announcement it fails.
 _STUCK_AFTER_SECONDS = 120
 MAX_RELEASE_ATTEMPTS = 5
 
@@ -282,7 +282,8 @@ def release_due(conn: Connection[DictRow], limit: int = 500) -> list[UUID]:
                    UPDATE sms_campaigns c
                       SET status = 'failed', updated_at = now(),
                           failure_reason = 'The campaign could not be dispatched after '
-                                           || s.release_attempts || ' attempts; send it again or contact support.'
+                                           || s.release_attempts
+                                           || ' attempts; create it again, or contact support if it recurs.'
                      FROM stuck s WHERE c.id = s.id AND s.release_attempts >= %(max)s
                    RETURNING c.id),
                cleared AS (
@@ -379,8 +380,8 @@ def preview(conn: Connection[DictRow], user_id: UUID, campaign_id: UUID, contact
     totals = conn.execute(
         sql.SQL(
             "SELECT count(*) AS recipients, coalesce(sum(sms_segments(r.body, sms_encoding(r.body))), 0) AS credits"
-            " FROM (SELECT {} AS body " + RECIPIENTS_SQL + ") r"
-        ).format(rendered),
+            " FROM (SELECT {} AS body " + RECIPIENTS_SQL + ") r WHERE {}"
+        ).format(rendered, templates.sendable(sql.SQL("r.body"))),
         params,
     ).fetchone()
     assert totals is not None

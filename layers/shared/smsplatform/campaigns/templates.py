@@ -63,7 +63,7 @@ class Template:
 
     def render_fallbacks(self) -> str:
         """The text a contact with none of the fields would get."""
-        return "".join(part if isinstance(part, str) else part.fallback for part in self.parts)
+        return self.render({})
 
     def render(self, contact: Mapping[str, Any]) -> str:
         """The text for one contact's values (its columns, and `custom_fields` as a dict), as the SQL renders it."""
@@ -105,6 +105,16 @@ class Template:
         if not pieces:
             return sql.SQL("''::text"), params
         return sql.SQL("concat({})").format(sql.SQL(", ").join(pieces)), params
+
+
+def sendable(body: sql.Composable) -> sql.Composable:
+    """The SQL condition a rendered body meets to be sent: not empty, and within MAX_RENDERED_CHARACTERS.
+
+    The dispatcher and the preview's estimate filter recipients with this one condition, so they agree.
+    """
+    return sql.SQL("({body} <> '' AND char_length({body}) <= {limit})").format(
+        body=body, limit=sql.Literal(MAX_RENDERED_CHARACTERS)
+    )
 
 
 def _json_text(value: Any) -> str | None:

@@ -88,7 +88,8 @@ def dispatch(conn: Connection[DictRow], campaign_id: UUID, settings: Settings) -
             reason = (
                 f"Not enough credits: {exc.detail}"
                 if isinstance(exc, InsufficientCreditsError)
-                else "No recipients: the target groups have no active, opted-in contacts."
+                else "No recipients: no active, opted-in contact of the target groups has a message to send"
+                " (a message that renders empty or longer than 1,600 characters is not sent)."
             )
             return _fail(conn, campaign_id, reason)
 
@@ -139,7 +140,7 @@ def _materialise(campaign: DictRow, size: int, workers: int) -> list[dict[str, A
            priced AS (
                SELECT a.*, sms_encoding(a.body) AS encoding,
                       ((row_number() OVER ()) - 1) / %(size)s * %(workers)s + %(share)s AS batch_number
-                 FROM audience a WHERE a.body <> '' AND char_length(a.body) <= %(max_characters)s),
+                 FROM audience a WHERE {sendable}),
            inserted AS (
                INSERT INTO sms_delivery_logs (user_id, campaign_id, recipient_id, phone_number, status,
                                               batch_number, segments, encoding, cost, body, sender_id)
@@ -150,7 +151,7 @@ def _materialise(campaign: DictRow, size: int, workers: int) -> list[dict[str, A
            SELECT count(*)::int AS recipients, (coalesce(sum(segments), 0) * %(price)s)::int AS credits,
                   coalesce(array_agg(DISTINCT batch_number), '{{}}') AS batch_numbers
              FROM inserted"""
-    ).format(rendered=rendered)
+    ).format(rendered=rendered, sendable=templates.sendable(sql.SQL("a.body")))
 
     def share(index: int) -> dict[str, Any]:
         with db.connect_direct(autocommit=False) as worker:
@@ -164,7 +165,6 @@ def _materialise(campaign: DictRow, size: int, workers: int) -> list[dict[str, A
                     "share": index,
                     "price": settlement.CREDITS_PER_SEGMENT,
                     "sender": campaign["sender_id"],
-                    "max_characters": templates.MAX_RENDERED_CHARACTERS,
                     **template_params,
                 },
             ).fetchone()
