@@ -1,20 +1,35 @@
 """Every SQS consumer parses its records at the edge: a malformed body is that record's failure (and, after
 the queue's retries, a dead letter), never an exception that fails the whole batch or a KeyError deep inside."""
 
+import importlib.util
 import json
 import uuid
+from types import ModuleType
 
 import pytest
 
-from local.runtime import FunctionRuntime
+from local.runtime import LambdaContext
+from local.template import StackSpec
 from smsplatform.core.queue_messages import ProviderEvents, Receipt, SendBatch
 from tests.support.sqs import sqs_record
 
 CONSUMERS = ["DispatcherFunction", "SenderFunction", "ReceiptsFunction", "CallbacksFunction", "ContactImportFunction"]
 
 
+def _handler_module(function: str, spec: StackSpec) -> ModuleType:
+    """The function's app.py, loaded afresh, so its batch processor can be inspected after a call."""
+    path = spec.functions[function].code_uri / "app.py"
+    module_spec = importlib.util.spec_from_file_location(f"_inspected_{function}", path)
+    assert module_spec is not None
+    assert module_spec.loader is not None
+    module = importlib.util.module_from_spec(module_spec)
+    module_spec.loader.exec_module(module)
+    return module
+
+
 @pytest.mark.parametrize("function", CONSUMERS)
-def test_a_malformed_body_fails_only_its_own_record(function: str, runtimes: dict[str, FunctionRuntime]) -> None:
+def test_a_malformed_body_fails_only_its_own_record_at_the_edge(function: str, stack_spec: StackSpec) -> None:
+    handler = _handler_module(function, stack_spec)
     bodies = {
         "not-json": "this is not JSON",
         "wrong-shape": json.dumps({"unexpected": True, "Records": "no"}),
@@ -23,9 +38,13 @@ def test_a_malformed_body_fails_only_its_own_record(function: str, runtimes: dic
         ),
     }
 
-    result = runtimes[function].invoke({"Records": [sqs_record(body, key) for key, body in bodies.items()]})
+    result = handler.lambda_handler(
+        {"Records": [sqs_record(body, key) for key, body in bodies.items()]}, LambdaContext(function, 512, 30)
+    )
 
     assert sorted(failure["itemIdentifier"] for failure in result["batchItemFailures"]) == sorted(bodies)
+    # Refused by parsing the record, before the handler's code ran: no KeyError or TypeError from deep inside.
+    assert [type(info[1]).__name__ for info in handler.processor.exceptions] == ["ValidationError"] * len(bodies)
 
 
 def test_messages_keep_one_date_encoding_through_the_queue() -> None:
