@@ -47,6 +47,22 @@ def test_a_malformed_body_fails_only_its_own_record_at_the_edge(function: str, s
     assert [type(info[1]).__name__ for info in handler.processor.exceptions] == ["ValidationError"] * len(bodies)
 
 
+def test_an_sns_notification_whose_message_is_not_an_event_is_refused_at_the_edge(stack_spec: StackSpec) -> None:
+    handler = _handler_module("ReceiptsFunction", stack_spec)
+    topic = "arn:aws:sns:us-east-1:123456789012:sms-events"
+    bodies = {
+        "not-json": json.dumps({"Type": "Notification", "TopicArn": topic, "Message": "DELIVERED 100%"}),
+        "not-an-object": json.dumps({"Type": "Notification", "TopicArn": topic, "Message": "[1, 2]"}),
+    }
+
+    result = handler.lambda_handler(
+        {"Records": [sqs_record(body, key) for key, body in bodies.items()]}, LambdaContext("ReceiptsFunction", 512, 30)
+    )
+
+    assert sorted(failure["itemIdentifier"] for failure in result["batchItemFailures"]) == sorted(bodies)
+    assert [type(info[1]).__name__ for info in handler.processor.exceptions] == ["ValidationError"] * len(bodies)
+
+
 def test_messages_keep_one_date_encoding_through_the_queue() -> None:
     events = ProviderEvents(
         provider="simulator",

@@ -16,7 +16,7 @@ pydantic writes and reads.
 """
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
 from aws_lambda_powertools.utilities.parser.models import SqsRecordModel
@@ -81,7 +81,7 @@ class SnsNotification(QueueMessage):
 
     type: Annotated[Literal["Notification"], Field(alias="Type")]
     topic_arn: Annotated[str, Field(alias="TopicArn")]
-    message: Annotated[str, Field(alias="Message")]
+    message: Annotated[Json[dict[str, Any]], Field(alias="Message")]  # an End User Messaging event
 
 
 class CallbacksDue(QueueMessage):

@@ -81,9 +81,8 @@ def _verified_event(request: WebhookRequest, settings: Settings) -> dict[str, An
 
 def notification_events(notification: SnsNotification) -> ProviderEvents:
     """The events topic's notification, delivered by its SQS subscription (the queue policy admits only the topic)."""
-    event = json.loads(notification.message)
-    receipt = event_to_receipt(event) if isinstance(event, dict) else None
-    message = event_to_inbound(event) if isinstance(event, dict) else None
+    receipt = event_to_receipt(notification.message)
+    message = event_to_inbound(notification.message)
     return ProviderEvents(
         provider=AwsSms.name, receipts=[receipt] if receipt else [], inbound=[message] if message else []
     )
