@@ -11,8 +11,10 @@ ReceiptsQueue -> ReceiptsFunction.
   delivery receipt applied, with one sender poller (one sender process) or
   several side by side (as Lambda runs concurrent senders), and one receipts
   poller, as threads of this process;
-- then it checks: each recipient exactly once in the simulator's outbox, every
-  message delivered, and reserved = spent + refunded in the ledger.
+- then it checks: exactly one provider call per message in the simulator's
+  call log, each recipient's handset holding exactly one copy (the simulator
+  is not idempotent, so a second send would show), every message delivered,
+  and reserved = spent + refunded in the ledger.
 The time spent outside the sender's handler (receiving and deleting through
 SQS, waiting) is printed beside the drain. moto's SQS limits the release (its
 SendMessageBatch takes ~0.1 s a call here), so each case also runs over an
@@ -125,7 +127,7 @@ def run(
     get_settings.cache_clear()
     db.close_pool()
     with psycopg.connect(database_url, autocommit=True) as conn:
-        conn.execute("TRUNCATE simulator_messages")
+        conn.execute("TRUNCATE simulator_messages, simulator_calls")
     campaign = p.call("POST", "/v1/campaigns", token, {
         "name": f"bench {latency_ms} ms", "message_template": "Hi {{first_name}}, see you in {{custom_fields.city}}!",
         "group_ids": [group_id]})  # fmt: skip
@@ -161,6 +163,8 @@ def run(
         check = conn.execute(
             """SELECT (SELECT count(*) FROM simulator_messages) AS outbox,
                       (SELECT count(DISTINCT to_number) FROM simulator_messages) AS numbers,
+                      (SELECT count(*) FROM simulator_calls) AS calls,
+                      (SELECT count(DISTINCT message_id) FROM simulator_calls) AS called,
                       (SELECT count(*) FILTER (WHERE status = 'delivered') FROM sms_delivery_logs
                         WHERE campaign_id = %(c)s) AS delivered""",
             {"c": campaign["id"]},
@@ -170,6 +174,7 @@ def run(
     assert check is not None
     ok = (
         check["outbox"] == check["numbers"] == check["delivered"] == size
+        and check["calls"] == check["called"] == size  # exactly one provider call per message
         and stats["credits_reserved"] == stats["credits_spent"] + stats["credits_refunded"]
     )
     return {

@@ -94,7 +94,7 @@ def run(
     endpoint = Endpoint(secret, delay_ms / 1000, scratch / f"endpoint-{delay_ms}.log")
     p.call("PUT", "/v1/status-callback", token, {"url": endpoint.url})
     with psycopg.connect(p.database_url, autocommit=True) as conn:
-        conn.execute("TRUNCATE simulator_messages, status_callbacks")
+        conn.execute("TRUNCATE simulator_messages, simulator_calls, status_callbacks")
     campaign = p.call("POST", "/v1/campaigns", token, {
         "name": "callbacks", "message_template": "Hi {{first_name}}", "group_ids": [group_id]})  # fmt: skip
     p.call("POST", f"/v1/campaigns/{campaign['id']}/send", token)

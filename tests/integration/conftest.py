@@ -1,7 +1,8 @@
 """Handlers run in-process against the real PostgreSQL, through the same gateway code
 as the local stack: routes from template.yaml, the real authorizer, API Gateway v2 events."""
 
-from collections.abc import Iterator
+import json
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import psycopg
@@ -21,8 +22,8 @@ from tests.support.paths import ROOT
 _CLEANUP = """
     TRUNCATE api_tokens, billing_transactions, audit_logs, contact_groups, contacts, contact_group_members,
              opt_outs, sms_campaigns, campaign_target_groups, sms_delivery_logs, login_failures,
-             contact_imports, contact_import_errors, idempotency_keys, simulator_messages, inbound_messages,
-             status_callbacks, provider_slots;
+             contact_imports, contact_import_errors, idempotency_keys, simulator_messages, simulator_calls,
+             inbound_messages, status_callbacks, provider_slots;
     DELETE FROM user_roles WHERE user_id IS NOT NULL;
     DELETE FROM users;
 """
@@ -58,6 +59,8 @@ def platform_env(database_url: str, aws_resources: aws.Resources) -> Iterator[No
     patch.delenv("SMS_SIMULATOR_SECRET_ARN", raising=False)
     patch.delenv("SMS_PUBLIC_BASE_URL", raising=False)
     patch.setenv("SMS_SEND_RETRY_BASE_SECONDS", "0")
+    patch.setenv("SMS_SIMULATOR_RETRY_AFTER_SECONDS", "0")
+    patch.setenv("SMS_SIMULATOR_SLOW_MS", "50")
     # Status callbacks go to loopback endpoints here, and are retried at once.
     patch.setenv("SMS_CALLBACK_SIGNING_SECRET", CALLBACK_KEY)
     patch.delenv("SMS_CALLBACK_SIGNING_SECRET_ARN", raising=False)
@@ -79,6 +82,23 @@ def platform_env(database_url: str, aws_resources: aws.Resources) -> Iterator[No
     db.close_pool()
     get_settings.cache_clear()
     patch.undo()
+
+
+@pytest.fixture
+def configure() -> Iterator[Callable[..., None]]:
+    """Changes settings for one test: `configure(simulator_idempotent=True)` sets SMS_SIMULATOR_IDEMPOTENT."""
+    from smsplatform.core.config import get_settings
+
+    patch = pytest.MonkeyPatch()
+
+    def apply(**values: Any) -> None:
+        for name, value in values.items():
+            patch.setenv(f"SMS_{name.upper()}", value if isinstance(value, str) else json.dumps(value))
+        get_settings.cache_clear()
+
+    yield apply
+    patch.undo()
+    get_settings.cache_clear()
 
 
 @pytest.fixture

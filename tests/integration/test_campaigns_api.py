@@ -60,7 +60,7 @@ def test_failures_are_refunded_and_undelivered_messages_are_charged(
         {"phone_number": "+447400199991"},  # throttled on every attempt
         {"phone_number": "+447400199992"},  # fails once, then goes through
         {"phone_number": "+447400199993"},  # accepted, then undelivered
-        {"phone_number": "+447400199994"},
+        {"phone_number": "+447400199997"},  # delivered
     ]
     campaign_id = make_campaign(api, token, [make_group(api, token, "mixed", people)], "Two parts: " + "x" * 150)
     api.request("POST", f"/v1/campaigns/{campaign_id}/send", token=token)

@@ -33,6 +33,7 @@ AUTH_TOKEN = "twilio-test-auth-token"
 FROM_NUMBER = "+15005550006"
 REJECTED = "+447400123199"  # the fake Twilio refuses this number: 21211
 BUSY = "+447400123198"  # and answers 429 for this one
+SERVER_ERROR = "+447400123197"  # takes this one, then answers 500: the message went out
 
 
 class FakeTwilio:
@@ -54,6 +55,8 @@ class FakeTwilio:
                 status, answer = fake.handle(self.path, self.headers, form, self.client_address[1])
                 body = json.dumps(answer).encode()
                 self.send_response(status)
+                if status == 429:
+                    self.send_header("Retry-After", "3")
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
@@ -87,6 +90,8 @@ class FakeTwilio:
                 return 429, {"code": 20429, "message": "Too Many Requests"}
             sid = "SM" + uuid.uuid4().hex
             self.accepted.append({**form, "sid": sid})
+            if form["To"] == SERVER_ERROR:
+                return 500, {"code": 20500, "message": "Internal Server Error"}
         return 201, {"sid": sid, "status": "queued", "to": form["To"], "body": form["Body"]}
 
     def send_status_callbacks(self, status: str = "delivered", signing_token: str = AUTH_TOKEN) -> list[int]:
@@ -192,7 +197,7 @@ def test_twilio_sends_each_recipient_once_and_its_signed_callbacks_deliver(
     assert (stats["delivered"], stats["credits_spent"]) == (6, 6)
 
 
-def test_twilio_errors_keep_twilios_code_and_a_transient_one_fails_over_to_the_next_provider(
+def test_twilio_errors_keep_twilios_code_a_transient_one_fails_over_and_one_in_doubt_is_never_sent_again(
     api: Api,
     admin: dict[str, Any],
     user: dict[str, Any],
@@ -202,7 +207,8 @@ def test_twilio_errors_keep_twilios_code_and_a_transient_one_fails_over_to_the_n
 ) -> None:
     give_credits(api, admin, user, 100)
     _route(api, admin, user, ["twilio", "simulator"])
-    campaign_id = _send(api, user["token"], [PEOPLE[0], {"phone_number": REJECTED}, {"phone_number": BUSY}], "Hello")
+    people = [PEOPLE[0], {"phone_number": REJECTED}, {"phone_number": BUSY}, {"phone_number": SERVER_ERROR}]
+    campaign_id = _send(api, user["token"], people, "Hello")
     pipeline.drain()
 
     logs = {m["phone_number"]: m for m in _logs(conn, campaign_id)}
@@ -216,8 +222,13 @@ def test_twilio_errors_keep_twilios_code_and_a_transient_one_fails_over_to_the_n
     assert (logs[REJECTED]["status"], logs[REJECTED]["error_code"]) == ("failed", "21211")
     assert "not a valid phone number" in logs[REJECTED]["error_message"]
     assert (logs[BUSY]["status"], logs[BUSY]["provider"]) == ("delivered", "simulator")  # 429, then the next
+    # A 500 after Twilio took the message: in doubt, so neither retried nor failed over (Twilio sent it once).
+    assert (logs[SERVER_ERROR]["status"], logs[SERVER_ERROR]["provider"]) == ("failed", "twilio")
+    assert logs[SERVER_ERROR]["error_code"] == "outcome_unknown"
+    assert "20500" in logs[SERVER_ERROR]["error_message"]
+    assert [m["To"] for m in fake_twilio.accepted].count(SERVER_ERROR) == 1
     assert [row["to_number"] for row in simulated] == [BUSY]
-    assert (stats["credits_spent"], stats["credits_refunded"]) == (2, 1)
+    assert (stats["credits_spent"], stats["credits_refunded"]) == (2, 2)
 
 
 def test_a_twilio_webhook_without_a_signature_is_refused(api: Api, fake_twilio: FakeTwilio) -> None:
@@ -303,7 +314,9 @@ def test_end_user_messaging_calls_fit_the_service_model_and_errors_keep_aws_code
     assert (accepted.outcome, accepted.external_id, accepted.provider) == ("accepted", "eum-1", "aws_sms")
     assert (throttled.outcome, throttled.error_code) == ("transient", "ThrottlingException")
     assert (opted_out.outcome, opted_out.error_code) == ("permanent", "ConflictException")
-    assert broken.outcome == "transient"
+    # A 500 reached the service, which may have sent it: in doubt, and failed rather than resent.
+    assert (broken.outcome, broken.error_code, broken.in_doubt) == ("permanent", "outcome_unknown", True)
+    assert "InternalServerException" in (broken.error_message or "")
     stubber.assert_no_pending_responses()
 
 
@@ -400,8 +413,14 @@ def test_a_twilio_send_that_never_connected_may_be_retried_but_one_whose_answer_
     with pytest.raises(ProviderError) as unreachable:
         _twilio_at(f"http://127.0.0.1:{port}").send(message)
 
-    assert (lost.value.code, lost.value.transient) == ("outcome_unknown", False)  # it may have gone out
-    assert (unreachable.value.code, unreachable.value.transient) == ("connection_failed", True)  # nothing went out
+    assert (lost.value.in_doubt, lost.value.transient) == (True, False)  # it may have gone out
+    assert (unreachable.value.in_doubt, unreachable.value.transient) == (False, True)  # nothing went out
+
+
+def test_twilios_retry_after_comes_back_with_a_429(fake_twilio: FakeTwilio) -> None:
+    busy = _twilio_at(fake_twilio.url).call(OutboundMessage(uuid.uuid4(), BUSY, "Hi", None, 1))
+
+    assert (busy.outcome, busy.error_code, busy.retry_after, busy.in_doubt) == ("transient", "20429", 3.0, False)
 
 
 def test_without_a_public_base_url_twilio_signs_the_host_it_called(

@@ -95,11 +95,24 @@ class Settings(BaseSettings):
     callback_concurrency: Annotated[int, Field(ge=1, le=64)] = 8
     # Plain http:// callback URLs (and loopback hosts) are accepted only where this is set: local stack, tests.
     callback_allow_http: bool = False
-    # Simulator: latency per call, outcomes by number suffix, and how receipts come back.
+    # Simulator: latency per call, outcomes by number suffix (see providers/simulator.py), and how
+    # receipts come back. It is not idempotent unless told: like Twilio and SNS, a repeat is a second copy.
     simulator_latency_ms: Annotated[int, Field(ge=0, le=10_000)] = 0
     simulator_rules: dict[str, str] = Field(
-        default_factory=lambda: {"99990": "reject", "99991": "throttle", "99992": "flaky", "99993": "undelivered"}
+        default_factory=lambda: {
+            "99990": "reject",
+            "99991": "throttle",
+            "99992": "flaky",
+            "99993": "undelivered",
+            "99994": "ambiguous",
+            "99995": "timeout",
+            "99996": "slow",
+        }
     )
+    simulator_idempotent: bool = False
+    # How long a "slow" or "timeout" number's call takes, and the Retry-After a throttled call answers.
+    simulator_slow_ms: Annotated[int, Field(ge=0, le=60_000)] = 2000
+    simulator_retry_after_seconds: Annotated[int, Field(ge=0, le=900)] = 1
     simulator_secret: SecretStr | None = None
     simulator_secret_arn: str | None = None
     # Where the simulator POSTs its signed receipts; unset, they go straight onto the receipts queue.

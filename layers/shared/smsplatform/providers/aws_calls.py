@@ -1,8 +1,9 @@
 """One AWS API call as a provider send: botocore's failures mapped to ProviderError.
 
 Client errors keep AWS's own code and text; a call that never connected is
-transient; a call whose answer was lost fails as `outcome_unknown` rather than
-being resent into a second copy.
+transient; a call answered by a server error (5xx, InternalError) or whose
+answer was lost is in doubt: it may have been taken, so it is not resent into a
+second copy.
 """
 
 from collections.abc import Callable
@@ -10,6 +11,9 @@ from typing import Any
 
 from smsplatform.core.config import Settings
 from smsplatform.providers.base import ProviderError
+
+# AWS's server-side failures: the request reached the service, which may have acted on it.
+_SERVER_ERRORS = {"InternalError", "InternalFailure", "InternalServerException", "ServiceUnavailable"}
 
 
 def client(service: str, settings: Settings) -> Any:
@@ -39,10 +43,12 @@ def call(operation: Callable[..., dict[str, Any]], transient_codes: set[str], **
         reason = exc.response.get("Reason")
         text = str(error.get("Message") or code) + (f" ({reason})" if reason else "")
         status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 400)
-        raise ProviderError(code, text[:500], transient=code in transient_codes or status >= 500) from exc
+        if status >= 500 or code in _SERVER_ERRORS:
+            raise ProviderError(code, text[:500], transient=False, in_doubt=True) from exc
+        raise ProviderError(code, text[:500], transient=code in transient_codes) from exc
     except (EndpointConnectionError, ConnectTimeoutError) as exc:
         raise ProviderError("connection_failed", str(exc)[:500], transient=True) from exc
     except BotoCoreError as exc:
         raise ProviderError(
-            "outcome_unknown", f"The answer was lost ({type(exc).__name__}); not resent.", transient=False
+            "answer_lost", f"The answer was lost ({type(exc).__name__}).", transient=False, in_doubt=True
         ) from exc

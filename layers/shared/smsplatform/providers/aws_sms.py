@@ -18,7 +18,7 @@ from smsplatform.providers import aws_calls
 from smsplatform.providers.base import OutboundMessage, Provider, WebhookRequest
 
 # Error codes after which another attempt (or the next provider) may succeed.
-_TRANSIENT = {"ThrottlingException", "InternalServerException", "ServiceQuotaExceededException"}
+_TRANSIENT = {"ThrottlingException", "ServiceQuotaExceededException"}
 
 
 class AwsSms(Provider):

@@ -7,10 +7,14 @@ turns into the platform's `Receipt` and `InboundMessage`.
 The sender hands a provider one message at a time, from many threads at once
 (calls wait on the network), then calls `flush` once the batch's calls are done
 and `after_recorded` once their results are committed. An adapter reports
-failures as `ProviderError`, saying whether a later attempt may succeed.
+failures as `ProviderError`, saying whether a later attempt may succeed and
+whether the message may have gone out anyway (`in_doubt`: a 5xx after the
+request was sent, an answer lost). A message in doubt is tried again only with
+an idempotent provider, under the same id; otherwise it fails as
+`outcome_unknown`, because a real provider would deliver a second copy.
 
 A `Route` is the ordered list of providers an account sends through: a message
-that fails transiently with one goes to the next at once.
+that fails transiently with one goes to the next at once, unless it is in doubt.
 """
 
 import json
@@ -44,14 +48,20 @@ class SendResult:
     error_code: str | None = None
     error_message: str | None = None
     provider: str | None = None  # the provider that gave this outcome
+    in_doubt: bool = False  # the provider may have taken it: never fail over, resend only under the same id
+    retry_after: float | None = None  # seconds the provider asked us to wait (429 Retry-After)
 
 
 class ProviderError(Exception):
-    def __init__(self, code: str, message: str, *, transient: bool) -> None:
+    def __init__(
+        self, code: str, message: str, *, transient: bool, in_doubt: bool = False, retry_after: float | None = None
+    ) -> None:
         super().__init__(f"{code}: {message}")
         self.code = code
         self.message = message
         self.transient = transient
+        self.in_doubt = in_doubt
+        self.retry_after = retry_after
 
 
 @dataclass(frozen=True)
@@ -94,12 +104,17 @@ class Provider(ABC):
         return
 
     def call(self, message: OutboundMessage) -> SendResult:
-        """`send`, with every failure turned into a result: unknown errors are transient."""
+        """`send`, with every failure turned into a result: unknown errors are transient, ambiguous ones in doubt."""
         try:
             external_id = self.send(message)
         except ProviderError as exc:
-            outcome: Outcome = "transient" if exc.transient else "permanent"
-            return SendResult(message.id, outcome, None, exc.code, exc.message, self.name)
+            if exc.in_doubt and not self.idempotent:
+                detail = f"{exc.code}: {exc.message}"[:400] + "; it may have gone out, so it is not resent."
+                return SendResult(message.id, "permanent", None, "outcome_unknown", detail, self.name, in_doubt=True)
+            outcome: Outcome = "transient" if exc.transient or exc.in_doubt else "permanent"
+            return SendResult(
+                message.id, outcome, None, exc.code, exc.message, self.name, exc.in_doubt, exc.retry_after
+            )
         except Exception as exc:  # any other failure of a call is worth another attempt
             detail = f"{type(exc).__name__}: {exc}"[:500]
             return SendResult(message.id, "transient", None, "provider_error", detail, self.name)
@@ -143,7 +158,7 @@ class Route(Provider):
     def call(self, message: OutboundMessage) -> SendResult:
         result = self.providers[0].call(message)
         for provider in self.providers[1:]:
-            if result.outcome != "transient":
+            if result.outcome != "transient" or result.in_doubt:
                 break
             result = provider.call(message)
         return result

@@ -1,20 +1,31 @@
 """The simulator provider: the local default, and what tests and benchmarks send through.
 
-It behaves like a provider without reaching a handset: each call waits the
+It behaves like a real provider without reaching a handset. Each call waits the
 configured latency; the number's last digits pick an outcome (rules such as
-"99990": "reject"); accepted messages land in the `simulator_messages` outbox;
-and once the sender has recorded a batch, signed delivery receipts are POSTed to
-the receipts webhook (or, with no URL configured, put on the receipts queue
-directly). External ids derive from our message id, and the outbox is keyed by
-it, so a message resent after a crash is recognised rather than sent twice.
+"99990": "reject"); and once the sender has recorded a batch, signed delivery
+receipts are POSTed to the receipts webhook (or, with no URL configured, put on
+the receipts queue directly).
+
+It keeps two records, written once per batch: `simulator_calls`, every call
+made (message id, number, body, attempt, outcome, time), append-only; and
+`simulator_messages`, every copy a handset received. Like Twilio, SNS and End
+User Messaging it is not idempotent: a message sent twice is two copies, which
+tests then see. With `SMS_SIMULATOR_IDEMPOTENT=true` a repeated message id is
+answered with the first call's id and reaches no handset.
+
+Outcomes, the faults real providers show:
+  reject       refused for good (400)
+  throttle     429 with Retry-After on every attempt
+  flaky        429 with Retry-After on the first attempt, then accepted
+  undelivered  accepted, then reported undelivered
+  ambiguous    taken and delivered, but answered 5xx (first attempt only)
+  timeout      taken and delivered after `simulator_slow_ms`, the answer lost (first attempt only)
+  slow         accepted after `simulator_slow_ms`
+Anything else is accepted and delivered.
 
 Its webhooks take JSON signed with `X-Simulator-Signature: sha256=<hex HMAC-SHA256
 of the body>` under the simulator signing secret: `{"receipts": [...]}` on
 /status and `{"messages": [...]}` on /inbound.
-
-Outcomes: "reject" fails permanently; "throttle" fails transiently every time;
-"flaky" fails transiently on the first attempt only; "undelivered" is accepted
-and then reported undelivered. Anything else is accepted and delivered.
 """
 
 import hashlib
@@ -23,6 +34,7 @@ import threading
 import time
 import urllib.request
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated
 
@@ -84,17 +96,33 @@ def _signed_body(request: WebhookRequest, settings: Settings) -> bytes:
     return request.body
 
 
+@dataclass(frozen=True)
+class _Call:
+    message: OutboundMessage
+    outcome: str  # accepted, rejected, throttled, ambiguous, timeout
+    external_id: str | None
+    undelivered: bool
+    called_at: datetime
+
+    @property
+    def reaches_handset(self) -> bool:
+        return self.outcome in ("accepted", "ambiguous", "timeout")
+
+
 class Simulator(Provider):
     name = "simulator"
-    idempotent = True
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        self.idempotent = settings.simulator_idempotent
         self.latency = settings.simulator_latency_ms / 1000
-        self.blocking = self.latency > 0
+        self.slow = settings.simulator_slow_ms / 1000
+        self.blocking = self.latency > 0 or any(
+            outcome in ("slow", "timeout") for outcome in settings.simulator_rules.values()
+        )
         # Longest suffix first, so "199990" wins over "99990".
         self.rules = sorted(settings.simulator_rules.items(), key=lambda rule: -len(rule[0]))
-        self._accepted: list[tuple[OutboundMessage, str, str]] = []
+        self._calls: list[_Call] = []
         self._undelivered: set[str] = set()  # external ids whose receipt will say undelivered
         self._lock = threading.Lock()
 
@@ -115,41 +143,95 @@ class Simulator(Provider):
     def outcome_for(self, number: str) -> str:
         return next((outcome for suffix, outcome in self.rules if number.endswith(suffix)), "deliver")
 
+    def _external_id(self, message: OutboundMessage) -> str:
+        """Idempotent: derived from our id, so a repeat gets the first call's id. Otherwise new each call."""
+        return f"SM{(uuid.uuid5(_NAMESPACE, str(message.id)) if self.idempotent else uuid.uuid4()).hex}"
+
+    def _log(
+        self, message: OutboundMessage, outcome: str, external_id: str | None = None, undelivered: bool = False
+    ) -> None:
+        with self._lock:
+            self._calls.append(_Call(message, outcome, external_id, undelivered, datetime.now(UTC)))
+
     def send(self, message: OutboundMessage) -> str:
         if self.latency:
             time.sleep(self.latency)
-        outcome = self.outcome_for(message.to)
-        if outcome == "reject":
+        rule = self.outcome_for(message.to)
+        first = message.attempt == 1
+        if rule in ("slow", "timeout") and (rule == "slow" or first):
+            time.sleep(self.slow)
+        if rule == "reject":
+            self._log(message, "rejected")
             raise ProviderError("SIM-21211", "The number is not a reachable mobile number.", transient=False)
-        if outcome == "throttle" or (outcome == "flaky" and message.attempt == 1):
-            raise ProviderError("SIM-20429", "Too many requests; try again later.", transient=True)
-        external_id = f"SM{uuid.uuid5(_NAMESPACE, str(message.id)).hex}"
-        with self._lock:
-            self._accepted.append((message, external_id, outcome))
-            if outcome == "undelivered":
-                self._undelivered.add(external_id)
+        if rule == "throttle" or (rule == "flaky" and first):
+            self._log(message, "throttled")
+            raise ProviderError(
+                "SIM-20429",
+                "Too many requests; try again later.",
+                transient=True,
+                retry_after=self.settings.simulator_retry_after_seconds,
+            )
+        external_id = self._external_id(message)
+        if rule in ("ambiguous", "timeout") and first:
+            self._log(message, rule, external_id)
+            if rule == "ambiguous":
+                raise ProviderError(
+                    "SIM-500", "Internal error (the message was taken).", transient=False, in_doubt=True
+                )
+            raise ProviderError("SIM-TIMEOUT", "No answer before the timeout.", transient=False, in_doubt=True)
+        self._log(message, "accepted", external_id, rule == "undelivered")
         return external_id
 
     def flush(self) -> None:
-        """Writes the accepted messages to the outbox in one statement; a resend adds nothing."""
+        """Writes the batch's calls and the handsets' copies, one statement each.
+
+        An idempotent simulator's repeat (same external id) reaches no handset and is logged as "repeat".
+        """
         with self._lock:
-            accepted, self._accepted = self._accepted, []
-        if not accepted:
+            calls, self._calls = self._calls, []
+        if not calls:
             return
+        delivered = [call for call in calls if call.reaches_handset]
         with db.transaction() as conn:
+            new = {
+                row["external_id"]
+                for row in conn.execute(
+                    """INSERT INTO simulator_messages (message_id, external_id, to_number, sender_id, body, outcome)
+                       SELECT * FROM unnest(%s::uuid[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[])
+                       ON CONFLICT (external_id) DO NOTHING
+                       RETURNING external_id""",
+                    (
+                        [c.message.id for c in delivered],
+                        [c.external_id for c in delivered],
+                        [c.message.to for c in delivered],
+                        [c.message.sender_id for c in delivered],
+                        [c.message.body for c in delivered],
+                        ["undelivered" if c.undelivered else "delivered" for c in delivered],
+                    ),
+                ).fetchall()
+            }
+            reached = [call.reaches_handset and call.external_id in new for call in calls]
             conn.execute(
-                """INSERT INTO simulator_messages (message_id, external_id, to_number, sender_id, body, outcome)
-                   SELECT * FROM unnest(%s::uuid[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[])
-                   ON CONFLICT (message_id) DO NOTHING""",
+                """INSERT INTO simulator_calls
+                       (message_id, to_number, body, attempt, outcome, reached_handset, external_id, called_at)
+                   SELECT * FROM unnest(%s::uuid[], %s::text[], %s::text[], %s::int[], %s::text[], %s::bool[],
+                                        %s::text[], %s::timestamptz[])""",
                 (
-                    [m.id for m, _, _ in accepted],
-                    [external_id for _, external_id, _ in accepted],
-                    [m.to for m, _, _ in accepted],
-                    [m.sender_id for m, _, _ in accepted],
-                    [m.body for m, _, _ in accepted],
-                    [outcome for _, _, outcome in accepted],
+                    [c.message.id for c in calls],
+                    [c.message.to for c in calls],
+                    [c.message.body for c in calls],
+                    [c.message.attempt for c in calls],
+                    [
+                        "repeat" if c.reaches_handset and not hit else c.outcome
+                        for c, hit in zip(calls, reached, strict=True)
+                    ],
+                    reached,
+                    [c.external_id for c in calls],
+                    [c.called_at for c in calls],
                 ),
             )
+        with self._lock:
+            self._undelivered.update(c.external_id for c in calls if c.undelivered and c.external_id)
 
     def after_recorded(self, results: list[SendResult]) -> None:
         now = datetime.now(UTC)

@@ -11,7 +11,7 @@ from smsplatform.core.config import Settings
 from smsplatform.providers import aws_calls
 from smsplatform.providers.base import OutboundMessage, Provider
 
-_TRANSIENT = {"ThrottledException", "Throttling", "InternalError", "InternalFailure", "KMSThrottlingException"}
+_TRANSIENT = {"ThrottledException", "Throttling", "KMSThrottlingException"}
 _SENDER_ID = re.compile(r"^(?=.*[A-Za-z])[A-Za-z0-9]{1,11}$")  # SNS sender ids: 1-11 alphanumerics, a letter
 
 

@@ -1,9 +1,10 @@
 """Twilio's Messages REST API over plain HTTPS: form-encoded, Basic auth, pooled keep-alive connections.
 
 Twilio has no idempotency key for sending, so a call whose answer never came
-back (a read timeout, a dropped connection after the request went out) fails
-as `outcome_unknown` instead of being retried into a second copy. A call that
-never reached Twilio (no connection) is transient, as are 429 and 5xx answers.
+back (a read timeout, a dropped connection after the request went out) or came
+back 5xx is in doubt: it fails as `outcome_unknown` instead of being retried or
+failed over into a second copy. A call that never reached Twilio (no
+connection) is transient, as is a 429, after its Retry-After.
 Receipts come back to `/v1/webhooks/twilio/status`, signed with the account's
 auth token (`X-Twilio-Signature`).
 """
@@ -132,7 +133,7 @@ class Twilio(Provider):
             raise ProviderError("connection_failed", str(exc)[:500], transient=True) from exc
         except urllib3.exceptions.HTTPError as exc:
             raise ProviderError(
-                "outcome_unknown", f"Twilio's answer was lost ({type(exc).__name__}); not resent.", transient=False
+                "answer_lost", f"Twilio's answer was lost ({type(exc).__name__}).", transient=False, in_doubt=True
             ) from exc
         try:
             answer = json.loads(response.data or b"{}")
@@ -142,5 +143,19 @@ class Twilio(Provider):
             return str(answer["sid"])
         code = answer.get("code") or response.status
         text = str(answer.get("message") or f"HTTP {response.status}")[:500]
-        transient = response.status == 429 or response.status >= 500 or code in _TRANSIENT_CODES
-        raise ProviderError(str(code), text, transient=transient)
+        if response.status >= 500:  # it reached Twilio, which may have queued it before failing
+            raise ProviderError(str(code), text, transient=False, in_doubt=True)
+        raise ProviderError(
+            str(code),
+            text,
+            transient=response.status == 429 or code in _TRANSIENT_CODES,
+            retry_after=_retry_after(response.headers.get("Retry-After")),
+        )
+
+
+def _retry_after(header: str | None) -> float | None:
+    """Retry-After in seconds (the HTTP-date form is not used by Twilio), capped at SQS's 15 minutes."""
+    try:
+        return min(900.0, max(0.0, float(header))) if header else None
+    except ValueError:
+        return None

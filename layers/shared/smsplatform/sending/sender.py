@@ -8,15 +8,18 @@
    first provider's throughput caps where they are set.
 3. Record: one UPDATE ... FROM unnest writes every result. Transient failures go
    back to `queued` (final after `send_max_attempts`) and a delayed descriptor
-   is enqueued for them before this one is acknowledged.
+   is enqueued for them before this one is acknowledged, after the backoff or
+   the provider's Retry-After, whichever is longer.
 4. Settle: once nothing of the campaign or request is in flight, it completes
    and its credits are settled.
 
-A row whose claim expired may have reached the provider before its sender died.
-An idempotent provider gets it again under the same id and recognises it; with
+A row whose claim expired may have reached the provider before its sender died,
+and so may one the provider answered ambiguously (5xx, lost answer). An
+idempotent provider gets it again under the same id and recognises it; with
 any other provider it fails as `outcome_unknown` rather than risk a second copy.
 """
 
+import math
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -318,10 +321,11 @@ def process_batch(
         logger.exception("provider's after-record step failed", extra={"reference": str(reference_id)})
     if counts["queued"]:
         attempt = max(item.message.attempt for item in claimed)
+        asked = max((result.retry_after or 0 for result in results if result.outcome == "transient"), default=0)
         queues.send(
             "send",
             descriptor,
-            delay_seconds=retry_delay(attempt, settings.send_retry_base_seconds),
+            delay_seconds=max(retry_delay(attempt, settings.send_retry_base_seconds), math.ceil(asked)),
         )
     with db.transaction() as conn:
         settled = settlement.settle(conn, kind, reference_id)
