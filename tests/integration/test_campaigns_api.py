@@ -243,6 +243,43 @@ def test_single_messages_go_through_the_same_pipeline(
     assert conn.execute("SELECT to_number FROM simulator_messages").fetchall() == [{"to_number": "+447400123300"}]
 
 
+def test_an_api_send_with_failures_settles_what_went_out_and_refunds_the_rest(
+    api: Api, funded: dict[str, Any], pipeline: Pipeline, conn: psycopg.Connection[Any]
+) -> None:
+    numbers = [
+        "+447400199997",
+        "+447400199990",
+        "+447400199991",
+        "+447400199993",
+    ]  # ok, rejected, throttled, undelivered
+    before = balance_of(api, funded["token"])
+
+    accepted = api.request("POST", "/v1/messages", token=funded["token"], json_body={"to": numbers, "text": "Hi"})
+    pipeline.drain()
+
+    request_id = conn.execute("SELECT DISTINCT request_id FROM sms_delivery_logs").fetchone()["request_id"]
+    ledger = conn.execute(
+        """SELECT transaction_type,
+                  sum(CASE WHEN transaction_type LIKE '%%spend' THEN settled_credits ELSE credits END)::int AS credits
+             FROM billing_transactions WHERE reference_id = %s GROUP BY 1""",
+        (request_id,),
+    ).fetchall()
+    statuses = {m["to"]: m["status"] for m in accepted.json()["data"]}
+    final = {
+        row["phone_number"]: row["status"]
+        for row in conn.execute("SELECT phone_number, status FROM sms_delivery_logs").fetchall()
+    }
+    assert accepted.status == 202 and set(statuses.values()) == {"queued"}
+    assert final == dict(zip(numbers, ["delivered", "failed", "failed", "undelivered"], strict=True))
+    # Reserved 4; the delivered and the undelivered one are paid, the two failures given back.
+    assert {row["transaction_type"]: row["credits"] for row in ledger} == {
+        "message_reserve": -4,
+        "message_spend": 2,
+        "message_refund": 2,
+    }
+    assert balance_of(api, funded["token"]) == before - 2
+
+
 def test_a_message_the_balance_cannot_cover_is_refused_with_402(api: Api, user: dict[str, Any]) -> None:
     response = api.request("POST", "/v1/messages", token=user["token"], json_body={"to": "+447400123300", "text": "hi"})
 

@@ -149,3 +149,25 @@ def test_a_two_way_message_from_end_user_messaging_arrives_through_the_events_to
 
     assert _opt_outs(api, two_accounts["BOB"]["token"]) == [(SHARED, "inbound")]
     assert _opt_outs(api, two_accounts["ALICE"]["token"]) == []
+
+
+def test_a_reply_that_names_no_number_goes_to_the_account_that_messaged_the_sender_last(
+    api: Api, two_accounts: dict[str, Any], pipeline: Pipeline
+) -> None:
+    alice, bob = two_accounts["ALICE"], two_accounts["BOB"]
+
+    def message_shared(account: dict[str, Any]) -> None:
+        sent = api.request("POST", "/v1/messages", token=account["token"], json_body={"to": SHARED, "text": "Hi"})
+        assert sent.status == 202
+        pipeline.drain()
+
+    message_shared(alice)
+    assert _reply(api, "STOP", None) == 200
+    pipeline.drain()
+    after_alice = (_opt_outs(api, alice["token"]), _opt_outs(api, bob["token"]))
+    message_shared(bob)
+    assert _reply(api, "STOP", None) == 200
+    pipeline.drain()
+
+    assert after_alice == ([(SHARED, "inbound")], [])
+    assert _opt_outs(api, bob["token"]) == [(SHARED, "inbound")]

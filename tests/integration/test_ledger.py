@@ -84,6 +84,45 @@ def test_a_reservation_ends_spent_and_refunded_and_never_more(
     assert _balance(conn, user["id"]) == 55 == _ledger_total(conn, user["id"])
 
 
+def test_concurrent_spends_and_refunds_never_take_more_than_was_reserved(
+    user: dict[str, Any], conn: psycopg.Connection[Any], database_url: str
+) -> None:
+    campaign = uuid.uuid4()
+    with psycopg.connect(database_url, row_factory=dict_row) as setup:
+        ledger.top_up(setup, user["id"], 100, amount=Decimal("10.00"))
+        ledger.reserve(setup, user["id"], 30, campaign, "campaign")
+        setup.commit()
+    start = threading.Barrier(40)
+    outcomes: list[tuple[str, str]] = []
+    lock = threading.Lock()
+
+    def settle_one(move: Any) -> None:
+        with psycopg.connect(database_url, row_factory=dict_row) as own:
+            start.wait()
+            try:
+                with own.transaction():
+                    move(own, user["id"], 1, campaign, "campaign")
+                result = "ok"
+            except ConflictError:
+                result = "refused"
+        with lock:
+            outcomes.append((move.__name__, result))
+
+    threads = [threading.Thread(target=settle_one, args=(move,)) for move in [ledger.spend, ledger.refund] * 20]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    with psycopg.connect(database_url, row_factory=dict_row) as own:
+        summary = ledger.reservation(own, user["id"], campaign)
+
+    ok = [name for name, result in outcomes if result == "ok"]
+    assert len(ok) == 30 and len(outcomes) == 40
+    assert (summary.spent, summary.refunded) == (ok.count("spend"), ok.count("refund"))
+    assert (summary.reserved, summary.outstanding) == (30, 0)
+    assert _balance(conn, user["id"]) == 70 + summary.refunded == _ledger_total(conn, user["id"])
+
+
 def test_operators_top_up_and_the_owner_sees_the_ledger(api: Api, admin: dict[str, Any], user: dict[str, Any]) -> None:
     bought = api.request(
         "POST",

@@ -6,11 +6,13 @@ from typing import Any
 
 import psycopg
 
+from local.runtime import FunctionRuntime
 from smsplatform.core.queue_messages import Receipt
 from smsplatform.providers.simulator import sign
 from smsplatform.sending import receipts
 from tests.support.harness import SIMULATOR_KEY, Api, Pipeline
 from tests.support.scenarios import give_credits
+from tests.support.sqs import sqs_event
 
 
 def _post(api: Api, payload: dict[str, Any], key: str | None = SIMULATOR_KEY, provider: str = "simulator") -> Any:
@@ -92,3 +94,27 @@ def test_a_receipt_for_a_message_not_yet_recorded_is_kept_for_later(conn: psycop
     assert (first.applied, first.ignored, first.unknown) == (1, 0, ["SM-not-yet"])
     assert (again.applied, again.ignored, again.unknown) == (0, 1, ["SM-not-yet"])
     assert other_provider.applied == 0
+
+
+def test_the_receipts_function_hands_an_early_receipt_back_to_the_queue_until_the_send_is_recorded(
+    conn: psycopg.Connection[Any], user: Any, runtimes: dict[str, FunctionRuntime]
+) -> None:
+    # The provider's receipt overtakes the sender's commit: the record must fail (SQS delivers it again), not vanish.
+    event = sqs_event(
+        {
+            "provider": "simulator",
+            "receipts": [{"external_id": "SM-early", "status": "delivered", "timestamp": "2026-11-30T12:00:00Z"}],
+        }
+    )
+
+    early = runtimes["ReceiptsFunction"].invoke(event)
+    conn.execute(
+        """INSERT INTO sms_delivery_logs (user_id, request_id, phone_number, status, provider, external_message_id)
+           VALUES (%s, gen_random_uuid(), '+447400123998', 'sent', 'simulator', 'SM-early')""",
+        (user["id"],),
+    )
+    redelivered = runtimes["ReceiptsFunction"].invoke(event)
+
+    assert early == {"batchItemFailures": [{"itemIdentifier": "m-1"}]}
+    assert redelivered == {"batchItemFailures": []}
+    assert conn.execute("SELECT status FROM sms_delivery_logs").fetchone()["status"] == "delivered"

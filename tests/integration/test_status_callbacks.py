@@ -5,13 +5,14 @@ import hmac
 import json
 import threading
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import psycopg
 import pytest
 
+from smsplatform.core.config import get_settings
 from smsplatform.sending import status_callbacks
 from tests.support.harness import Api, Pipeline, create_token
 from tests.support.scenarios import PEOPLE, give_credits, make_campaign, make_group
@@ -204,3 +205,47 @@ def test_maintenance_purges_settled_callbacks_after_a_week_and_keeps_pending_one
     left = conn.execute("SELECT status FROM status_callbacks ORDER BY status").fetchall()
     assert purged == 2
     assert [row["status"] for row in left] == ["delivered", "pending"]
+
+
+def test_a_callback_is_retried_on_a_doubling_schedule_capped_at_an_hour_then_given_up(
+    api: Api,
+    admin: dict[str, Any],
+    user: dict[str, Any],
+    pipeline: Pipeline,
+    conn: psycopg.Connection[Any],
+    configure: Callable[..., None],
+) -> None:
+    give_credits(api, admin, user, 10)
+    _configure(api, user["token"], "https://hooks.example.com/sms")
+    callbacks = pipeline.pollers.pop("CallbacksFunction")
+    try:
+        api.request(
+            "POST", "/v1/messages", token=user["token"], json_body={"to": PEOPLE[0]["phone_number"], "text": "Hi"}
+        )
+        pipeline.drain()
+    finally:
+        pipeline.pollers["CallbacksFunction"] = callbacks
+    pipeline.discard()
+    configure(callback_max_attempts=4, callback_retry_base_seconds=1000)
+    settings = get_settings()
+
+    def refused(url: str, body: bytes, headers: dict[str, str]) -> None:
+        raise ConnectionRefusedError("the endpoint is down")
+
+    waits, states = [], []
+    for _ in range(4):
+        status_callbacks.deliver(settings, "master-key", user["id"], refused)
+        rows = conn.execute(
+            """SELECT status, attempts, round(extract(epoch FROM next_attempt_at - now())) AS wait, last_error
+                 FROM status_callbacks ORDER BY created_at"""
+        ).fetchall()
+        waits.append([int(row["wait"]) for row in rows])
+        states.append({(row["status"], row["attempts"]) for row in rows})
+        conn.execute("UPDATE status_callbacks SET next_attempt_at = now() WHERE status = 'pending'")
+
+    # Two callbacks (sent, delivered), each waiting 1000 s, 2000 s, then an hour (not 4000 s), then given up.
+    assert [sorted(set(w)) for w in waits[:3]] == [[1000], [2000], [3600]]
+    assert states == [{("pending", 1)}, {("pending", 2)}, {("pending", 3)}, {("failed", 4)}]
+    assert "ConnectionRefusedError" in rows[0]["last_error"]
+    assert status_callbacks.deliver(settings, "master-key", user["id"], refused).delivered == 0
+    assert conn.execute("SELECT max(attempts) AS n FROM status_callbacks").fetchone()["n"] == 4  # no fifth
