@@ -269,7 +269,8 @@ def test_an_api_send_with_failures_settles_what_went_out_and_refunds_the_rest(
         row["phone_number"]: row["status"]
         for row in conn.execute("SELECT phone_number, status FROM sms_delivery_logs").fetchall()
     }
-    assert accepted.status == 202 and set(statuses.values()) == {"queued"}
+    assert accepted.status == 202
+    assert set(statuses.values()) == {"queued"}
     assert final == dict(zip(numbers, ["delivered", "failed", "failed", "undelivered"], strict=True))
     # Reserved 4; the delivered and the undelivered one are paid, the two failures given back.
     assert {row["transaction_type"]: row["credits"] for row in ledger} == {

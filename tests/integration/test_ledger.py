@@ -117,7 +117,7 @@ def test_concurrent_spends_and_refunds_never_take_more_than_was_reserved(
         summary = ledger.reservation(own, user["id"], campaign)
 
     ok = [name for name, result in outcomes if result == "ok"]
-    assert len(ok) == 30 and len(outcomes) == 40
+    assert (len(ok), len(outcomes)) == (30, 40)
     assert (summary.spent, summary.refunded) == (ok.count("spend"), ok.count("refund"))
     assert (summary.reserved, summary.outstanding) == (30, 0)
     assert _balance(conn, user["id"]) == 70 + summary.refunded == _ledger_total(conn, user["id"])
