@@ -80,6 +80,51 @@ def test_a_small_file_with_bom_semicolons_quotes_and_duplicates(
     assert stored["+447400000002"]["first_name"] == "Grace\nMurray"
 
 
+def test_numbers_from_many_countries_in_their_own_formats_are_stored_as_e164(
+    api: Api, user: dict[str, Any], import_worker: SqsPoller, conn: psycopg.Connection[Any]
+) -> None:
+    csv_text = (
+        "phone,first_name\n"
+        "(415) 555-2671,Ava\n"  # national, in the file's default region (US)
+        "011 44 7400 000009,Olivia\n"  # the US international prefix, to the UK
+        "+33 6 12 34 56 78,Chloé\n"
+        "+49 1512 3456789,Jürgen\n"
+        "+81 90-1234-5678,山田\n"
+        "+91 98765 43210,Priya\n"
+        "+55 11 91234-5678,João\n"
+        "+234 803 123 4567,Chinedu\n"
+        "+971 50 123 4567,محمد\n"
+        "+61 412 345 678,Mia\n"
+        "07400 000002,Not in the US\n"  # a UK national number read as American: invalid
+        "+44 1234,Too short\n"
+    )
+
+    started = _start(api, user["token"], csv_text, "?default_region=US")
+    _run(import_worker, api, user["token"], started["import_id"])
+    result = _status(api, user["token"], started["import_id"])
+    french = _start(api, user["token"], "phone,first_name\n06 12 34 56 78,Chloé\n", "?default_region=FR")
+    _run(import_worker, api, user["token"], french["import_id"])
+
+    rows = conn.execute("SELECT phone_number, first_name FROM contacts").fetchall()
+    stored = {row["phone_number"]: row["first_name"] for row in rows}
+    assert (result["imported"], result["invalid"]) == (10, 2)
+    assert [error["row"] for error in result["errors"]] == [12, 13]
+    assert stored == {
+        "+14155552671": "Ava",
+        "+447400000009": "Olivia",
+        "+33612345678": "Chloé",
+        "+4915123456789": "Jürgen",
+        "+819012345678": "山田",
+        "+919876543210": "Priya",
+        "+5511912345678": "João",
+        "+2348031234567": "Chinedu",
+        "+971501234567": "محمد",
+        "+61412345678": "Mia",
+    }
+    # The same French number written nationally in a French file is the contact already there.
+    assert (_status(api, user["token"], french["import_id"])["unchanged"], len(stored)) == (1, 10)
+
+
 def test_a_hundred_thousand_rows_with_one_percent_malformed(
     api: Api, user: dict[str, Any], import_worker: SqsPoller, conn: psycopg.Connection[Any]
 ) -> None:

@@ -1,16 +1,27 @@
-"""Every function has sample events under events/, and each one runs against the real handlers."""
+"""Every function has sample events under events/, and each one runs against the real handlers
+(events/migrations/create.json is driven by test_migrations_resource.py: it answers an HTTP URL)."""
 
 import copy
 import json
 import re
+from collections.abc import Callable
+from decimal import Decimal
 from typing import Any
+from urllib.parse import parse_qsl
 
 import psycopg
 
 from local import aws
 from local.runtime import FunctionRuntime
 from local.template import StackSpec
+from smsplatform.billing import ledger
+from smsplatform.core import db
+from smsplatform.providers import simulator, twilio
+from tests.support.harness import SIMULATOR_KEY
 from tests.support.paths import ROOT
+
+TWILIO_SID = "AC0123456789abcdef0123456789abcdef"  # the sample events' account
+TWILIO_TOKEN = "sample-events-auth-token"
 
 EVENTS = ROOT / "events"
 
@@ -101,3 +112,132 @@ def test_the_sample_events_drive_each_function(
     # An account announcement with nothing due: nothing to POST, nothing to retry.
     assert runtimes["CallbacksFunction"].invoke(_event("callbacks/announcement.json")) == {"batchItemFailures": []}
     # events/migrations/create.json is driven by test_migrations_resource.py (it answers an HTTP URL).
+
+
+def _as(name: str, context: dict[str, Any], path: dict[str, str] | None = None, body: Any = None) -> dict[str, Any]:
+    """A sample API event, authorised as `context`, with its path parameters (and raw path) and body replaced."""
+    event = _event(name)
+    event["requestContext"]["authorizer"] = {"lambda": copy.deepcopy(context)}
+    for key, value in (path or {}).items():
+        event["rawPath"] = event["rawPath"].replace(event["pathParameters"][key], value)
+        event["pathParameters"][key] = value
+    if body is not None:
+        event["body"] = json.dumps(body)
+    return event
+
+
+def _sqs(name: str, body: dict[str, Any]) -> dict[str, Any]:
+    event = _event(name)
+    event["Records"][0]["body"] = json.dumps(body)
+    return event
+
+
+def _signed(
+    name: str, header: str, signature: Callable[[dict[str, Any]], str], body: str | None = None
+) -> dict[str, Any]:
+    event = _event(name)
+    if body is not None:
+        event["body"] = body
+    event["headers"][header] = signature(event)
+    return event
+
+
+def test_the_send_pipeline_and_webhook_sample_events_drive_each_function(
+    runtimes: dict[str, FunctionRuntime],
+    conn: psycopg.Connection[Any],
+    configure: Callable[..., None],
+) -> None:
+    configure(
+        twilio_secret={"account_sid": TWILIO_SID, "auth_token": TWILIO_TOKEN, "from_number": "+15005550006"},
+        provider="simulator",
+    )
+    promoted = runtimes["OperatorFunction"].invoke(_event("operator/promote_admin.json"))
+    assert conn.execute("SELECT role FROM users WHERE username = 'ops'").fetchone()["role"] == "admin", promoted
+    users = runtimes["UsersFunction"]
+    assert users.invoke(_event("users/signup.json"))["statusCode"] == 201
+    token = json.loads(users.invoke(_event("users/login.json"))["body"])["access_token"]
+    authorizer_event = _event("authorizer/request.json")
+    authorizer_event["headers"]["authorization"] = f"Bearer {token}"
+    context = runtimes["AuthorizerFunction"].invoke(authorizer_event)["context"]
+    user_id = context["user_id"]
+    with db.transaction() as pooled:
+        ledger.top_up(pooled, user_id, 100, amount=Decimal("10.00"))
+    contacts = runtimes["ContactsFunction"]
+    contact = json.loads(contacts.invoke(_as("contacts/create_contact.json", context))["body"])
+    group = conn.execute(
+        "INSERT INTO contact_groups (user_id, name) VALUES (%s, 'Winter') RETURNING id::text", (user_id,)
+    ).fetchone()["id"]
+    conn.execute("INSERT INTO contact_group_members (group_id, contact_id) VALUES (%s, %s)", (group, contact["id"]))
+
+    campaigns = runtimes["CampaignsFunction"]
+    created_event = _as("campaigns/create_campaign.json", context)
+    created_body = json.loads(created_event["body"])
+    created_event["body"] = json.dumps({**created_body, "group_ids": [group]})
+    created = campaigns.invoke(created_event)
+    assert created["statusCode"] == 201, created["body"]
+    campaign_id = json.loads(created["body"])["id"]
+    sent = campaigns.invoke(_as("campaigns/send_campaign.json", context, {"campaign_id": campaign_id}))
+    assert sent["statusCode"] == 202, sent["body"]
+    assert runtimes["DispatcherFunction"].invoke(_sqs("dispatcher/release.json", {"campaign_id": campaign_id})) == {
+        "batchItemFailures": []
+    }
+    batch = conn.execute("SELECT batch_number FROM sms_delivery_logs").fetchone()["batch_number"]
+    descriptor = {**json.loads(_event("sender/batch.json")["Records"][0]["body"]), "id": campaign_id, "batch": batch}
+    assert runtimes["SenderFunction"].invoke(_sqs("sender/batch.json", descriptor)) == {"batchItemFailures": []}
+    external_id = conn.execute("SELECT external_message_id FROM sms_delivery_logs").fetchone()["external_message_id"]
+    receipt = json.loads(_event("receipts/receipts.json")["Records"][0]["body"])
+    receipt["receipts"][0]["external_id"] = external_id
+    assert runtimes["ReceiptsFunction"].invoke(_sqs("receipts/receipts.json", receipt)) == {"batchItemFailures": []}
+    stats = campaigns.invoke(_as("campaigns/campaign_stats.json", context, {"campaign_id": campaign_id}))
+    assert json.loads(stats["body"])["delivered"] == 1
+
+    messages = runtimes["MessagesFunction"]
+    accepted = messages.invoke(_as("messages/send_message.json", context))
+    assert accepted["statusCode"] == 202, accepted["body"]
+    message_id = json.loads(accepted["body"])["data"][0]["id"]
+    shown = messages.invoke(_as("messages/get_message.json", context, {"message_id": message_id}))
+    assert json.loads(shown["body"])["status"] in ("queued", "sent")
+    assert runtimes["SchedulerFunction"].invoke(_event("scheduler/schedule.json"))["campaigns_released"] == 0
+
+    # Webhooks, signed as each provider signs: receipts and replies go onto the receipts queue (200 each).
+    webhooks = runtimes["WebhooksFunction"]
+    status_body = json.dumps({"receipts": [{**receipt["receipts"][0], "status": "delivered"}]})
+    for name, body in (("webhooks/simulator_status.json", status_body), ("webhooks/simulator_inbound.json", None)):
+        event = _signed(
+            name, "x-simulator-signature", lambda e: simulator.sign(SIMULATOR_KEY, e["body"].encode()), body
+        )
+        assert webhooks.invoke(event)["statusCode"] == 200, name
+
+    def twilio_signature(event: dict[str, Any]) -> str:
+        url = f"https://{event['headers']['host']}{event['rawPath']}"
+        return twilio.signature(TWILIO_TOKEN, url, parse_qsl(event["body"]))
+
+    for name in ("webhooks/twilio_status.json", "webhooks/twilio_inbound.json"):
+        answered = webhooks.invoke(_signed(name, "x-twilio-signature", twilio_signature))
+        assert answered["statusCode"] == 200, (name, answered["body"])
+
+    # An End User Messaging delivery event, as its topic's subscription delivers it, for a message it sent.
+    conn.execute(
+        """INSERT INTO sms_delivery_logs (user_id, request_id, phone_number, status, provider, external_message_id)
+           VALUES (%s, gen_random_uuid(), '+447400123101', 'sent', 'aws_sms', '862a8790-60c0-4430-9b2b-658bd0000000')""",
+        (user_id,),
+    )
+    assert runtimes["ReceiptsFunction"].invoke(_event("receipts/end_user_messaging_event.json")) == {
+        "batchItemFailures": []
+    }
+    assert conn.execute("SELECT status FROM sms_delivery_logs WHERE provider = 'aws_sms'").fetchone()["status"] == (
+        "delivered"
+    )
+
+
+def test_every_sample_event_is_driven_by_a_test() -> None:
+    drivers = "".join(
+        (ROOT / "tests" / "integration" / name).read_text()
+        for name in ("test_events.py", "test_migrations_resource.py")
+    )
+    named = {str(path.relative_to(EVENTS)) for path in EVENTS.rglob("*.json")}
+
+    def driven(name: str) -> bool:  # named as "folder/file.json" or as ROOT / "events" / "folder" / "file.json"
+        return f'"{name}"' in drivers or '"{}"'.format('" / "'.join(name.split("/"))) in drivers
+
+    assert {name for name in named if not driven(name)} == set()
