@@ -219,8 +219,8 @@ def test_the_send_pipeline_and_webhook_sample_events_drive_each_function(
     # An End User Messaging delivery event, as its topic's subscription delivers it, for a message it sent.
     conn.execute(
         """INSERT INTO sms_delivery_logs (user_id, request_id, phone_number, status, provider, external_message_id)
-           VALUES (%s, gen_random_uuid(), '+447400123101', 'sent', 'aws_sms', '862a8790-60c0-4430-9b2b-658bd0000000')""",
-        (user_id,),
+           VALUES (%s, gen_random_uuid(), '+447400123101', 'sent', 'aws_sms', %s)""",
+        (user_id, "862a8790-60c0-4430-9b2b-658bd0000000"),  # the sample event's messageId
     )
     assert runtimes["ReceiptsFunction"].invoke(_event("receipts/end_user_messaging_event.json")) == {
         "batchItemFailures": []
