@@ -86,14 +86,18 @@ def platform_env(database_url: str, aws_resources: aws.Resources) -> Iterator[No
 
 @pytest.fixture
 def configure() -> Iterator[Callable[..., None]]:
-    """Changes settings for one test: `configure(simulator_idempotent=True)` sets SMS_SIMULATOR_IDEMPOTENT."""
+    """Changes settings for one test: `configure(simulator_idempotent=True)` sets SMS_SIMULATOR_IDEMPOTENT,
+    and `configure(send_batch_size=None)` unsets SMS_SEND_BATCH_SIZE (back to its default)."""
     from smsplatform.core.config import get_settings
 
     patch = pytest.MonkeyPatch()
 
     def apply(**values: Any) -> None:
         for name, value in values.items():
-            patch.setenv(f"SMS_{name.upper()}", value if isinstance(value, str) else json.dumps(value))
+            if value is None:
+                patch.delenv(f"SMS_{name.upper()}", raising=False)
+            else:
+                patch.setenv(f"SMS_{name.upper()}", value if isinstance(value, str) else json.dumps(value))
         get_settings.cache_clear()
 
     yield apply

@@ -13,10 +13,9 @@ import psycopg
 import pytest
 
 from local.runtime import FunctionRuntime
-from smsplatform.core import queues
 from tests.support.harness import Api, Pipeline
 from tests.support.scenarios import PEOPLE, balance_of, give_credits, make_campaign, make_group
-from tests.support.sqs import sqs_event
+from tests.support.sqs import CompressedDelays, sqs_event
 
 
 def _a_batch(conn: Any) -> tuple[int, int]:
@@ -257,15 +256,7 @@ def test_a_throttled_batch_comes_back_after_the_providers_retry_after_or_the_bac
     configure: Callable[..., None],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    delays: list[int] = []
-    real_send = queues.send
-
-    def send_at_once(queue: queues.QueueName, message: Any, delay_seconds: int = 0) -> None:
-        if queue == "send":
-            delays.append(delay_seconds)
-        real_send(queue, message)  # the delay is recorded, not waited for
-
-    monkeypatch.setattr(queues, "send", send_at_once)
+    delays = CompressedDelays(monkeypatch)  # recorded, not waited for
     give_credits(api, admin, user, 100)
     group = make_group(api, user["token"], "flaky", [{"phone_number": "+447400199992"}])
     configure(simulator_retry_after_seconds=7, send_retry_base_seconds=0)
@@ -277,6 +268,6 @@ def test_a_throttled_batch_comes_back_after_the_providers_retry_after_or_the_bac
     api.request("POST", f"/v1/campaigns/{second}/send", token=user["token"])
     pipeline.drain()
 
-    assert delays == [7, 30]  # Retry-After when it is longer; the first backoff step when that is
+    assert delays.delays("send") == [7, 30]  # Retry-After when it is longer; the first backoff step when that is
     statuses = conn.execute("SELECT status, attempts FROM sms_delivery_logs").fetchall()
     assert statuses == [{"status": "delivered", "attempts": 2}] * 2
