@@ -12,12 +12,14 @@ TOOLS := .venv-tools
 export SAM_CLI_TELEMETRY := 0
 export PYTHONPATH := $(CURDIR)/layers/shared:$(CURDIR)
 
-.PHONY: help venv tools run psql migrate admin test fuzz lint format bench build validate deploy clean
+.PHONY: help venv tools run psql dlq redrive migrate admin test fuzz lint format bench build validate deploy clean
 
 help:
 	@echo "make run    start the local stack on http://127.0.0.1:$(PORT) (PORT=... to change)"
 	@echo "make test   run the unit, integration and e2e tests"
 	@echo "make psql   psql on the local stack's database"
+	@echo "make dlq    the dead-letter queues and what they hold (STACK=<name> for a deployed stack)"
+	@echo "make redrive QUEUE=Send  move a dead-letter queue back to its source (STACK=... likewise)"
 	@echo "make admin  USERNAME=... EMAIL=...: create or promote an operator (any database)"
 	@echo "make migrate  apply sql/ to DATABASE_URL or the deployed database"
 	@echo "make fuzz   schemathesis against the API for FUZZ_SECONDS (default 600) with many examples"
@@ -48,6 +50,14 @@ run: venv
 
 psql: venv
 	$(BIN)/python -m local psql
+
+# Without STACK: the running local stack. With STACK=<stack name>: its queues in AWS (your credentials).
+dlq: venv
+	$(if $(STACK),$(BIN)/python -m smsplatform.core.dead_letters --prefix "$(STACK)" list --peek 3,$(BIN)/python -m local dlq)
+
+redrive: venv
+	@test -n "$(QUEUE)" || { echo "usage: make redrive QUEUE=Send|Release|Receipts|Callbacks|Import [STACK=...]" >&2; exit 2; }
+	$(if $(STACK),$(BIN)/python -m smsplatform.core.dead_letters --prefix "$(STACK)" redrive "$(QUEUE)",$(BIN)/python -m local redrive "$(QUEUE)")
 
 # Against DATABASE_URL, or SMS_DATABASE_SECRET_ARN with AWS credentials (the deployed database).
 migrate: venv

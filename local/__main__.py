@@ -25,9 +25,18 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--root", type=Path, default=ROOT, help="folder CodeUri and sql/ are relative to")
     psql = commands.add_parser("psql", help="open psql on the local stack's database")
     psql.add_argument("--data-dir", type=Path, default=ROOT / ".data" / "local")
+    for name, text in (("dlq", "list the running stack's dead-letter queues"), ("redrive", "move one back")):
+        command = commands.add_parser(name, help=text)
+        command.add_argument("--data-dir", type=Path, default=ROOT / ".data" / "local")
+        if name == "redrive":
+            command.add_argument("queue")
+        else:
+            command.add_argument("--peek", type=int, default=3)
     args = parser.parse_args(argv)
     if args.command == "psql":
         return _psql(args.data_dir.resolve())
+    if args.command in ("dlq", "redrive"):
+        return _dead_letters(args)
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     for noisy in ("werkzeug", "pgserver", "botocore", "urllib3"):
@@ -53,6 +62,20 @@ def main(argv: list[str] | None = None) -> int:
         print("\nStopping the local stack...", file=sys.stderr)
         stack.stop()
     return 0
+
+
+def _dead_letters(args: argparse.Namespace) -> int:
+    """The layer's dead-letter command, pointed at the running local stack's SQS."""
+    from local import aws
+    from smsplatform.core import dead_letters
+
+    endpoint_file = args.data_dir.resolve() / "aws-endpoint"
+    if not endpoint_file.exists():
+        print("the local stack is not running (make run)", file=sys.stderr)
+        return 2
+    sqs = aws.client("sqs", endpoint_file.read_text().strip())
+    command = ["redrive", args.queue] if args.command == "redrive" else ["list", "--peek", str(args.peek)]
+    return dead_letters.main(command, sqs=sqs)
 
 
 def _psql(data_dir: Path) -> int:

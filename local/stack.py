@@ -69,6 +69,7 @@ class LocalStack:
         endpoint = self._moto.start()
         os.environ.update(aws.LOCAL_AWS_ENV)
         os.environ["AWS_ENDPOINT_URL"] = endpoint
+        (self.data_dir / "aws-endpoint").write_text(endpoint)  # for `python -m local dlq` and `redrive`
         resources = aws.create_resources(self.spec, endpoint, secrets_file=self.data_dir / "secrets.json")
         # The local database stands in for Aurora behind RDS Proxy: its connection goes
         # into a secret shaped like the one RDS manages, and the proxy endpoint is its host.
@@ -137,6 +138,7 @@ class LocalStack:
         db.close_pool()
         if self._moto:
             self._moto.stop()
+            (self.data_dir / "aws-endpoint").unlink(missing_ok=True)
 
 
 def _rds_secret(db_url: str) -> str:

@@ -1,29 +1,29 @@
-"""Every minute: releases scheduled campaigns whose time has come and re-announces lost work
-(requests never announced, status callbacks whose announcement was lost)."""
+"""Every minute: releases scheduled campaigns whose time has come and recovers lost work (batches no queue
+message will come back for, rows of stopped campaigns, status callbacks whose announcement was lost)."""
 
 from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from smsplatform.campaigns import campaigns
-from smsplatform.core import db, queues
+from smsplatform.core import db
+from smsplatform.core.config import get_settings
 from smsplatform.core.observability import logger
-from smsplatform.core.queue_messages import SendBatch
-from smsplatform.sending import messages, status_callbacks
+from smsplatform.sending import recovery, status_callbacks
 
 
 @logger.inject_lambda_context
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     with db.transaction() as conn:
         released = campaigns.release_due(conn)
-        lost = messages.unannounced_requests(conn)
         overdue = status_callbacks.overdue_accounts(conn)
-    if lost:
-        queues.send_many("send", (SendBatch(kind="request", id=request_id, batch=0) for request_id in lost))
+    swept = recovery.sweep(get_settings())
     status_callbacks.announce(overdue)
     result = {
         "campaigns_released": len(released),
-        "requests_reannounced": len(lost),
+        "batches_reannounced": swept.reannounced,
+        "messages_finalised": swept.finalised,
+        "settled": swept.settled,
         "callback_accounts_reannounced": len(overdue),
     }
     logger.info("scheduler tick", extra=result)

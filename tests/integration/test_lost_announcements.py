@@ -39,9 +39,9 @@ def test_an_api_send_whose_batch_message_was_lost_is_sent_by_the_sweep_once(
     pipeline.drain()
     again = _tick(runtimes)
 
-    assert too_soon["requests_reannounced"] == 0  # its sender may simply not have run yet
-    assert swept["requests_reannounced"] == 1
-    assert again["requests_reannounced"] == 0
+    assert too_soon["batches_reannounced"] == 0  # its sender may simply not have run yet
+    assert swept["batches_reannounced"] == 1
+    assert again["batches_reannounced"] == 0
     statuses = conn.execute("SELECT status FROM sms_delivery_logs").fetchall()
     assert [row["status"] for row in statuses] == ["delivered", "delivered"]
     copies = conn.execute("SELECT to_number, count(*) AS n FROM simulator_messages GROUP BY 1 ORDER BY 1").fetchall()
@@ -82,3 +82,69 @@ def test_callbacks_whose_announcement_was_lost_are_delivered_after_the_sweep(
     assert swept["callback_accounts_reannounced"] == 1
     assert sorted(p["status"] for p in endpoint.payloads()) == ["delivered", "delivered", "sent", "sent"]
     assert conn.execute("SELECT count(*) AS n FROM status_callbacks WHERE status = 'pending'").fetchone()["n"] == 0
+
+
+def test_a_campaign_batch_in_the_dead_letter_queue_is_announced_again_then_expires(
+    api: Api,
+    admin: dict[str, Any],
+    user: dict[str, Any],
+    pipeline: Pipeline,
+    runtimes: dict[str, FunctionRuntime],
+    conn: psycopg.Connection[Any],
+) -> None:
+    give_credits(api, admin, user, 100)
+    campaign_id = make_campaign(api, user["token"], [make_group(api, user["token"], "all", PEOPLE)])
+    api.request("POST", f"/v1/campaigns/{campaign_id}/send", token=user["token"])
+    pipeline.pollers["DispatcherFunction"].poll_once()
+    pipeline.discard()  # every batch descriptor ended in the dead-letter queue
+    batches = conn.execute("SELECT count(DISTINCT batch_number) AS n FROM sms_delivery_logs").fetchone()["n"]
+
+    def idle_for(minutes: int) -> dict[str, Any]:
+        conn.execute(
+            "UPDATE sms_delivery_logs SET updated_at = now() - make_interval(mins => %s) WHERE status = 'queued'",
+            (minutes,),
+        )
+        return _tick(runtimes)
+
+    not_yet = idle_for(10)  # within the 20-minute horizon: the batches may be in a backlog
+    recovered = idle_for(21)
+    pipeline.discard()  # ... and again into the dead-letter queue, three times
+    for _ in range(2):
+        idle_for(21)
+        pipeline.discard()
+    recoveries = conn.execute("SELECT DISTINCT recoveries FROM sms_delivery_logs").fetchall()
+    expired = idle_for(21)
+    pipeline.drain()
+
+    assert (not_yet["batches_reannounced"], not_yet["messages_finalised"]) == (0, 0)
+    assert recovered["batches_reannounced"] == batches
+    assert recoveries == [{"recoveries": 3}]
+    assert (expired["batches_reannounced"], expired["messages_finalised"], expired["settled"]) == (0, 6, 1)
+    rows = conn.execute("SELECT DISTINCT status, error_code FROM sms_delivery_logs").fetchall()
+    assert rows == [{"status": "failed", "error_code": "expired"}]
+    campaign = api.request("GET", f"/v1/campaigns/{campaign_id}/stats", token=user["token"]).json()
+    assert (campaign["credits_reserved"], campaign["credits_refunded"]) == (6, 6)
+    assert api.request("GET", f"/v1/campaigns/{campaign_id}", token=user["token"]).json()["status"] == "completed"
+
+
+def test_a_recovered_batch_is_sent_once(
+    api: Api,
+    admin: dict[str, Any],
+    user: dict[str, Any],
+    pipeline: Pipeline,
+    runtimes: dict[str, FunctionRuntime],
+    conn: psycopg.Connection[Any],
+) -> None:
+    give_credits(api, admin, user, 100)
+    campaign_id = make_campaign(api, user["token"], [make_group(api, user["token"], "all", PEOPLE)])
+    api.request("POST", f"/v1/campaigns/{campaign_id}/send", token=user["token"])
+    pipeline.pollers["DispatcherFunction"].poll_once()
+    pipeline.discard()
+    conn.execute("UPDATE sms_delivery_logs SET updated_at = now() - interval '21 minutes'")
+
+    _tick(runtimes)
+    pipeline.drain()
+
+    assert api.request("GET", f"/v1/campaigns/{campaign_id}", token=user["token"]).json()["status"] == "completed"
+    copies = conn.execute("SELECT count(*) AS n, count(DISTINCT to_number) AS d FROM simulator_messages").fetchone()
+    assert (copies["n"], copies["d"]) == (6, 6)

@@ -56,9 +56,15 @@ class Settings(BaseSettings):
     # First retry delay after a transient failure; it doubles with each attempt.
     send_retry_base_seconds: Annotated[int, Field(ge=0, le=900)] = 5
     # A row claimed longer ago than this belongs to a sender that died; it may be reclaimed.
-    send_lease_seconds: Annotated[int, Field(ge=0)] = 180
+    send_lease_seconds: Annotated[int, Field(ge=30, le=3600)] = 180
     # A throttled batch waits in the sender at most this long; further out, it is re-queued with a delay.
     send_max_wait_seconds: Annotated[int, Field(ge=0, le=600)] = 20
+    # A queued row idle this long has no queue message coming back for it (lost, or in a dead-letter
+    # queue): the scheduler's sweep announces its batch again, at most `send_max_recoveries` times, then
+    # fails it as `expired`. API sends are announced once at once, so theirs is shorter.
+    send_stall_seconds: Annotated[int, Field(ge=60, le=86_400)] = 1200  # > SQS's longest delay (900 s)
+    send_request_stall_seconds: Annotated[int, Field(ge=60, le=86_400)] = 120
+    send_max_recoveries: Annotated[int, Field(ge=0, le=20)] = 3
 
     # The default provider route: names tried in order, comma-separated ("twilio,aws_sms"); an
     # account's own route (users.provider_route) replaces it. A transient failure fails over to the next.

@@ -130,17 +130,6 @@ def send(
     return Accepted(request_id, messages, credits)
 
 
-def unannounced_requests(conn: Connection[DictRow], older_than_seconds: int = 120, limit: int = 500) -> list[UUID]:
-    """API send requests whose rows are still queued long after creation: their descriptor was lost."""
-    rows = conn.execute(
-        """SELECT DISTINCT request_id FROM sms_delivery_logs
-            WHERE request_id IS NOT NULL AND status = 'queued'
-              AND updated_at < now() - make_interval(secs => %s) LIMIT %s""",
-        (older_than_seconds, limit),
-    ).fetchall()
-    return [row["request_id"] for row in rows]
-
-
 @dataclass(frozen=True)
 class MessageCursor:
     """Campaign messages are listed in send order: by (batch_number, id)."""

@@ -132,23 +132,38 @@ def record(
     results: list[SendResult],
     provider_name: str,
     max_attempts: int,
+    campaign_id: UUID | None = None,
 ) -> dict[str, int]:
     """All results in one statement; counts of rows now sent, failed and back in the queue.
 
-    `provider_name` stands for results that name no provider (failed before any was called).
+    `provider_name` stands for results that name no provider (failed before any was called). A message
+    that would go back to the queue of a campaign no longer sending (cancelled while the batch was out)
+    fails instead: nothing would ever send it. The campaign row is read FOR SHARE, so a cancel either
+    commits first (and is seen here) or waits for this commit (and then stops these rows itself).
     """
     attempts = {item.id: item.message.attempt for item in claimed}
-    statuses, codes, texts = [], [], []
-    for result in results:
-        if result.outcome == "accepted":
-            statuses.append("sent")
-        elif result.outcome == "transient" and attempts[result.message_id] < max_attempts:
-            statuses.append("queued")
-        else:
-            statuses.append("failed")
-        codes.append(result.error_code)
-        texts.append(result.error_message)
+    stopped = None
     with conn.transaction():
+        if campaign_id is not None:
+            row = conn.execute("SELECT status FROM sms_campaigns WHERE id = %s FOR SHARE", (campaign_id,)).fetchone()
+            stopped = row["status"] if row is not None and row["status"] != "sending" else None
+        statuses, codes, texts = [], [], []
+        for result in results:
+            code, text = result.error_code, result.error_message
+            if result.outcome == "accepted":
+                status = "sent"
+            elif result.outcome == "transient" and attempts[result.message_id] < max_attempts:
+                status = "queued"
+                if stopped:
+                    status, code = "failed", "cancelled"
+                    text = (
+                        f"The campaign was {stopped} before this message could be sent again ({_failure_text(result)})."
+                    )
+            else:
+                status = "failed"
+            statuses.append(status)
+            codes.append(code)
+            texts.append(text)
         conn.execute(
             """UPDATE sms_delivery_logs l
                   SET status = r.status, provider = r.provider, external_message_id = r.external_id,
@@ -169,6 +184,10 @@ def record(
             },
         )
     return {status: statuses.count(status) for status in ("sent", "failed", "queued")}
+
+
+def _failure_text(result: SendResult) -> str:
+    return f"{result.error_code}: {result.error_message}" if result.error_message else str(result.error_code)
 
 
 def retry_delay(attempt: int, base_seconds: int) -> int:
@@ -301,6 +320,7 @@ def process_batch(
             if not booked:
                 # Too far ahead for this invocation: come back when the slot nears, under a fresh descriptor.
                 delay = max(1, int(start - clock.time()) - settings.send_max_wait_seconds // 2)
+                _touch(conn, kind, reference_id, batch)  # still on its way: not idle for the recovery sweep
                 queues.send("send", descriptor, delay_seconds=delay)
                 return BatchOutcome(0, 0, 0, 0, False, min(delay, 900))
             pacer = Pacer(start, rate, clock)
@@ -312,7 +332,14 @@ def process_batch(
 
     results = call_provider(provider, claimed, settings.send_concurrency, pacer)
     with db.transaction() as conn:
-        counts = record(conn, claimed, results, provider.name, settings.send_max_attempts)
+        counts = record(
+            conn,
+            claimed,
+            results,
+            provider.name,
+            settings.send_max_attempts,
+            reference_id if kind == "campaign" else None,
+        )
         callbacks_due = status_callbacks.accounts_due(conn, [context.user_id] if context.user_id else [])
     try:
         provider.after_recorded(results)
@@ -345,3 +372,11 @@ def _batch_rows(conn: Connection[DictRow], kind: SendKind, reference_id: UUID, b
         (reference_id, batch),
     ).fetchone()
     return int(row["n"]) if row else 0
+
+
+def _touch(conn: Connection[DictRow], kind: SendKind, reference_id: UUID, batch: int) -> None:
+    conn.execute(
+        f"""UPDATE sms_delivery_logs SET updated_at = now()
+             WHERE {_COLUMN[kind]} = %s AND batch_number = %s AND status = 'queued'""",
+        (reference_id, batch),
+    )

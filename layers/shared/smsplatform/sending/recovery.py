@@ -1,0 +1,145 @@
+"""Recovering work that no queue message will come back for: the scheduler's sweep, every minute.
+
+A batch descriptor can be lost (an enqueue that failed after commit) or end in the
+send queue's dead-letter queue (its sender failed on it every time), and a sender
+can die holding rows of a campaign that is then cancelled. Without this, such rows
+stay `queued` or `sending` for good and their campaign never settles. The sweep:
+
+1. finalises the in-flight rows of campaigns stopped in the last day (cancelled,
+   failed): queued rows fail as `cancelled`; rows a sender claimed more than a
+   lease ago fail as `outcome_unknown` (they may have reached the provider, so
+   they are not sent);
+2. finds any row idle past its horizon (`send_stall_seconds`, shorter for API
+   sends) and announces its batch again, at most `send_max_recoveries` times;
+   after that it fails as `expired` (or `outcome_unknown` if a sender held it),
+   and rows of a stopped campaign are finalised as in 1;
+3. settles every campaign and API send whose rows it finalised, and every
+   sending campaign left with nothing in flight (a sender died between its last
+   record and the settlement).
+
+Every statement starts from the partial index of in-flight rows or from
+campaigns stopped or sending now, so it stays flat as history grows.
+"""
+
+from dataclasses import dataclass
+from uuid import UUID
+
+from psycopg import Connection
+from psycopg.rows import DictRow
+
+from smsplatform.billing import settlement
+from smsplatform.core import db, queues
+from smsplatform.core.config import Settings
+from smsplatform.core.observability import logger
+from smsplatform.core.queue_messages import SendBatch, SendKind
+
+_BATCH = 10_000  # rows per statement; a larger backlog is taken over the next ticks
+_STOPPED = "The campaign was {status} before this message was sent."
+_IN_DOUBT = "A sender stopped mid-call and the message is not sent again: it may have gone out."
+_EXPIRED = "No sender took this message within the recovery horizon; its credits are refunded."
+
+
+@dataclass(frozen=True)
+class Swept:
+    finalised: int  # rows of stopped campaigns, and expired rows
+    reannounced: int  # batches announced again
+    settled: int  # campaigns and API sends settled
+
+
+def _stopped_campaigns(conn: Connection[DictRow], settings: Settings) -> list[DictRow]:
+    return conn.execute(
+        """WITH stopped AS (
+               SELECT id, status FROM sms_campaigns
+                WHERE status IN ('cancelled', 'failed') AND updated_at > now() - interval '1 day'),
+           finalised AS (
+               UPDATE sms_delivery_logs l
+                  SET status = 'failed',
+                      error_code = CASE WHEN l.status = 'sending' THEN 'outcome_unknown' ELSE 'cancelled' END,
+                      error_message = CASE WHEN l.status = 'sending' THEN %(in_doubt)s
+                                           ELSE replace(%(stopped)s, '{status}', s.status) END,
+                      claimed_at = NULL, updated_at = now()
+                 FROM stopped s
+                WHERE l.campaign_id = s.id
+                  AND (l.status = 'queued'
+                       OR (l.status = 'sending' AND l.claimed_at < now() - make_interval(secs => %(lease)s)))
+               RETURNING l.campaign_id)
+           SELECT 'campaign' AS kind, campaign_id AS id, count(*)::int AS n FROM finalised GROUP BY campaign_id""",
+        {"lease": settings.send_lease_seconds, "in_doubt": _IN_DOUBT, "stopped": _STOPPED},
+    ).fetchall()
+
+
+def _idle_rows(conn: Connection[DictRow], settings: Settings) -> list[DictRow]:
+    """Announces idle rows' batches again (counting it), or finalises them; returns what became of each."""
+    return conn.execute(
+        """WITH idle AS (
+               SELECT l.id, l.created_at, l.status, c.status AS campaign_status,
+                      (c.status IS NOT NULL AND c.status <> 'sending') AS stopped,
+                      l.recoveries >= %(max)s AS spent
+                 FROM sms_delivery_logs l LEFT JOIN sms_campaigns c ON c.id = l.campaign_id
+                WHERE l.status IN ('queued', 'sending')
+                  AND l.updated_at < now() - make_interval(secs => CASE WHEN l.request_id IS NOT NULL
+                                                                        THEN %(request_stall)s ELSE %(stall)s END)
+                  AND (l.status = 'queued' OR l.claimed_at < now() - make_interval(secs => %(lease)s))
+                ORDER BY l.updated_at LIMIT %(limit)s
+                FOR UPDATE OF l SKIP LOCKED)
+           UPDATE sms_delivery_logs l
+              SET status = CASE WHEN i.stopped OR i.spent THEN 'failed' ELSE l.status END,
+                  error_code = CASE WHEN NOT (i.stopped OR i.spent) THEN l.error_code
+                                    WHEN l.status = 'sending' THEN 'outcome_unknown'
+                                    WHEN i.stopped THEN 'cancelled' ELSE 'expired' END,
+                  error_message = CASE WHEN NOT (i.stopped OR i.spent) THEN l.error_message
+                                       WHEN l.status = 'sending' THEN %(in_doubt)s
+                                       WHEN i.stopped THEN replace(%(stopped_text)s, '{status}', i.campaign_status)
+                                       ELSE %(expired)s END,
+                  claimed_at = CASE WHEN i.stopped OR i.spent THEN NULL ELSE l.claimed_at END,
+                  recoveries = l.recoveries + CASE WHEN i.stopped OR i.spent THEN 0 ELSE 1 END,
+                  updated_at = now()
+             FROM idle i
+            WHERE l.id = i.id AND l.created_at = i.created_at
+        RETURNING CASE WHEN l.campaign_id IS NOT NULL THEN 'campaign' ELSE 'request' END AS kind,
+                  coalesce(l.campaign_id, l.request_id) AS id, l.batch_number AS batch,
+                  l.status = 'failed' AS finalised""",
+        {
+            "max": settings.send_max_recoveries,
+            "stall": settings.send_stall_seconds,
+            "request_stall": settings.send_request_stall_seconds,
+            "lease": settings.send_lease_seconds,
+            "limit": _BATCH,
+            "in_doubt": _IN_DOUBT,
+            "stopped_text": _STOPPED,
+            "expired": _EXPIRED,
+        },
+    ).fetchall()
+
+
+def _sending_with_nothing_in_flight(conn: Connection[DictRow]) -> list[UUID]:
+    rows = conn.execute(
+        """SELECT c.id FROM sms_campaigns c
+            WHERE c.status = 'sending'
+              AND NOT EXISTS (SELECT 1 FROM sms_delivery_logs l
+                               WHERE l.campaign_id = c.id AND l.status IN ('queued', 'sending'))"""
+    ).fetchall()
+    return [row["id"] for row in rows]
+
+
+def sweep(settings: Settings) -> Swept:
+    with db.transaction() as conn:
+        stopped = _stopped_campaigns(conn, settings)
+        idle = _idle_rows(conn, settings)
+        idle_campaigns = _sending_with_nothing_in_flight(conn)
+    again = sorted({(row["kind"], row["id"], row["batch"]) for row in idle if not row["finalised"]})
+    queues.send_many("send", (SendBatch(kind=kind, id=ref, batch=batch) for kind, ref, batch in again))
+    to_settle: set[tuple[SendKind, UUID]] = {(row["kind"], row["id"]) for row in stopped}
+    to_settle |= {(row["kind"], row["id"]) for row in idle if row["finalised"]}
+    to_settle |= {("campaign", campaign_id) for campaign_id in idle_campaigns}
+    settled = 0
+    for kind, reference_id in sorted(to_settle):  # one per stopped or finished reference: a handful a tick
+        with db.transaction() as conn:
+            settled += settlement.settle(conn, kind, reference_id)
+    finalised = sum(row["n"] for row in stopped) + sum(1 for row in idle if row["finalised"])
+    if finalised or again:
+        logger.warning(
+            "recovered stranded work",
+            extra={"finalised": finalised, "batches_reannounced": len(again), "settled": settled},
+        )
+    return Swept(finalised, len(again), settled)
