@@ -6,7 +6,7 @@ import json
 import socket
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
@@ -229,6 +229,30 @@ def test_twilio_errors_keep_twilios_code_a_transient_one_fails_over_and_one_in_d
     assert [m["To"] for m in fake_twilio.accepted].count(SERVER_ERROR) == 1
     assert [row["to_number"] for row in simulated] == [BUSY]
     assert (stats["credits_spent"], stats["credits_refunded"]) == (2, 2)
+
+
+def test_a_message_in_doubt_with_an_idempotent_provider_is_retried_there_and_never_failed_over(
+    api: Api,
+    admin: dict[str, Any],
+    user: dict[str, Any],
+    pipeline: Pipeline,
+    conn: psycopg.Connection[Any],
+    fake_twilio: FakeTwilio,
+    configure: Callable[..., None],
+) -> None:
+    configure(simulator_idempotent=True)
+    give_credits(api, admin, user, 100)
+    _route(api, admin, user, ["simulator", "twilio"])
+    ambiguous = "+447400199994"  # the simulator takes it, then answers 500
+
+    campaign_id = _send(api, user["token"], [{"phone_number": ambiguous}], "Hello")
+    pipeline.drain()
+
+    (log,) = _logs(conn, campaign_id)
+    calls = conn.execute("SELECT outcome FROM simulator_calls ORDER BY id").fetchall()
+    assert fake_twilio.accepted == []  # Twilio would have been a second copy
+    assert (log["status"], log["provider"]) == ("delivered", "simulator")
+    assert [row["outcome"] for row in calls] == ["ambiguous", "repeat"]
 
 
 def test_a_twilio_webhook_without_a_signature_is_refused(api: Api, fake_twilio: FakeTwilio) -> None:

@@ -11,6 +11,7 @@ from typing import Any
 
 import psycopg
 import pytest
+from psycopg.rows import dict_row
 
 from local.runtime import FunctionRuntime
 from tests.support.harness import Api, Pipeline
@@ -107,6 +108,34 @@ def test_a_batch_delivered_twice_at_once_is_sent_once(
         == "completed"
     )
     _assert_each_recipient_once_and_balanced(api, conn, sent_campaign)
+
+
+def test_a_sender_claiming_a_batch_another_holds_gets_none_of_its_rows_and_does_not_wait(
+    sent_campaign: dict[str, Any], pipeline: Pipeline, conn: Any, database_url: str
+) -> None:
+    from smsplatform.core.config import get_settings
+    from smsplatform.sending import sender
+
+    pipeline.pollers["DispatcherFunction"].poll_once()
+    batch, in_batch = _a_batch(conn)
+    second: list[Any] = []
+    with (
+        psycopg.connect(database_url, row_factory=dict_row) as one,
+        psycopg.connect(database_url, row_factory=dict_row) as two,
+    ):
+        with one.transaction():  # the first sender's claim is not committed yet
+            first = sender.claim(one, "campaign", sent_campaign["id"], batch, get_settings())
+            other = threading.Thread(
+                target=lambda: second.extend(sender.claim(two, "campaign", sent_campaign["id"], batch, get_settings()))
+            )
+            other.start()
+            other.join(timeout=5)
+            waited = other.is_alive()
+        other.join()
+
+    assert len(first) == in_batch > 0
+    assert not waited  # SKIP LOCKED: it moves on rather than queue behind the first
+    assert {c.id for c in first} & {c.id for c in second} == set()
 
 
 def _crash_after_the_calls(

@@ -1,0 +1,202 @@
+# ruff: noqa: E501  (test ids and the lines each break replaces are quoted whole)
+"""Breaks each guarantee the pipeline makes, once, and runs the test that must catch it (`make guarantees`).
+
+Each entry replaces one line of the platform's code with a broken version, runs the test that covers the
+guarantee, and restores the file whatever happens. A test that still passes with its guarantee broken is
+printed as MISSED and the run fails: the test proves nothing and needs strengthening.
+
+    python tests/guarantees.py          # every break
+    python tests/guarantees.py 0 6      # some, by number
+"""
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+L = "layers/shared/smsplatform/"
+T = "tests/integration/"
+BREAKS = [
+    (
+        "claim without FOR UPDATE SKIP LOCKED",
+        L + "sending/sender.py",
+        "                       FOR UPDATE SKIP LOCKED)",
+        "                       )",
+        T + "test_send_faults.py::test_a_sender_claiming_a_batch_another_holds_gets_none_of_its_rows_and_does_not_wait",
+    ),
+    (
+        "drop the raise in the receipts function",
+        L + "sending/receipts.py",
+        "        raise ReceiptsNotYetApplicableError(",
+        "        print(",
+        T
+        + "test_receipts.py::test_the_receipts_function_hands_an_early_receipt_back_to_the_queue_until_the_send_is_recorded",
+    ),
+    (
+        "remove the address check from http_post",
+        L + "sending/status_callbacks.py",
+        "        if not settings.callback_allow_http and not public_destination(url):",
+        "        if False:",
+        T + "test_callback_destinations.py",
+    ),
+    (
+        "record a transient failure as queued for a cancelled campaign",
+        L + "sending/sender.py",
+        "                if stopped:",
+        "                if False:",
+        T + "test_cancel_mid_send.py",
+    ),
+    (
+        "resend an in-doubt reclaimed row to a non-idempotent provider",
+        L + "sending/sender.py",
+        "if item.in_doubt and not provider.idempotent:",
+        "if False:",
+        T
+        + "test_send_faults.py::test_after_a_crash_between_the_call_and_recording_nothing_is_sent_again_and_the_unknown_is_refunded",
+    ),
+    (
+        "retry an ambiguous (5xx) answer as transient",
+        L + "providers/base.py",
+        "            if exc.in_doubt and not self.idempotent:",
+        "            if False:",
+        T + "test_send_faults.py::test_every_provider_fault_ends_final_with_at_most_one_copy_each",
+    ),
+    (
+        "fail over a message in doubt",
+        L + "providers/base.py",
+        'if result.outcome != "transient" or result.in_doubt:',
+        'if result.outcome != "transient":',
+        T
+        + "test_providers.py::test_a_message_in_doubt_with_an_idempotent_provider_is_retried_there_and_never_failed_over",
+    ),
+    (
+        "ignore Retry-After",
+        L + "sending/sender.py",
+        "delay_seconds=max(retry_delay(attempt, settings.send_retry_base_seconds), math.ceil(asked)),",
+        "delay_seconds=retry_delay(attempt, settings.send_retry_base_seconds),",
+        T
+        + "test_send_faults.py::test_a_throttled_batch_comes_back_after_the_providers_retry_after_or_the_backoff_if_longer",
+    ),
+    (
+        "no re-announcement of overdue callbacks",
+        L + "sending/status_callbacks.py",
+        '    return [row["user_id"] for row in rows]\n\n\ndef purge_settled',
+        "    return []\n\n\ndef purge_settled",
+        T + "test_lost_announcements.py::test_callbacks_whose_announcement_was_lost_are_delivered_after_the_sweep",
+    ),
+    (
+        "no re-announcement of lost batches",
+        L + "sending/recovery.py",
+        'queues.send_many("send", (SendBatch(kind=kind, id=ref, batch=batch) for kind, ref, batch in again))',
+        "pass",
+        T + "test_lost_announcements.py",
+    ),
+    (
+        "callback backoff without its one-hour cap",
+        L + "sending/status_callbacks.py",
+        "least(3600, %(base)s * 2 ^ (s.attempts - 1))",
+        "%(base)s * 2 ^ (s.attempts - 1)",
+        T
+        + "test_status_callbacks.py::test_a_callback_is_retried_on_a_doubling_schedule_capped_at_an_hour_then_given_up",
+    ),
+    (
+        "callbacks that never give up",
+        L + "sending/status_callbacks.py",
+        "WHEN s.attempts >= %(max)s THEN 'failed'",
+        "WHEN s.attempts >= %(max)s + 1000 THEN 'failed'",
+        T
+        + "test_status_callbacks.py::test_a_callback_is_retried_on_a_doubling_schedule_capped_at_an_hour_then_given_up",
+    ),
+    (
+        "settlement that refunds nothing",
+        L + "billing/settlement.py",
+        "        if to_refund > 0:",
+        "        if to_refund > 10**9:",
+        T + "test_campaigns_api.py::test_an_api_send_with_failures_settles_what_went_out_and_refunds_the_rest",
+    ),
+    (
+        "dispatcher keeps a crashed attempt's rows",
+        L + "sending/dispatch.py",
+        '        conn.execute("DELETE FROM sms_delivery_logs WHERE campaign_id = %s", (campaign_id,))  # a crashed',
+        "        (campaign_id,)  # a crashed",
+        T
+        + "test_dispatcher.py::test_a_dispatcher_that_dies_after_materialising_starts_over_and_sends_each_recipient_once",
+    ),
+    (
+        "dispatcher workers number batches alike",
+        L + "sending/dispatch.py",
+        "((row_number() OVER ()) - 1) / %(size)s * %(workers)s + %(share)s AS batch_number",
+        "((row_number() OVER ()) - 1) / %(size)s AS batch_number",
+        T + "test_dispatcher.py::test_each_worker_numbers_its_own_batches_and_none_collide",
+    ),
+    (
+        "dispatcher reserves for an empty audience",
+        L + "sending/dispatch.py",
+        "                if recipients == 0:\n                    raise _NoRecipientsError",
+        "                pass",
+        T + "test_dispatcher.py::test_a_campaign_whose_audience_has_nobody_to_message_fails_with_nothing_reserved",
+    ),
+    (
+        "retry_delay without SQS's cap",
+        L + "sending/sender.py",
+        "return int(min(900, base_seconds * 2 ** max(0, attempt - 1)))",
+        "return int(base_seconds * 2 ** max(0, attempt - 1))",
+        "tests/unit/test_retry_delay.py",
+    ),
+    (
+        "spend and refund without the account lock",
+        L + "billing/ledger.py",
+        '    conn.execute("SELECT 1 FROM users WHERE id = %s FOR UPDATE", (user_id,))\n    held',
+        "    held",
+        T + "test_ledger.py::test_concurrent_spends_and_refunds_never_take_more_than_was_reserved",
+    ),
+    (
+        "inbound goes to the first account, not the last",
+        L + "sending/inbound.py",
+        "ORDER BY d.created_at DESC LIMIT 1)),",
+        "ORDER BY d.created_at ASC LIMIT 1)),",
+        T + "test_inbound.py::test_a_reply_that_names_no_number_goes_to_the_account_that_messaged_the_sender_last",
+    ),
+    (
+        "simulator outbox keyed by message id again (idempotent by default)",
+        L + "core/config.py",
+        "    simulator_idempotent: bool = False",
+        "    simulator_idempotent: bool = True",
+        T
+        + "test_send_faults.py::test_after_a_crash_between_the_call_and_recording_nothing_is_sent_again_and_the_unknown_is_refunded",
+    ),
+]
+
+
+def main(only: list[str]) -> int:
+    missed = 0
+    for index, (what, path, old, new, test) in enumerate(BREAKS):
+        if only and str(index) not in only:
+            continue
+        file = ROOT / path
+        text = file.read_text()
+        if text.count(old) != 1:
+            print(f"{index:2} STALE   {what}: the line to break is no longer in {path}; update this list")
+            missed += 1
+            continue
+        file.write_text(text.replace(old, new))
+        try:
+            run = subprocess.run(
+                [sys.executable, "-m", "pytest", "-q", "-p", "no:logging", "-p", "no:cacheprovider", "-x", test],
+                capture_output=True,
+                text=True,
+                timeout=600,
+                cwd=ROOT,
+                check=False,
+            )
+        finally:
+            file.write_text(text)
+        summary = [line for line in run.stdout.splitlines() if " passed" in line or " failed" in line][-1:]
+        missed += run.returncode == 0
+        print(f"{index:2} {'CAUGHT' if run.returncode else 'MISSED'}  {what}  [{''.join(summary)}]", flush=True)
+    return 1 if missed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
