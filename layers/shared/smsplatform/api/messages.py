@@ -122,6 +122,7 @@ def messages_routes() -> Router:
             accepted = messages.send(
                 conn, principal.user_id, list(dict.fromkeys(numbers)), body.text, body.sender_id, request_meta(router)
             )
+        messages.announce(accepted)  # committed: a sender finds the rows however fast it is
         response = SendResponse(
             request_id=accepted.request_id,
             credits_reserved=accepted.credits,

@@ -234,6 +234,7 @@ def send_now(conn: Connection[DictRow], user_id: UUID, campaign_id: UUID, meta: 
             "status = 'queued', queued_at = now(), announced_at = now(), release_attempts = 1",
         )
         audit.record(conn, user_id, "campaign.send", {"campaign_id": str(campaign_id)}, meta)
+    db.require_committed(conn)
     _announce_release([campaign_id])
     return _fetch(conn, user_id, campaign_id)
 
@@ -296,6 +297,7 @@ def release_due(conn: Connection[DictRow], limit: int = 500) -> list[UUID]:
                SELECT id, false AS failed FROM again UNION ALL SELECT id, true FROM given_up""",
             {"after": _STUCK_AFTER_SECONDS, "limit": limit, "max": MAX_RELEASE_ATTEMPTS},
         ).fetchall()
+    db.require_committed(conn)
     released = [row["id"] for row in due]
     again = [row["id"] for row in stuck if not row["failed"]]
     for row in stuck:

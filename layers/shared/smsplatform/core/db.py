@@ -11,7 +11,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from psycopg import Connection, conninfo, sql
+from psycopg import Connection, conninfo, pq, sql
 from psycopg.rows import DictRow, dict_row
 from psycopg_pool import ConnectionPool
 
@@ -66,6 +66,13 @@ def get_pool() -> ConnectionPool[Connection[DictRow]]:
 def transaction() -> Iterator[Connection[DictRow]]:
     with get_pool().connection() as conn:
         yield conn
+
+
+def require_committed(conn: Connection[DictRow]) -> None:
+    """Before announcing work on a queue: raises if `conn` still has a transaction open, because a consumer
+    could then look for rows that are not committed yet (a nested `conn.transaction()` is only a savepoint)."""
+    if conn.info.transaction_status != pq.TransactionStatus.IDLE:
+        raise RuntimeError("work announced before its transaction committed")
 
 
 def set_clause(columns: Iterable[str]) -> sql.Composed:

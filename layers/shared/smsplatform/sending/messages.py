@@ -81,7 +81,10 @@ class Accepted:
 def send(
     conn: Connection[DictRow], user_id: UUID, numbers: list[str], text: str, sender_id: str | None, meta: RequestMeta
 ) -> Accepted:
-    """Numbers are E.164 and distinct. Opted-out numbers get a failed row and no charge; 402 if credits are short."""
+    """Numbers are E.164 and distinct. Opted-out numbers get a failed row and no charge; 402 if credits are short.
+
+    Nothing is enqueued here: the caller's transaction may still be open. `announce` once it has committed.
+    """
     info = encoding.analyse(text)
     price = info.segments * settlement.CREDITS_PER_SEGMENT
     request_id = uuid4()
@@ -121,13 +124,20 @@ def send(
             {"request_id": str(request_id), "recipients": len(messages), "credits": credits},
             meta,
         )
-    if credits:
-        try:
-            queues.send("send", SendBatch(kind="request", id=request_id, batch=0))
-        except Exception:
-            # Committed and reserved: the rows stay queued, and the stale-request sweep re-announces them.
-            logger.exception("send request not announced", extra={"request_id": str(request_id)})
     return Accepted(request_id, messages, credits)
+
+
+def announce(accepted: Accepted) -> None:
+    """Enqueues the request's batch; call it after the transaction `send` wrote in has committed.
+
+    Should SQS refuse, the rows stay queued and reserved, and the recovery sweep announces them.
+    """
+    if not accepted.credits:
+        return
+    try:
+        queues.send("send", SendBatch(kind="request", id=accepted.request_id, batch=0))
+    except Exception:
+        logger.exception("send request not announced", extra={"request_id": str(accepted.request_id)})
 
 
 @dataclass(frozen=True)
