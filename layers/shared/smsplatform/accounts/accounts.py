@@ -159,9 +159,10 @@ def update_profile(
         changes["password_hash"] = passwords.hash_password(new_password)
     if not changes:
         return User.from_row(current)
+    ends_sessions = sql.SQL(", password_changed_at = now()" if "password_hash" in changes else "")
     row = conn.execute(
-        sql.SQL("UPDATE users SET {}, updated_at = now() WHERE id = %(id)s RETURNING " + _USER_COLUMNS).format(
-            db.set_clause(changes)
+        sql.SQL("UPDATE users SET {}{}, updated_at = now() WHERE id = %(id)s RETURNING " + _USER_COLUMNS).format(
+            db.set_clause(changes), ends_sessions
         ),
         {**changes, "id": user_id},
     ).fetchone()

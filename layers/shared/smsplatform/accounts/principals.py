@@ -24,6 +24,7 @@ class Principal:
     role: str
     permissions: frozenset[str]
     credential: str  # "session" or "token"
+    credential_id: str = ""  # which one: "session:<jti>" or "token:<id>" (what Idempotency-Keys belong to)
 
     def require(self, permission: str) -> None:
         if permission not in self.permissions:
@@ -36,6 +37,7 @@ class Principal:
             "role": self.role,
             "permissions": " ".join(sorted(self.permissions)),
             "credential": self.credential,
+            "credential_id": self.credential_id,
         }
 
 
@@ -63,6 +65,7 @@ def from_context(context: dict[str, Any] | None) -> Principal:
         role=context["role"],
         permissions=frozenset(context.get("permissions", "").split()),
         credential=context.get("credential", "session"),
+        credential_id=context.get("credential_id", ""),
     )
 
 
@@ -82,15 +85,22 @@ def resolve(conn: Connection[DictRow], authorization: str | None, signing_key: s
         return _resolve_api_token(conn, credential)
     claims = sessions.verify_session(credential, signing_key)
     row = conn.execute(
-        f"""SELECT u.id, u.role, u.account_status, {permissions.USER_PERMISSIONS_SQL} AS permissions
+        f"""SELECT u.id, u.role, u.account_status, {permissions.USER_PERMISSIONS_SQL} AS permissions,
+                   %s < date_trunc('second', u.password_changed_at) AS superseded
               FROM users u WHERE u.id = %s""",
-        (claims.user_id,),
+        (claims.issued_at, claims.user_id),
     ).fetchone()
     if row is None:
         raise AuthenticationError("The account behind this session no longer exists.")
+    if row["superseded"]:
+        raise AuthenticationError("The password was changed after this session began; log in again.")
     _require_active(row["account_status"])
     return Principal(
-        user_id=row["id"], role=row["role"], permissions=frozenset(row["permissions"]), credential="session"
+        user_id=row["id"],
+        role=row["role"],
+        permissions=frozenset(row["permissions"]),
+        credential="session",
+        credential_id=f"session:{claims.session_id}",
     )
 
 
@@ -112,7 +122,13 @@ def _resolve_api_token(conn: Connection[DictRow], credential: str) -> Principal:
     tokens.touch_last_used(conn, row["token_id"])
     # What the role no longer allows (after a demotion, say) the token loses too.
     effective = frozenset(row["granted"]) & frozenset(row["permissions"])
-    return Principal(user_id=row["id"], role=row["role"], permissions=effective, credential="token")
+    return Principal(
+        user_id=row["id"],
+        role=row["role"],
+        permissions=effective,
+        credential="token",
+        credential_id=f"token:{row['token_id']}",
+    )
 
 
 def _require_active(account_status: str) -> None:

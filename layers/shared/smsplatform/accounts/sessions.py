@@ -27,6 +27,7 @@ class SessionClaims:
     user_id: UUID
     issued_at: datetime
     expires_at: datetime
+    session_id: str  # the token's jti: one login
 
 
 def issue_session(user_id: UUID, key: str, ttl_seconds: int, now: datetime | None = None) -> SessionToken:
@@ -69,4 +70,5 @@ def verify_session(token: str, key: str) -> SessionClaims:
         user_id=user_id,
         issued_at=datetime.fromtimestamp(claims["iat"], UTC),
         expires_at=datetime.fromtimestamp(claims["exp"], UTC),
+        session_id=str(claims.get("jti") or claims["iat"]),
     )

@@ -33,3 +33,11 @@ def caller(router: BaseRouter, permission: str | None = None) -> Principal:
 def request_meta(router: BaseRouter) -> RequestMeta:
     http = http_event(router).request_context.http
     return RequestMeta(ip_address=http.source_ip or None, user_agent=http.user_agent or None)
+
+
+WITHHOLD_FROM_REPLAY = "withhold_from_replay"
+
+
+def withhold_from_replay(router: BaseRouter) -> None:
+    """For a route whose response holds a secret shown once (a new token): Idempotency-Key never stores it."""
+    router.append_context(**{WITHHOLD_FROM_REPLAY: True})

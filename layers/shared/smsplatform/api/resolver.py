@@ -15,7 +15,7 @@ from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEventV2
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from smsplatform.api import problems, request_checks
-from smsplatform.api.context import authorizer_context
+from smsplatform.api.context import WITHHOLD_FROM_REPLAY, authorizer_context
 from smsplatform.core import db, idempotency
 from smsplatform.core.errors import DomainError
 from smsplatform.core.observability import logger
@@ -90,13 +90,15 @@ def access_log(app: APIGatewayHttpResolver, next_middleware: NextMiddleware) -> 
 
 
 def idempotent_posts(app: APIGatewayHttpResolver, next_middleware: NextMiddleware) -> Response[object]:
-    """Honours Idempotency-Key on authenticated POSTs: a retry gets the first response, not a second effect."""
+    """Honours Idempotency-Key on authenticated POSTs: a retry by the same credential gets the first response,
+    not a second effect. A response carrying a secret (see `withhold_from_replay`) is not stored."""
     event = app.current_event
     key = event.headers.get("idempotency-key")
     authorizer = authorizer_context(event)
     if event.http_method != "POST" or key is None or not authorizer.get("user_id"):
         return next_middleware(app)
     user_id = UUID(authorizer["user_id"])
+    credential = str(authorizer.get("credential_id") or authorizer.get("credential") or "")
     raw_body = event.decoded_body or ""
     request = idempotency.fingerprint(
         str(event.raw_event.get("routeKey")),
@@ -104,7 +106,7 @@ def idempotent_posts(app: APIGatewayHttpResolver, next_middleware: NextMiddlewar
         raw_body if isinstance(raw_body, str) else raw_body.decode(errors="replace"),
     )
     with db.transaction() as conn:
-        stored = idempotency.claim(conn, user_id, key, request)
+        stored = idempotency.claim(conn, user_id, credential, key, request)
     if stored is not None:
         return Response(
             status_code=stored.status,
@@ -117,11 +119,11 @@ def idempotent_posts(app: APIGatewayHttpResolver, next_middleware: NextMiddlewar
     except Exception:
         # Errors change nothing (bad input, a refused action): the key is free for a corrected retry.
         with db.transaction() as conn:
-            idempotency.release(conn, user_id, key)
+            idempotency.release(conn, user_id, credential, key)
         raise
     with db.transaction() as conn:
         if response.status_code >= 500:
-            idempotency.release(conn, user_id, key)
+            idempotency.release(conn, user_id, credential, key)
         else:
             body = response.body
             if body is None:
@@ -130,12 +132,29 @@ def idempotent_posts(app: APIGatewayHttpResolver, next_middleware: NextMiddlewar
                 text = body.decode() if isinstance(body, bytes) else body
             else:
                 text = json.dumps(jsonable_encoder(body), separators=(",", ":"))
-            idempotency.complete(
-                conn,
-                user_id,
-                key,
-                idempotency.StoredResponse(
+            kept = (
+                _withheld(response.status_code, text)
+                if app.context.get(WITHHOLD_FROM_REPLAY)
+                else idempotency.StoredResponse(
                     response.status_code, idempotency.headers_to_keep(response.headers or {}), text
-                ),
+                )
             )
+            idempotency.complete(conn, user_id, credential, key, kept)
     return response
+
+
+def _withheld(status: int, body: str) -> idempotency.StoredResponse:
+    """What a retry of a secret-bearing request gets instead: a 409 naming what the first one created."""
+    try:
+        created = json.loads(body).get("id") if body else None
+    except (ValueError, AttributeError):
+        created = None
+    answer = problems.problem(
+        409,
+        "idempotent-secret-withheld",
+        "Conflict",
+        f"The first request with this Idempotency-Key succeeded ({status}); its response held a secret that "
+        "is shown once and never stored. Use what it returned, or create another"
+        + (f" and revoke {created}." if created else "."),
+    )
+    return idempotency.StoredResponse(409, {"Content-Type": problems.PROBLEM_CONTENT_TYPE}, str(answer.body))

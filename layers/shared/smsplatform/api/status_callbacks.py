@@ -8,7 +8,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Body
 from pydantic import BaseModel, Field
 
 from smsplatform.accounts import permissions
-from smsplatform.api.context import caller, request_meta
+from smsplatform.api.context import caller, request_meta, withhold_from_replay
 from smsplatform.api.models import RequestModel
 from smsplatform.api.resolver import BEARER
 from smsplatform.core import db
@@ -77,6 +77,7 @@ def status_callback_routes() -> Router:
         with db.transaction() as conn:
             found = status_callbacks.rotate_secret(conn, principal.user_id, request_meta(router))
         key = status_callbacks.secret(callback_signing_key(get_settings()), principal.user_id, found.secret_version)
+        withhold_from_replay(router)
         return SecretResponse(**_response(found).model_dump(), secret=key)
 
     return router

@@ -11,7 +11,7 @@ from pydantic import AwareDatetime, BaseModel, Field
 
 from smsplatform.accounts import permissions, tokens
 from smsplatform.accounts.tokens import ApiToken, TokenStatus
-from smsplatform.api.context import caller, request_meta
+from smsplatform.api.context import caller, request_meta, withhold_from_replay
 from smsplatform.api.models import CursorParam, Limit, PageResponse, RequestModel, cursor_from
 from smsplatform.api.resolver import BEARER
 from smsplatform.core import db, pagination
@@ -67,6 +67,7 @@ def tokens_routes() -> Router:
                 expires_at=body.expires_at,
                 meta=request_meta(router),
             )
+        withhold_from_replay(router)
         return CreatedTokenResponse(**TokenResponse.from_token(token).model_dump(), token=secret)
 
     @router.get("/v1/tokens", tags=["API tokens"], summary="List the caller's API tokens", security=BEARER)
