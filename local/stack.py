@@ -108,6 +108,7 @@ class LocalStack:
         # (the template's parameters) may be chosen by whoever starts the stack.
         local_values = {
             "SMS_PUBLIC_BASE_URL": self.base_url,
+            "SMS_PROVIDER": "simulator",  # the template has no default: a deploy must name its providers
             **{key: os.environ[key] for key in ("SMS_PROVIDER", "SMS_PROVIDER_CAPS") if os.environ.get(key)},
         }
         for fn in self.spec.functions.values():

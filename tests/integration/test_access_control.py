@@ -94,6 +94,9 @@ ROUTES = [
     ("GET", "/v1/status-callback", permissions.WEBHOOKS_WRITE, None),
     ("PUT", "/v1/status-callback", permissions.WEBHOOKS_WRITE, {"url": "https://hooks.example.com/sms"}),
     ("POST", "/v1/status-callback/secret", permissions.WEBHOOKS_WRITE, None),
+    # The account's own settings: its phone number sets the default region numbers are read in.
+    ("PATCH", "/v1/users/me", permissions.ACCOUNT_WRITE, {"phone_number": "+12025550123"}),
+    ("GET", "/v1/audit-logs", permissions.AUDIT_READ, None),
 ]
 
 
@@ -131,7 +134,9 @@ def test_a_token_without_the_routes_permission_is_refused(
     needed: str,
     body: dict[str, Any] | None,
 ) -> None:
-    everything_else = sorted(permissions.ALL - {needed})
+    # audit:admin reads every trail, the caller's included: a token lacking audit:read lacks it too.
+    implied_by = {permissions.AUDIT_READ: {permissions.AUDIT_ADMIN}}
+    everything_else = sorted(permissions.ALL - {needed} - implied_by.get(needed, set()))
     lacking = create_token(api, admin["token"], *everything_else)["token"]
     holding = create_token(api, admin["token"], needed, permissions.BILLING_READ)
     api.request("POST", f"/v1/users/{admin['id']}/credits", token=admin["token"], json_body={"credits": 10})
@@ -155,13 +160,33 @@ def test_every_protected_route_is_in_the_table_above(api: Api) -> None:
     from tests.support.paths import ROOT
 
     spec = load_stack(ROOT / "template.yaml")
-    # Routes any authenticated principal may call: their own profile and audit trail.
+    # Routes any authenticated principal may call: reading its own profile, previewing a text.
     open_to_any_principal = {
         "GET /v1/users/me",
-        "PATCH /v1/users/me",
-        "GET /v1/audit-logs",
         "POST /v1/messages/preview",
     }
     protected = {route.route_key for route in spec.routes if route.authorized} - open_to_any_principal
 
     assert protected == {f"{method} {path}" for method, path, _, _ in ROUTES}
+
+
+def test_a_campaign_callback_url_needs_webhooks_write_as_well(api: Api, user: dict[str, Any]) -> None:
+    group = api.request("POST", "/v1/groups", token=user["token"], json_body={"name": "g"}).json()
+    body = {
+        "name": "c",
+        "message_template": "t",
+        "group_ids": [group["id"]],
+        "settings": {"status_callback_url": "https://hooks.example.com/sms"},
+    }
+    writer = create_token(api, user["token"], permissions.CAMPAIGNS_WRITE)["token"]
+    both = create_token(api, user["token"], permissions.CAMPAIGNS_WRITE, permissions.WEBHOOKS_WRITE)["token"]
+
+    refused = api.request("POST", "/v1/campaigns", token=writer, json_body=body)
+    created = api.request("POST", "/v1/campaigns", token=both, json_body=body)
+    plain = api.request("POST", "/v1/campaigns", token=writer, json_body={**body, "settings": {}})
+    redirected = api.request(
+        "PATCH", f"/v1/campaigns/{plain.json()['id']}", token=writer, json_body={"settings": body["settings"]}
+    )
+
+    assert (refused.status, created.status, plain.status, redirected.status) == (403, 201, 201, 403)
+    assert "webhooks:write" in refused.json()["detail"]

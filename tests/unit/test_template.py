@@ -157,3 +157,27 @@ def test_every_function_and_dead_letter_queue_has_its_alarms() -> None:
     for queue in queues:
         alarm = resources[f"{queue.removesuffix('DeadLetterQueue')}DeadLetterAlarm"]["Properties"]
         assert alarm["Dimensions"] == [{"Name": "QueueName", "Value": {"Fn::GetAtt": [queue, "QueueName"]}}]
+
+
+def test_a_deploy_names_its_providers_and_a_prod_stack_never_the_simulator() -> None:
+    from local.template import load_yaml
+
+    document = load_yaml(ROOT / "template.yaml")
+    route = document["Parameters"]["ProviderRoute"]
+    (rule,) = document["Rules"].values()
+
+    assert "Default" not in route  # sam deploy fails unless ProviderRoute is given
+    assert set(route["AllowedValues"]) == {"simulator", "aws_sms", "sns", "twilio"}
+    assert rule["RuleCondition"] == {"Fn::Equals": [{"Ref": "Stage"}, "prod"]}
+    assert rule["Assertions"][0]["Assert"] == {"Fn::Not": [{"Fn::Contains": [{"Ref": "ProviderRoute"}, "simulator"]}]}
+
+
+def test_a_send_lease_too_short_to_send_a_batch_in_is_refused_by_configuration() -> None:
+    import pydantic
+
+    from smsplatform.core.config import Settings
+
+    for lease in ("0", "29"):
+        with pytest.raises(pydantic.ValidationError, match="send_lease_seconds"):
+            Settings(_env_file=None, send_lease_seconds=lease)  # type: ignore[call-arg]
+    assert Settings(send_lease_seconds=180).send_lease_seconds == 180  # type: ignore[call-arg]

@@ -16,6 +16,8 @@ MESSAGES_READ = "messages:read"
 WEBHOOKS_WRITE = "webhooks:write"
 BILLING_READ = "billing:read"
 TOKENS_WRITE = "tokens:write"
+ACCOUNT_WRITE = "account:write"  # the account's profile: company, phone number (its default region), password
+AUDIT_READ = "audit:read"  # the account's own audit trail
 USERS_ADMIN = "users:admin"
 BILLING_ADMIN = "billing:admin"
 AUDIT_ADMIN = "audit:admin"
@@ -32,6 +34,8 @@ ALL = frozenset(
         WEBHOOKS_WRITE,
         BILLING_READ,
         TOKENS_WRITE,
+        ACCOUNT_WRITE,
+        AUDIT_READ,
         USERS_ADMIN,
         BILLING_ADMIN,
         AUDIT_ADMIN,

@@ -9,7 +9,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Body
 from aws_lambda_powertools.metrics import MetricUnit
 from pydantic import BaseModel, EmailStr, Field
 
-from smsplatform.accounts import accounts, sessions
+from smsplatform.accounts import accounts, permissions, sessions
 from smsplatform.api.context import caller, request_meta
 from smsplatform.api.models import RequestModel, ResponseModel, UpdateRequestModel
 from smsplatform.api.resolver import BEARER
@@ -116,7 +116,7 @@ def accounts_routes() -> Router:
 
     @router.patch("/v1/users/me", tags=["Accounts"], summary="Change company, phone or password", security=BEARER)
     def update_me(body: Annotated[ProfileUpdateRequest, Body()]) -> UserResponse:
-        principal = caller(router)
+        principal = caller(router, permissions.ACCOUNT_WRITE)
         if body.new_password is not None and principal.credential != "session":
             raise PermissionDeniedError("Changing the password needs a session from /v1/auth/login, not an API token.")
         given = body.model_fields_set

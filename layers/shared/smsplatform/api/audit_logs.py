@@ -45,8 +45,10 @@ def audit_log_routes() -> Router:
         owner: UUID | None = principal.user_id
         if permissions.AUDIT_ADMIN in principal.permissions:
             owner = user_id  # None: every account's
-        elif user_id is not None and user_id != principal.user_id:
-            raise NotFoundError("No such user.")
+        else:
+            principal.require(permissions.AUDIT_READ)
+            if user_id is not None and user_id != principal.user_id:
+                raise NotFoundError("No such user.")
         with db.transaction() as conn:
             page = audit.list_entries(conn, owner, limit, cursor_from(cursor), action)
         return PageResponse(

@@ -10,6 +10,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Body, Query
 from pydantic import AnyHttpUrl, Field
 
 from smsplatform.accounts import permissions
+from smsplatform.accounts.principals import Principal
 from smsplatform.api.context import caller, request_meta
 from smsplatform.api.messages import MessageResponse
 from smsplatform.api.models import (
@@ -129,9 +130,11 @@ class CampaignStatsResponse(ResponseModel):
     credits_refunded: int
 
 
-def _settings_dict(settings: CampaignSettings) -> dict[str, object]:
+def _settings_dict(settings: CampaignSettings, principal: Principal) -> dict[str, object]:
+    """The settings to store; a callback URL sends the account's data elsewhere, so it needs webhooks:write."""
     values = settings.model_dump(mode="json", exclude_none=True)
     if "status_callback_url" in values:
+        principal.require(permissions.WEBHOOKS_WRITE)
         status_callbacks.check_url(str(values["status_callback_url"]), get_settings())
     return values
 
@@ -152,7 +155,7 @@ def campaigns_routes() -> Router:
                 sender_id=body.sender_id,
                 group_ids=body.group_ids,
                 scheduled_time=body.scheduled_time,
-                settings=_settings_dict(body.settings),
+                settings=_settings_dict(body.settings, principal),
                 meta=request_meta(router),
             )
         return CampaignResponse.model_validate(campaign)
@@ -184,7 +187,7 @@ def campaigns_routes() -> Router:
             if required in changes and changes[required] is None:
                 raise InvalidInputError(f"{required} cannot be null.", errors=[FieldError(required, "cannot be null")])
         if body.settings is not None:
-            changes["settings"] = _settings_dict(body.settings)
+            changes["settings"] = _settings_dict(body.settings, principal)
         with db.transaction() as conn:
             campaign = campaigns.update_campaign(conn, principal.user_id, campaign_id, changes, request_meta(router))
         return CampaignResponse.model_validate(campaign)
