@@ -4,6 +4,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import psycopg
+import pytest
 
 from smsplatform.accounts import sessions
 from tests.support.harness import SIGNING_KEY, Api
@@ -314,3 +315,34 @@ def test_patch_me_refuses_fields_the_owner_may_not_change(
 
 def test_an_unknown_route_is_a_404(api: Api) -> None:
     assert api.request("GET", "/v1/nothing-here").status == 404
+
+
+def test_swagger_ui_loads_its_cdn_assets_only_with_their_integrity_hashes(api: Api) -> None:
+    import base64
+    import hashlib
+    import io
+    import re
+    import tarfile
+    import urllib.request
+
+    from smsplatform.api.health_and_docs import SWAGGER_UI_VERSION
+
+    page = api.request("GET", "/v1/docs").body.decode()
+    tags = re.findall(r'<(?:link|script)[^>]*(?:href|src)="(https://[^"]+)"[^>]*>', page)
+    integrity = dict(re.findall(r'(?:href|src)="https://[^"]+/([^/"]+)"\s+integrity="([^"]+)"', page))
+
+    assert len(tags) == 2
+    assert set(integrity) == {"swagger-ui.css", "swagger-ui-bundle.js"}
+    assert page.count('crossorigin="anonymous"') == 2
+
+    try:  # the hashes are the npm package's own files (the registry is reachable wherever tests run)
+        url = f"https://registry.npmjs.org/swagger-ui-dist/-/swagger-ui-dist-{SWAGGER_UI_VERSION}.tgz"
+        with urllib.request.urlopen(url, timeout=20) as answer:  # noqa: S310 - a fixed https URL
+            package = tarfile.open(fileobj=io.BytesIO(answer.read()))
+    except OSError as exc:
+        pytest.skip(f"the npm registry is unreachable, so the hashes are not checked against the package: {exc}")
+    for name, expected in integrity.items():
+        member = package.extractfile(f"package/{name}")
+        assert member is not None
+        digest = base64.b64encode(hashlib.sha384(member.read()).digest()).decode()
+        assert expected == f"sha384-{digest}", name

@@ -12,16 +12,24 @@ from smsplatform.core import db
 from smsplatform.core.observability import logger
 
 SWAGGER_UI_VERSION = "5.17.14"
+# Subresource Integrity: the browser runs the CDN's files only if they are byte for byte the npm package's
+# (sha384 of swagger-ui-dist-5.17.14.tgz's package/swagger-ui.css and package/swagger-ui-bundle.js).
+SWAGGER_UI_INTEGRITY = {
+    "swagger-ui.css": "sha384-wxLW6kwyHktdDGr6Pv1zgm/VGJh99lfUbzSn6HNHBENZlCN7W602k9VkGdxuFvPn",
+    "swagger-ui-bundle.js": "sha384-wmyclcVGX/WhUkdkATwhaK1X1JtiNrr2EoYJ+diV3vj4v6OC5yCeSu+yW13SYJep",
+}
 _SWAGGER_PAGE = """<!doctype html>
 <html lang="en">
 <head>
   <meta charset="utf-8">
   <title>Bulk SMS Platform API</title>
-  <link rel="stylesheet" href="https://cdn.jsdelivr.net/npm/swagger-ui-dist@{version}/swagger-ui.css">
+  <link rel="stylesheet" href="https://cdn.jsdelivr.net/npm/swagger-ui-dist@{version}/swagger-ui.css"
+        integrity="{css}" crossorigin="anonymous">
 </head>
 <body>
   <div id="swagger-ui"></div>
-  <script src="https://cdn.jsdelivr.net/npm/swagger-ui-dist@{version}/swagger-ui-bundle.js"></script>
+  <script src="https://cdn.jsdelivr.net/npm/swagger-ui-dist@{version}/swagger-ui-bundle.js"
+          integrity="{js}" crossorigin="anonymous"></script>
   <script>
     window.ui = SwaggerUIBundle({{url: "openapi.json", dom_id: "#swagger-ui", deepLinking: true}});
   </script>
@@ -70,7 +78,11 @@ def health_and_docs_routes() -> Router:
         return Response(
             status_code=200,
             content_type="text/html; charset=utf-8",
-            body=_SWAGGER_PAGE.format(version=SWAGGER_UI_VERSION),
+            body=_SWAGGER_PAGE.format(
+                version=SWAGGER_UI_VERSION,
+                css=SWAGGER_UI_INTEGRITY["swagger-ui.css"],
+                js=SWAGGER_UI_INTEGRITY["swagger-ui-bundle.js"],
+            ),
         )
 
     return router
