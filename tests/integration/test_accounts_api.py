@@ -337,12 +337,13 @@ def test_swagger_ui_loads_its_cdn_assets_only_with_their_integrity_hashes(api: A
 
     try:  # the hashes are the npm package's own files (the registry is reachable wherever tests run)
         url = f"https://registry.npmjs.org/swagger-ui-dist/-/swagger-ui-dist-{SWAGGER_UI_VERSION}.tgz"
-        with urllib.request.urlopen(url, timeout=20) as answer:  # noqa: S310 - a fixed https URL
-            package = tarfile.open(fileobj=io.BytesIO(answer.read()))
+        with urllib.request.urlopen(url, timeout=20) as answer:
+            tarball = answer.read()
     except OSError as exc:
         pytest.skip(f"the npm registry is unreachable, so the hashes are not checked against the package: {exc}")
-    for name, expected in integrity.items():
-        member = package.extractfile(f"package/{name}")
-        assert member is not None
-        digest = base64.b64encode(hashlib.sha384(member.read()).digest()).decode()
-        assert expected == f"sha384-{digest}", name
+    with tarfile.open(fileobj=io.BytesIO(tarball)) as package:
+        for name, expected in integrity.items():
+            member = package.extractfile(f"package/{name}")
+            assert member is not None
+            digest = base64.b64encode(hashlib.sha384(member.read()).digest()).decode()
+            assert expected == f"sha384-{digest}", name
