@@ -97,6 +97,7 @@ ROUTES = [
     # The account's own settings: its phone number sets the default region numbers are read in.
     ("PATCH", "/v1/users/me", permissions.ACCOUNT_WRITE, {"phone_number": "+12025550123"}),
     ("GET", "/v1/audit-logs", permissions.AUDIT_READ, None),
+    ("POST", "/v1/users/{user_id}/campaigns/{campaign_id}/cancel", permissions.USERS_ADMIN, None),
 ]
 
 
@@ -141,7 +142,9 @@ def test_a_token_without_the_routes_permission_is_refused(
     holding = create_token(api, admin["token"], needed, permissions.BILLING_READ)
     api.request("POST", f"/v1/users/{admin['id']}/credits", token=admin["token"], json_body={"credits": 10})
     owned = _owned_resources(api, admin["token"])
-    target = path.format(token_id=holding["id"], user_id=user["id"], **owned)
+    # {user_id} is another account, except where the route names the owner of the resources it addresses.
+    owner = admin["id"] if path.startswith("/v1/users/{user_id}/campaigns/") else user["id"]
+    target = path.format(token_id=holding["id"], user_id=owner, **owned)
     if body and "contact_ids" in body:
         body = {"contact_ids": [owned["contact_id"]]}
     if body and "group_ids" in body:

@@ -17,7 +17,7 @@ from smsplatform.api.resolver import BEARER
 from smsplatform.core import db, pagination
 from smsplatform.core.errors import InvalidInputError
 from smsplatform.providers.registry import ProviderName
-from smsplatform.sending import routing
+from smsplatform.sending import holds, routing
 
 
 class ProviderRouteRequest(RequestModel):
@@ -60,6 +60,7 @@ def admin_routes() -> Router:
         if body.account_status is None and body.role is None:
             raise InvalidInputError("Give account_status, role or both.")
         with db.transaction() as conn:
+            before = accounts.get_user(conn, user_id)
             user = accounts.change_account(
                 conn,
                 principal.user_id,
@@ -68,6 +69,8 @@ def admin_routes() -> Router:
                 account_status=body.account_status,
                 role=body.role,
             )
+            resumed = holds.apply(conn, user_id, before.account_status, user.account_status)
+        holds.announce(resumed)  # committed: the account is active again
         return UserResponse.model_validate(user)
 
     @router.put(

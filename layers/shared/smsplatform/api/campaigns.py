@@ -256,6 +256,22 @@ def campaigns_routes() -> Router:
         status_callbacks.announce(due)  # the cancelled messages' status changes
         return CampaignResponse.model_validate(campaign)
 
+    @router.post(
+        "/v1/users/<user_id>/campaigns/<campaign_id>/cancel",
+        tags=["Operators"],
+        summary="Cancel any account's campaign",
+        description="As the owner's cancel: unsent messages fail as cancelled and their credits return. "
+        "The audit trail names the operator.",
+        security=BEARER,
+    )
+    def cancel_any(user_id: UUID, campaign_id: UUID) -> CampaignResponse:
+        principal = caller(router, permissions.USERS_ADMIN)
+        with db.transaction() as conn:
+            campaign = campaigns.cancel(conn, user_id, campaign_id, request_meta(router), actor=principal.user_id)
+            due = status_callbacks.accounts_due(conn, [user_id])
+        status_callbacks.announce(due)
+        return CampaignResponse.model_validate(campaign)
+
     @router.get("/v1/campaigns/<campaign_id>/stats", tags=tags, summary="Messages by status, credits", security=BEARER)
     def stats(campaign_id: UUID) -> CampaignStatsResponse:
         principal = caller(router, permissions.CAMPAIGNS_READ)

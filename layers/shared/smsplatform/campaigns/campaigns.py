@@ -265,8 +265,9 @@ def release_due(conn: Connection[DictRow], limit: int = 500) -> list[UUID]:
     with conn.transaction():
         due = conn.execute(
             """WITH due AS (
-                   SELECT id FROM sms_campaigns WHERE status = 'scheduled' AND scheduled_time <= now()
-                    ORDER BY scheduled_time LIMIT %s FOR UPDATE SKIP LOCKED)
+                   SELECT c.id FROM sms_campaigns c JOIN users u ON u.id = c.user_id
+                    WHERE c.status = 'scheduled' AND c.scheduled_time <= now() AND u.account_status = 'active'
+                    ORDER BY c.scheduled_time LIMIT %s FOR UPDATE OF c SKIP LOCKED)
                UPDATE sms_campaigns c SET status = 'queued', queued_at = now(), announced_at = now(),
                                           release_attempts = 1, updated_at = now()
                  FROM due WHERE c.id = due.id RETURNING c.id""",
@@ -274,11 +275,11 @@ def release_due(conn: Connection[DictRow], limit: int = 500) -> list[UUID]:
         ).fetchall()
         stuck = conn.execute(
             """WITH stuck AS (
-                   SELECT id, release_attempts FROM sms_campaigns
-                    WHERE status = 'queued'
-                      AND coalesce(announced_at, queued_at)
-                          < now() - make_interval(secs => %(after)s * 2 ^ greatest(release_attempts - 1, 0))
-                    ORDER BY queued_at LIMIT %(limit)s FOR UPDATE SKIP LOCKED),
+                   SELECT c.id, c.release_attempts FROM sms_campaigns c JOIN users u ON u.id = c.user_id
+                    WHERE c.status = 'queued' AND u.account_status = 'active'
+                      AND coalesce(c.announced_at, c.queued_at)
+                          < now() - make_interval(secs => %(after)s * 2 ^ greatest(c.release_attempts - 1, 0))
+                    ORDER BY c.queued_at LIMIT %(limit)s FOR UPDATE OF c SKIP LOCKED),
                given_up AS (
                    UPDATE sms_campaigns c
                       SET status = 'failed', updated_at = now(),
@@ -308,10 +309,13 @@ def release_due(conn: Connection[DictRow], limit: int = 500) -> list[UUID]:
     return released
 
 
-def cancel(conn: Connection[DictRow], user_id: UUID, campaign_id: UUID, meta: RequestMeta) -> Campaign:
+def cancel(
+    conn: Connection[DictRow], user_id: UUID, campaign_id: UUID, meta: RequestMeta, *, actor: UUID | None = None
+) -> Campaign:
     """Stops the campaign: unsent messages fail as cancelled and their credits return at once.
 
-    Messages a sender already holds finish; the campaign settles when they have.
+    Messages a sender already holds finish; the campaign settles when they have. `actor` is the operator
+    cancelling another account's campaign (the audit entry is theirs); by default the owner.
     """
     with conn.transaction():
         _transition(
@@ -332,13 +336,14 @@ def cancel(conn: Connection[DictRow], user_id: UUID, campaign_id: UUID, meta: Re
         assert row is not None
         if row["credits"]:
             ledger.refund(conn, user_id, row["credits"], campaign_id, "campaign")
-        audit.record(
-            conn,
-            user_id,
-            "campaign.cancel",
-            {"campaign_id": str(campaign_id), "messages_stopped": row["messages"], "credits_refunded": row["credits"]},
-            meta,
-        )
+        details = {
+            "campaign_id": str(campaign_id),
+            "messages_stopped": row["messages"],
+            "credits_refunded": row["credits"],
+        }
+        if actor is not None and actor != user_id:
+            details["owner_id"] = str(user_id)
+        audit.record(conn, actor or user_id, "campaign.cancel", details, meta)
     settlement.settle(conn, "campaign", campaign_id)
     return _fetch(conn, user_id, campaign_id)
 

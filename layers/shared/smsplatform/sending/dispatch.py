@@ -54,13 +54,18 @@ def batch_size(campaign_settings: dict[str, Any], settings: Settings) -> int:
 def dispatch(conn: Connection[DictRow], campaign_id: UUID, settings: Settings) -> Dispatched:
     with conn.transaction():
         campaign = conn.execute(
-            """SELECT id, user_id, status, message_template, sender_id, settings FROM sms_campaigns
-                WHERE id = %s FOR NO KEY UPDATE SKIP LOCKED""",
+            """SELECT c.id, c.user_id, c.status, c.message_template, c.sender_id, c.settings,
+                      u.account_status
+                 FROM sms_campaigns c JOIN users u ON u.id = c.user_id
+                WHERE c.id = %s FOR NO KEY UPDATE OF c SKIP LOCKED""",
             (campaign_id,),
         ).fetchone()
         if campaign is None:
             # Gone, or another delivery of this message holds it: that one will finish (or be re-announced).
             return Dispatched(campaign_id, "busy-or-gone")
+        if campaign["account_status"] != "active":
+            # Suspended: it waits, queued or sending, until the account is active again (which announces it).
+            return Dispatched(campaign_id, "held")
         if campaign["status"] != "queued":
             pending = _batches_with_queued_rows(conn, campaign_id) if campaign["status"] == "sending" else []
             return _announce(campaign_id, campaign["status"], pending)

@@ -12,7 +12,8 @@ stay `queued` or `sending` for good and their campaign never settles. The sweep:
 2. finds any row idle past its horizon (`send_stall_seconds`, shorter for API
    sends) and announces its batch again, at most `send_max_recoveries` times;
    after that it fails as `expired` (or `outcome_unknown` if a sender held it),
-   and rows of a stopped campaign are finalised as in 1;
+   and rows of a stopped campaign or a closed account are finalised as in 1.
+   A suspended account's rows are held, not lost: the sweep leaves them;
 3. settles every campaign and API send whose rows it finalised, and every
    sending campaign left with nothing in flight (a sender died between its last
    record and the settlement).
@@ -72,10 +73,12 @@ def _idle_rows(conn: Connection[DictRow], settings: Settings) -> list[DictRow]:
     """Announces idle rows' batches again (counting it), or finalises them; returns what became of each."""
     return conn.execute(
         """WITH idle AS (
-               SELECT l.id, l.created_at, l.status, c.status AS campaign_status,
-                      (c.status IS NOT NULL AND c.status <> 'sending') AS stopped,
+               SELECT l.id, l.created_at, l.status, coalesce(c.status, 'sending') AS campaign_status,
+                      ((c.status IS NOT NULL AND c.status <> 'sending') OR u.account_status = 'closed') AS stopped,
                       l.recoveries >= %(max)s AS spent
-                 FROM sms_delivery_logs l LEFT JOIN sms_campaigns c ON c.id = l.campaign_id
+                 FROM sms_delivery_logs l
+                 JOIN users u ON u.id = l.user_id AND u.account_status <> 'suspended'  -- held, not lost
+                 LEFT JOIN sms_campaigns c ON c.id = l.campaign_id
                 WHERE l.status IN ('queued', 'sending')
                   AND l.updated_at < now() - make_interval(secs => CASE WHEN l.request_id IS NOT NULL
                                                                         THEN %(request_stall)s ELSE %(stall)s END)
@@ -89,7 +92,9 @@ def _idle_rows(conn: Connection[DictRow], settings: Settings) -> list[DictRow]:
                                     WHEN i.stopped THEN 'cancelled' ELSE 'expired' END,
                   error_message = CASE WHEN NOT (i.stopped OR i.spent) THEN l.error_message
                                        WHEN l.status = 'sending' THEN %(in_doubt)s
-                                       WHEN i.stopped THEN replace(%(stopped_text)s, '{status}', i.campaign_status)
+                                       WHEN i.stopped THEN replace(%(stopped_text)s, '{status}',
+                                                                   CASE WHEN i.campaign_status = 'sending'
+                                                                        THEN 'stopped' ELSE i.campaign_status END)
                                        ELSE %(expired)s END,
                   claimed_at = CASE WHEN i.stopped OR i.spent THEN NULL ELSE l.claimed_at END,
                   recoveries = l.recoveries + CASE WHEN i.stopped OR i.spent THEN 0 ELSE 1 END,

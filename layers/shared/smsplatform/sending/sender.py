@@ -63,7 +63,12 @@ class BatchOutcome:
 def claim(
     conn: Connection[DictRow], kind: SendKind, reference_id: UUID, batch: int, settings: Settings
 ) -> list[Claimed]:
-    """queued -> sending for this batch; a campaign only while it is sending (not cancelled)."""
+    """queued -> sending for this batch, in one statement; a campaign only while it is sending (not
+    cancelled) and only while the account is active (a suspended account's rows wait, queued).
+
+    A row whose number opted out of the account since the row was written (a STOP mid-campaign) is failed
+    as `opted_out` here instead, so it is never sent; its credits are refunded when the batch settles.
+    """
     campaign_live = (
         "AND EXISTS (SELECT 1 FROM sms_campaigns WHERE id = %(ref)s AND status = 'sending')"
         if kind == "campaign"
@@ -72,19 +77,30 @@ def claim(
     with conn.transaction():
         rows = conn.execute(
             f"""WITH target AS (
-                    SELECT id, created_at, status AS was FROM sms_delivery_logs
-                     WHERE {_COLUMN[kind]} = %(ref)s AND batch_number = %(batch)s
-                       AND (status = 'queued'
-                            OR (status = 'sending' AND claimed_at < now() - make_interval(secs => %(lease)s)))
+                    SELECT l.id, l.created_at, l.status AS was, (o.phone_number IS NOT NULL) AS opted_out
+                      FROM sms_delivery_logs l
+                      LEFT JOIN opt_outs o ON o.user_id = l.user_id AND o.phone_number = l.phone_number
+                     WHERE l.{_COLUMN[kind]} = %(ref)s AND l.batch_number = %(batch)s
+                       AND (l.status = 'queued'
+                            OR (l.status = 'sending' AND l.claimed_at < now() - make_interval(secs => %(lease)s)))
+                       AND EXISTS (SELECT 1 FROM users u WHERE u.id = l.user_id AND u.account_status = 'active')
                        {campaign_live}
-                       FOR UPDATE SKIP LOCKED)
+                       FOR UPDATE OF l SKIP LOCKED)
                 UPDATE sms_delivery_logs l
-                   SET status = 'sending', claimed_at = now(), updated_at = now(),
-                       attempts = l.attempts + CASE WHEN t.was = 'queued' THEN 1 ELSE 0 END
+                   SET status = CASE WHEN t.opted_out THEN 'failed' ELSE 'sending' END,
+                       error_code = CASE WHEN t.opted_out THEN 'opted_out' ELSE l.error_code END,
+                       error_message = CASE WHEN t.opted_out THEN %(opted_out)s ELSE l.error_message END,
+                       claimed_at = CASE WHEN t.opted_out THEN NULL ELSE now() END, updated_at = now(),
+                       attempts = l.attempts + CASE WHEN t.was = 'queued' AND NOT t.opted_out THEN 1 ELSE 0 END
                   FROM target t
                  WHERE l.id = t.id AND l.created_at = t.created_at
-             RETURNING l.id, l.created_at, l.phone_number, l.body, l.sender_id, l.attempts, t.was""",
-            {"ref": reference_id, "batch": batch, "lease": settings.send_lease_seconds},
+             RETURNING l.id, l.created_at, l.phone_number, l.body, l.sender_id, l.attempts, t.was, t.opted_out""",
+            {
+                "ref": reference_id,
+                "batch": batch,
+                "lease": settings.send_lease_seconds,
+                "opted_out": "The recipient opted out of this account's messages before it was sent.",
+            },
         ).fetchall()
     return [
         Claimed(
@@ -94,6 +110,7 @@ def claim(
             row["was"] == "sending",
         )
         for row in rows
+        if not row["opted_out"]
     ]
 
 

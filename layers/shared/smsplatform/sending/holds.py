@@ -1,0 +1,89 @@
+"""What an account's status does to its sending.
+
+- suspended: nothing of the account is released, dispatched or claimed (the scheduler, the dispatcher
+  and the sender each check the account is active), so its work stops within one lease: a batch a
+  sender already holds finishes. Its rows and campaigns wait as they are; the recovery sweep leaves them.
+- active again: the account's queued campaigns and its waiting batches are announced at once.
+- closed: every campaign not yet finished is cancelled and every unsent message (campaign or API send)
+  fails as `cancelled`, its credits refunded, in the operator's transaction.
+"""
+
+from dataclasses import dataclass
+from uuid import UUID
+
+from psycopg import Connection
+from psycopg.rows import DictRow
+
+from smsplatform.billing import settlement
+from smsplatform.core import queues
+from smsplatform.core.queue_messages import Release, SendBatch, SendKind
+
+_CLOSED = "The account was closed before this message was sent."
+
+
+@dataclass(frozen=True)
+class Waiting:
+    """What a resumed account had waiting: campaigns to release again and batches to announce again."""
+
+    campaigns: list[UUID]
+    batches: list[tuple[SendKind, UUID, int]]
+
+
+def close(conn: Connection[DictRow], user_id: UUID) -> list[tuple[SendKind, UUID]]:
+    """Cancels the account's unfinished campaigns and fails its unsent rows; returns what to settle.
+
+    Rows a sender holds finish (or the recovery sweep finalises them); settling waits for them.
+    """
+    conn.execute(
+        """UPDATE sms_campaigns SET status = 'cancelled', cancelled_at = now(), updated_at = now()
+            WHERE user_id = %s AND status IN ('draft', 'scheduled', 'queued', 'sending')""",
+        (user_id,),
+    )
+    stopped = conn.execute(
+        """UPDATE sms_delivery_logs SET status = 'failed', error_code = 'cancelled', error_message = %s,
+                  updated_at = now()
+            WHERE user_id = %s AND status = 'queued'
+        RETURNING CASE WHEN campaign_id IS NOT NULL THEN 'campaign' ELSE 'request' END AS kind,
+                  coalesce(campaign_id, request_id) AS id""",
+        (_CLOSED, user_id),
+    ).fetchall()
+    return sorted({(row["kind"], row["id"]) for row in stopped})
+
+
+def settle(conn: Connection[DictRow], references: list[tuple[SendKind, UUID]]) -> None:
+    for kind, reference_id in references:
+        settlement.settle(conn, kind, reference_id)
+
+
+def waiting(conn: Connection[DictRow], user_id: UUID) -> Waiting:
+    campaigns = conn.execute(
+        "SELECT id FROM sms_campaigns WHERE user_id = %s AND status = 'queued'", (user_id,)
+    ).fetchall()
+    batches = conn.execute(
+        """SELECT DISTINCT CASE WHEN campaign_id IS NOT NULL THEN 'campaign' ELSE 'request' END AS kind,
+                  coalesce(campaign_id, request_id) AS id, batch_number
+             FROM sms_delivery_logs
+            WHERE user_id = %s AND status = 'queued'""",
+        (user_id,),
+    ).fetchall()
+    return Waiting([row["id"] for row in campaigns], [(row["kind"], row["id"], row["batch_number"]) for row in batches])
+
+
+def announce(resumed: Waiting | None) -> None:
+    """After the commit that made the account active."""
+    if resumed is None:
+        return
+    queues.send_many("release", (Release(campaign_id=campaign_id) for campaign_id in resumed.campaigns))
+    queues.send_many("send", (SendBatch(kind=kind, id=ref, batch=batch) for kind, ref, batch in resumed.batches))
+
+
+def apply(conn: Connection[DictRow], user_id: UUID, before: str, after: str) -> Waiting | None:
+    """In the transaction that changed the status: a closure's cancellations, or what a resume must announce."""
+    if after == before:
+        return None
+    if after == "closed":
+        settle(conn, close(conn, user_id))
+        return None
+    if after == "active":
+        return waiting(conn, user_id)
+    return None
