@@ -9,7 +9,7 @@ import pytest
 
 from smsplatform.core import db
 from smsplatform.core.config import get_settings
-from smsplatform.sending import dispatch, sender
+from smsplatform.sending import routing, sender
 from tests.support.clocks import RecordingClock
 
 
@@ -55,9 +55,11 @@ def test_messages_within_a_batch_are_spaced_by_the_cap() -> None:
 def test_a_capped_campaign_gets_batches_it_can_send_within_a_sender_invocation() -> None:
     settings = get_settings().model_copy(update={"send_batch_size": 1000})
 
-    assert dispatch.batch_size({"throughput_per_second": 5}, settings) == 50
-    assert dispatch.batch_size({"throughput_per_second": 1000}, settings) == settings.send_batch_size
-    assert dispatch.batch_size({}, settings) == settings.send_batch_size
+    assert routing.batch_size(5, settings) == 50
+    assert routing.batch_size(0.5, settings) == 5
+    assert routing.batch_size(0.01, settings) == 1
+    assert routing.batch_size(1000, settings) == settings.send_batch_size
+    assert routing.batch_size(None, settings) == settings.send_batch_size
 
 
 def test_unused_time_is_not_banked(conn: psycopg.Connection[Any]) -> None:
@@ -139,3 +141,42 @@ def test_a_provider_cap_paces_the_sender_without_a_campaign_cap(
     assert stats["delivered"] == 6
     assert len([wait for wait in waits if wait > 0]) >= 5  # six messages at two a second
     assert max(waits) >= 2.0
+
+
+def test_a_slow_provider_cap_makes_small_batches_for_campaigns_and_api_sends(
+    api: Any, admin: dict[str, Any], user: dict[str, Any], pipeline: Any, conn: psycopg.Connection[Any]
+) -> None:
+    from tests.support.scenarios import PEOPLE, give_credits, make_campaign, make_group
+
+    # A provider taking 0.3 messages a second: a batch of 1,000 would take 55 minutes, far past the sender's
+    # timeout; ten seconds' worth is 3.
+    settings_env = {
+        "SMS_PROVIDER_CAPS": '{"simulator": 0.3}',
+        "SMS_SEND_BATCH_SIZE": "1000",
+        "SMS_DISPATCH_WORKERS": "1",
+        "SMS_SEND_MAX_WAIT_SECONDS": "600",  # every batch books its slot at once (no re-queue with a delay)
+    }
+    patch = pytest.MonkeyPatch()
+    for key, value in settings_env.items():
+        patch.setenv(key, value)
+    get_settings.cache_clear()
+    try:
+        give_credits(api, admin, user, 100)
+        campaign_id = make_campaign(api, user["token"], [make_group(api, user["token"], "all", PEOPLE)])
+        api.request("POST", f"/v1/campaigns/{campaign_id}/send", token=user["token"])
+        numbers = [f"+4474001233{n:02d}" for n in range(7)]
+        sent = api.request("POST", "/v1/messages", token=user["token"], json_body={"to": numbers, "text": "Hi"})
+        pipeline.drain(send_clock=RecordingClock())  # the pacing's waits are recorded, not taken
+    finally:
+        patch.undo()
+        get_settings.cache_clear()
+
+    batches = conn.execute(
+        """SELECT campaign_id IS NOT NULL AS campaign, batch_number, count(*) AS n FROM sms_delivery_logs
+            GROUP BY 1, 2 ORDER BY 1, 2"""
+    ).fetchall()
+    assert sent.status == 202
+    assert [(row["batch_number"], row["n"]) for row in batches if row["campaign"]] == [(0, 3), (1, 3)]
+    assert [(row["batch_number"], row["n"]) for row in batches if not row["campaign"]] == [(0, 3), (1, 3), (2, 1)]
+    statuses = conn.execute("SELECT DISTINCT status FROM sms_delivery_logs").fetchall()
+    assert statuses == [{"status": "delivered"}]

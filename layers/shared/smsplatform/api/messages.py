@@ -16,8 +16,9 @@ from smsplatform.api.models import RequestModel, ResponseModel
 from smsplatform.api.resolver import BEARER
 from smsplatform.contacts import contacts, phones
 from smsplatform.core import db
+from smsplatform.core.config import get_settings
 from smsplatform.core.errors import InvalidInputError
-from smsplatform.sending import encoding, messages
+from smsplatform.sending import encoding, messages, routing
 from smsplatform.sending.messages import MessageStatus
 
 MAX_TEXT_CHARACTERS = 1600
@@ -120,7 +121,15 @@ def messages_routes() -> Router:
             if problems:
                 raise InvalidInputError("Some numbers are not valid.", errors=problems)
             accepted = messages.send(
-                conn, principal.user_id, list(dict.fromkeys(numbers)), body.text, body.sender_id, request_meta(router)
+                conn,
+                principal.user_id,
+                list(dict.fromkeys(numbers)),
+                body.text,
+                body.sender_id,
+                request_meta(router),
+                batch_size=routing.batch_size(
+                    routing.slowest_rate(conn, principal.user_id, get_settings()), get_settings()
+                ),
             )
         messages.announce(accepted)  # committed: a sender finds the rows however fast it is
         response = SendResponse(

@@ -30,9 +30,7 @@ from smsplatform.core.config import Settings
 from smsplatform.core.errors import DomainError, InsufficientCreditsError
 from smsplatform.core.observability import logger
 from smsplatform.core.queue_messages import SendBatch
-
-# A capped campaign's batch should take about this long to send, within the sender's timeout.
-_CAPPED_BATCH_SECONDS = 10
+from smsplatform.sending import routing
 
 
 @dataclass(frozen=True)
@@ -42,13 +40,6 @@ class Dispatched:
     recipients: int = 0
     credits: int = 0
     batches: int = 0
-
-
-def batch_size(campaign_settings: dict[str, Any], settings: Settings) -> int:
-    cap = campaign_settings.get("throughput_per_second")
-    if cap:
-        return max(1, min(settings.send_batch_size, int(cap) * _CAPPED_BATCH_SECONDS))
-    return settings.send_batch_size
 
 
 def dispatch(conn: Connection[DictRow], campaign_id: UUID, settings: Settings) -> Dispatched:
@@ -70,7 +61,8 @@ def dispatch(conn: Connection[DictRow], campaign_id: UUID, settings: Settings) -
             pending = _batches_with_queued_rows(conn, campaign_id) if campaign["status"] == "sending" else []
             return _announce(campaign_id, campaign["status"], pending)
 
-        size = batch_size(campaign["settings"], settings)
+        cap = campaign["settings"].get("throughput_per_second")
+        size = routing.batch_size(routing.slowest_rate(conn, campaign["user_id"], settings, cap), settings)
         conn.execute("DELETE FROM sms_delivery_logs WHERE campaign_id = %s", (campaign_id,))  # a crashed attempt's
         try:
             shares = _materialise(campaign, size, settings.dispatch_workers)

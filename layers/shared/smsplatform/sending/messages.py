@@ -76,10 +76,17 @@ class Accepted:
     request_id: UUID
     messages: list[Message]
     credits: int
+    batches: int = 1  # batch numbers 0 .. batches - 1
 
 
 def send(
-    conn: Connection[DictRow], user_id: UUID, numbers: list[str], text: str, sender_id: str | None, meta: RequestMeta
+    conn: Connection[DictRow],
+    user_id: UUID,
+    numbers: list[str],
+    text: str,
+    sender_id: str | None,
+    meta: RequestMeta,
+    batch_size: int = 1000,
 ) -> Accepted:
     """Numbers are E.164 and distinct. Opted-out numbers get a failed row and no charge; 402 if credits are short.
 
@@ -93,7 +100,8 @@ def send(
             f"""INSERT INTO sms_delivery_logs (user_id, request_id, phone_number, status, batch_number, segments,
                                                encoding, cost, body, sender_id, error_code, error_message)
                 SELECT %(user)s, %(request)s, n.number,
-                       CASE WHEN o.phone_number IS NULL THEN 'queued' ELSE 'failed' END, 0, %(segments)s,
+                       CASE WHEN o.phone_number IS NULL THEN 'queued' ELSE 'failed' END,
+                       (n.position - 1) / %(batch_size)s, %(segments)s,
                        %(encoding)s, CASE WHEN o.phone_number IS NULL THEN %(price)s ELSE 0 END, %(body)s, %(sender)s,
                        CASE WHEN o.phone_number IS NOT NULL THEN 'opted_out' END,
                        CASE WHEN o.phone_number IS NOT NULL THEN 'The recipient opted out of this account''s messages.'
@@ -111,6 +119,7 @@ def send(
                 "price": price,
                 "body": text,
                 "sender": sender_id,
+                "batch_size": batch_size,
             },
         ).fetchall()
         messages = [Message.from_row(row) for row in rows]
@@ -124,7 +133,7 @@ def send(
             {"request_id": str(request_id), "recipients": len(messages), "credits": credits},
             meta,
         )
-    return Accepted(request_id, messages, credits)
+    return Accepted(request_id, messages, credits, max(1, -(-len(numbers) // batch_size)))
 
 
 def announce(accepted: Accepted) -> None:
@@ -135,7 +144,9 @@ def announce(accepted: Accepted) -> None:
     if not accepted.credits:
         return
     try:
-        queues.send("send", SendBatch(kind="request", id=accepted.request_id, batch=0))
+        queues.send_many(
+            "send", (SendBatch(kind="request", id=accepted.request_id, batch=n) for n in range(accepted.batches))
+        )
     except Exception:
         logger.exception("send request not announced", extra={"request_id": str(accepted.request_id)})
 
