@@ -303,6 +303,8 @@ def test_a_recipients_stop_and_the_signed_status_callbacks_work_locally(
     auth = {"Authorization": f"Bearer {session['access_token']}"}
     client.post(f"/v1/users/{account['id']}/credits", json={"credits": 100},
                 headers={"Authorization": f"Bearer {operator['access_token']}"})  # fmt: skip
+    client.post(f"/v1/users/{account['id']}/sender-ids", json={"sender_id": "SHOP", "kind": "alphanumeric"},
+                headers={"Authorization": f"Bearer {operator['access_token']}"})  # fmt: skip
     callback_url = f"http://127.0.0.1:{endpoint.server_address[1]}/sms"
     assert client.put("/v1/status-callback", json={"url": callback_url}, headers=auth).status_code == 200
     secret = client.post("/v1/status-callback/secret", headers=auth).json()["secret"]

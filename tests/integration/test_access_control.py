@@ -98,6 +98,8 @@ ROUTES = [
     ("PATCH", "/v1/users/me", permissions.ACCOUNT_WRITE, {"phone_number": "+12025550123"}),
     ("GET", "/v1/audit-logs", permissions.AUDIT_READ, None),
     ("POST", "/v1/users/{user_id}/campaigns/{campaign_id}/cancel", permissions.USERS_ADMIN, None),
+    ("POST", "/v1/users/{user_id}/sender-ids", permissions.USERS_ADMIN, {"sender_id": "NEWS", "kind": "alphanumeric"}),
+    ("DELETE", "/v1/users/{user_id}/sender-ids/{sender_id}", permissions.USERS_ADMIN, None),
 ]
 
 
@@ -115,6 +117,13 @@ def _owned_resources(api: Api, session: str) -> dict[str, str]:
         json_body={"name": "c", "message_template": "t", "group_ids": [group["id"]]},
     ).json()
     sent = api.request("POST", "/v1/messages", token=session, json_body={"to": "+447911123456", "text": "hi"}).json()
+    me = api.request("GET", "/v1/users/me", token=session).json()
+    api.request(
+        "POST",
+        f"/v1/users/{me['id']}/sender-ids",
+        token=session,
+        json_body={"sender_id": "OWNED", "kind": "alphanumeric"},
+    )
     return {
         "contact_id": contact["id"],
         "group_id": group["id"],
@@ -122,6 +131,7 @@ def _owned_resources(api: Api, session: str) -> dict[str, str]:
         "phone_number": "%2B447911123457",
         "campaign_id": campaign["id"],
         "message_id": sent["data"][0]["id"],
+        "sender_id": "OWNED",
     }
 
 
@@ -143,7 +153,8 @@ def test_a_token_without_the_routes_permission_is_refused(
     api.request("POST", f"/v1/users/{admin['id']}/credits", token=admin["token"], json_body={"credits": 10})
     owned = _owned_resources(api, admin["token"])
     # {user_id} is another account, except where the route names the owner of the resources it addresses.
-    owner = admin["id"] if path.startswith("/v1/users/{user_id}/campaigns/") else user["id"]
+    names_owned_resource = path.startswith("/v1/users/{user_id}/") and path.count("_id}") > 1
+    owner = admin["id"] if names_owned_resource else user["id"]
     target = path.format(token_id=holding["id"], user_id=owner, **owned)
     if body and "contact_ids" in body:
         body = {"contact_ids": [owned["contact_id"]]}
@@ -167,6 +178,7 @@ def test_every_protected_route_is_in_the_table_above(api: Api) -> None:
     open_to_any_principal = {
         "GET /v1/users/me",
         "POST /v1/messages/preview",
+        "GET /v1/sender-ids",
     }
     protected = {route.route_key for route in spec.routes if route.authorized} - open_to_any_principal
 

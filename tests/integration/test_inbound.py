@@ -10,7 +10,7 @@ import pytest
 from local import aws
 from smsplatform.providers import simulator
 from tests.support.harness import SIMULATOR_KEY, Api, Pipeline
-from tests.support.scenarios import PEOPLE, give_credits, make_campaign, make_group
+from tests.support.scenarios import PEOPLE, give_credits, make_campaign, make_group, register_sender_id
 
 SHARED = PEOPLE[0]["phone_number"]  # a recipient of both accounts
 
@@ -50,6 +50,7 @@ def two_accounts(
     accounts = {}
     for account, sender_id, people in ((user, "ALICE", PEOPLE[:3]), (other_user, "BOB", [PEOPLE[0], PEOPLE[3]])):
         give_credits(api, admin, account, 100)
+        register_sender_id(api, admin, account, sender_id)
         group = make_group(api, account["token"], "customers", people)
         _send(api, account["token"], group, sender_id)
         accounts[sender_id] = {**account, "group": group}

@@ -12,6 +12,20 @@ def give_credits(api: Api, admin: dict[str, Any], user: dict[str, Any], credits:
     assert response.status < 300, response.body
 
 
+def register_sender_id(
+    api: Api, admin: dict[str, Any], user: dict[str, Any], sender_id: str, kind: str = "alphanumeric", **extra: Any
+) -> dict[str, Any]:
+    """An operator verifies a sender id for the account."""
+    response = api.request(
+        "POST",
+        f"/v1/users/{user['id']}/sender-ids",
+        token=admin["token"],
+        json_body={"sender_id": sender_id, "kind": kind, **extra},
+    )
+    assert response.status == 201, response.body
+    return dict(response.json())
+
+
 def make_group(api: Api, token: str, name: str, people: list[dict[str, Any]]) -> str:
     group = api.request("POST", "/v1/groups", token=token, json_body={"name": name}).json()
     ids = []

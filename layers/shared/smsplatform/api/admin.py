@@ -1,18 +1,29 @@
 """Operator routes: every account, and changes of status and role."""
 
-from typing import Annotated
+from datetime import datetime
+from typing import Annotated, Literal
+from urllib.parse import unquote
 from uuid import UUID
 
+from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Body, Query
 from pydantic import BaseModel, Field
 
-from smsplatform.accounts import accounts, permissions
+from smsplatform.accounts import accounts, permissions, sender_ids
 from smsplatform.accounts.accounts import AccountStatus
 from smsplatform.accounts.permissions import Role
 from smsplatform.api.accounts import UserResponse
 from smsplatform.api.context import caller, request_meta
-from smsplatform.api.models import CursorParam, Limit, PageResponse, RequestModel, UpdateRequestModel, cursor_from
+from smsplatform.api.models import (
+    CursorParam,
+    Limit,
+    PageResponse,
+    RequestModel,
+    ResponseModel,
+    UpdateRequestModel,
+    cursor_from,
+)
 from smsplatform.api.resolver import BEARER
 from smsplatform.core import db, pagination
 from smsplatform.core.errors import InvalidInputError
@@ -35,6 +46,23 @@ class ProviderRouteResponse(BaseModel):
 class AccountChangeRequest(UpdateRequestModel):
     account_status: AccountStatus | None = None
     role: Role | None = None
+
+
+class SenderIdRequest(RequestModel):
+    sender_id: Annotated[str, Field(min_length=1, max_length=20)]
+    kind: Literal["alphanumeric", "number", "short_code"]
+    default: bool = False
+
+
+class SenderIdResponse(ResponseModel):
+    sender_id: str
+    kind: str
+    default: bool
+    created_at: datetime
+
+
+class SenderIdListResponse(ResponseModel):
+    data: list[SenderIdResponse]
 
 
 def admin_routes() -> Router:
@@ -89,5 +117,50 @@ def admin_routes() -> Router:
                 conn, principal.user_id, user_id, list(body.route) if body.route else None, request_meta(router)
             )
         return ProviderRouteResponse(user_id=user_id, route=route)
+
+    @router.post(
+        "/v1/users/<user_id>/sender-ids",
+        status_code=201,
+        tags=["Operators"],
+        summary="Register a sender id an account may send as",
+        description="Numbers are normalised to E.164; a number or short code belongs to one account (409).",
+        security=BEARER,
+    )
+    def add_sender_id(user_id: UUID, body: Annotated[SenderIdRequest, Body()]) -> SenderIdResponse:
+        principal = caller(router, permissions.USERS_ADMIN)
+        with db.transaction() as conn:
+            added = sender_ids.add(
+                conn, principal.user_id, user_id, body.sender_id, body.kind, body.default, request_meta(router)
+            )
+        return SenderIdResponse.model_validate(added)
+
+    @router.get(
+        "/v1/sender-ids",
+        tags=["Accounts"],
+        summary="The sender ids the caller's account may send as",
+        description="Operators may name another account with user_id.",
+        security=BEARER,
+    )
+    def list_sender_ids(user_id: Annotated[UUID | None, Query()] = None) -> SenderIdListResponse:
+        principal = caller(router)
+        owner = principal.user_id
+        if user_id is not None and user_id != principal.user_id:
+            principal.require(permissions.USERS_ADMIN)
+            owner = user_id
+        with db.transaction() as conn:
+            found = sender_ids.list_for(conn, owner)
+        return SenderIdListResponse(data=[SenderIdResponse.model_validate(identity) for identity in found])
+
+    @router.delete(
+        "/v1/users/<user_id>/sender-ids/<sender_id>",
+        tags=["Operators"],
+        summary="Withdraw a sender id from an account",
+        security=BEARER,
+    )
+    def remove_sender_id(user_id: UUID, sender_id: str) -> Response[None]:
+        principal = caller(router, permissions.USERS_ADMIN)
+        with db.transaction() as conn:
+            sender_ids.remove(conn, principal.user_id, user_id, unquote(sender_id), request_meta(router))
+        return Response(status_code=204)
 
     return router

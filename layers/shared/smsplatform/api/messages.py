@@ -10,7 +10,7 @@ from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Body
 from pydantic import BaseModel, Field
 
-from smsplatform.accounts import permissions
+from smsplatform.accounts import permissions, sender_ids
 from smsplatform.api.context import caller, request_meta
 from smsplatform.api.models import RequestModel, ResponseModel
 from smsplatform.api.resolver import BEARER
@@ -125,7 +125,7 @@ def messages_routes() -> Router:
                 principal.user_id,
                 list(dict.fromkeys(numbers)),
                 body.text,
-                body.sender_id,
+                sender_ids.resolve(conn, principal.user_id, body.sender_id),
                 request_meta(router),
                 batch_size=routing.batch_size(
                     routing.slowest_rate(conn, principal.user_id, get_settings()), get_settings()

@@ -15,6 +15,7 @@ from psycopg import Connection, sql
 from psycopg.rows import DictRow
 from psycopg.types.json import Jsonb
 
+from smsplatform.accounts import sender_ids
 from smsplatform.billing import ledger, settlement
 from smsplatform.campaigns import templates
 from smsplatform.core import audit, db, pagination, queues
@@ -110,6 +111,8 @@ def create_campaign(
     templates.parse(message_template)
     if scheduled_time is not None:
         _check_future(scheduled_time)
+    if sender_id is not None:  # one the account holds (None: its default, chosen when it is dispatched)
+        sender_id = sender_ids.resolve(conn, user_id, sender_id)
     with conn.transaction():
         row = conn.execute(
             """INSERT INTO sms_campaigns (user_id, name, message_template, sender_id, status, scheduled_time, settings)
@@ -157,6 +160,8 @@ def update_campaign(
 ) -> Campaign:
     if "message_template" in changes:
         templates.parse(changes["message_template"])
+    if changes.get("sender_id") is not None:
+        changes["sender_id"] = sender_ids.resolve(conn, user_id, changes["sender_id"])
     with conn.transaction():
         campaign = _fetch(conn, user_id, campaign_id, lock=True)
         _require_editable(campaign, "edited")

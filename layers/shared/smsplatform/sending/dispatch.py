@@ -23,6 +23,7 @@ import psycopg
 from psycopg import Connection, sql
 from psycopg.rows import DictRow
 
+from smsplatform.accounts import sender_ids
 from smsplatform.billing import ledger, settlement
 from smsplatform.campaigns import campaigns, templates
 from smsplatform.core import db, queues
@@ -57,6 +58,10 @@ def dispatch(conn: Connection[DictRow], campaign_id: UUID, settings: Settings) -
         if campaign["account_status"] != "active":
             # Suspended: it waits, queued or sending, until the account is active again (which announces it).
             return Dispatched(campaign_id, "held")
+        try:  # still verified for the account (an operator may have withdrawn it), or the account's default
+            sender = sender_ids.resolve(conn, campaign["user_id"], campaign["sender_id"])
+        except DomainError as exc:
+            return _fail(conn, campaign_id, f"The sender id cannot be used: {exc.detail}")
         if campaign["status"] != "queued":
             pending = _batches_with_queued_rows(conn, campaign_id) if campaign["status"] == "sending" else []
             return _announce(campaign_id, campaign["status"], pending)
@@ -65,7 +70,7 @@ def dispatch(conn: Connection[DictRow], campaign_id: UUID, settings: Settings) -
         size = routing.batch_size(routing.slowest_rate(conn, campaign["user_id"], settings, cap), settings)
         conn.execute("DELETE FROM sms_delivery_logs WHERE campaign_id = %s", (campaign_id,))  # a crashed attempt's
         try:
-            shares = _materialise(campaign, size, settings.dispatch_workers)
+            shares = _materialise(campaign, sender, size, settings.dispatch_workers)
         except (DomainError, psycopg.DataError, psycopg.IntegrityError, psycopg.ProgrammingError) as exc:
             # Retrying cannot fix a template or data the database refuses: fail now, with the reason.
             return _fail(conn, campaign_id, f"The messages could not be rendered: {_reason(exc)}")
@@ -126,7 +131,7 @@ class _NoRecipientsError(Exception):
     pass
 
 
-def _materialise(campaign: DictRow, size: int, workers: int) -> list[dict[str, Any]]:
+def _materialise(campaign: DictRow, sender: str | None, size: int, workers: int) -> list[dict[str, Any]]:
     """Each worker inserts its share of the audience and commits; share k owns batches k, k + workers, ..."""
     rendered, template_params = templates.parse(campaign["message_template"]).sql_expression()
     statement = sql.SQL(
@@ -161,7 +166,7 @@ def _materialise(campaign: DictRow, size: int, workers: int) -> list[dict[str, A
                     "workers": workers,
                     "share": index,
                     "price": settlement.CREDITS_PER_SEGMENT,
-                    "sender": campaign["sender_id"],
+                    "sender": sender,
                     **template_params,
                 },
             ).fetchone()

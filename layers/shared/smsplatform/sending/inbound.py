@@ -1,8 +1,9 @@
 """Messages recipients send back, and the opt-out and opt-in keywords among them.
 
-An inbound message belongs to the account that last messaged its sender from
-the number it was sent to (or, where the provider says which message it
-answers, to that message's account). Keywords are matched on the whole text,
+An inbound message to a number or short code registered to an account (see
+`accounts/sender_ids.py`) belongs to that account. Otherwise it belongs to the
+account that last messaged its sender from the number it was sent to (or,
+where the provider says which message it answers, to that message's account). Keywords are matched on the whole text,
 ignoring case and surrounding whitespace: STOP, STOPALL, UNSUBSCRIBE, CANCEL,
 END and QUIT put the sender on that account's opt-out list; START and UNSTOP
 take them off. Other accounts' lists are never touched.
@@ -51,6 +52,8 @@ def apply(conn: Connection[DictRow], provider: str, messages: list[InboundMessag
                INSERT INTO inbound_messages (user_id, provider, external_id, from_number, to_number, body, keyword,
                                              received_at)
                SELECT coalesce(
+                          (SELECT s.user_id FROM sender_identities s
+                            WHERE s.sender_id = i.to_number AND s.kind IN ('number', 'short_code')),
                           (SELECT d.user_id FROM sms_delivery_logs d
                             WHERE i.reply_to IS NOT NULL AND d.external_message_id = i.reply_to
                               AND d.provider = %(provider)s
