@@ -1,10 +1,12 @@
 """Delivers customer status callbacks: one account announcement per SQS record.
 
-Callbacks still pending after this invocation (their endpoint failed) are
-announced again, delayed until the first is due, before the record is
-acknowledged. A record that fails outright (the database is down) returns to
-the queue alone and, after repeated failures, lands in the DLQ; the outbox rows
-stay pending and the scheduler's sweep announces them again.
+Callbacks still pending after this invocation (their endpoint failed, or there
+was no time left to try them) are announced again, delayed until the first is
+due, before the record is acknowledged. One account per invocation (BatchSize
+1): a slow endpoint holds up only its own account's callbacks. A record that
+fails outright (the database is down) returns to the queue alone and, after
+repeated failures, lands in the DLQ; the outbox rows stay pending and the
+scheduler's sweep announces them again.
 """
 
 from typing import Any
@@ -22,11 +24,15 @@ from smsplatform.sending import status_callbacks
 processor = BatchProcessor(event_type=EventType.SQS, model=CallbacksDueRecord, raise_on_entire_batch_failure=False)
 
 
-def record_handler(record: CallbacksDueRecord) -> None:
+def record_handler(record: CallbacksDueRecord, lambda_context: LambdaContext) -> None:
     settings = get_settings()
     due = record.body
     outcome = status_callbacks.deliver(
-        settings, callback_signing_key(settings), due.user_id, status_callbacks.http_post(settings)
+        settings,
+        callback_signing_key(settings),
+        due.user_id,
+        status_callbacks.http_post(settings),
+        time_left=lambda: lambda_context.get_remaining_time_in_millis() / 1000,
     )
     if outcome.retry_in is not None:
         queues.send("callbacks", due, delay_seconds=max(1, outcome.retry_in))

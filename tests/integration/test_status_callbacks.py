@@ -3,6 +3,7 @@
 import hashlib
 import hmac
 import json
+import socket
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -249,3 +250,97 @@ def test_a_callback_is_retried_on_a_doubling_schedule_capped_at_an_hour_then_giv
     assert "ConnectionRefusedError" in rows[0]["last_error"]
     assert status_callbacks.deliver(settings, "master-key", user["id"], refused).delivered == 0
     assert conn.execute("SELECT max(attempts) AS n FROM status_callbacks").fetchone()["n"] == 4  # no fifth
+
+
+class SlowDrip:
+    """An endpoint that answers one byte every half second, for ever: each read succeeds, none finishes."""
+
+    def __init__(self) -> None:
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}/slow"
+        self.stop = threading.Event()
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        self.listener.settimeout(0.2)
+        while not self.stop.is_set():
+            try:
+                client, _ = self.listener.accept()
+            except TimeoutError:
+                continue
+            threading.Thread(target=self._drip, args=(client,), daemon=True).start()
+
+    def _drip(self, client: socket.socket) -> None:
+        with client:
+            client.recv(65536)
+            for byte in b"HTTP/1.1 200 OK\r\nX-Slow: " + b"x" * 10_000:
+                if self.stop.wait(0.5):
+                    return
+                try:
+                    client.sendall(bytes([byte]))
+                except OSError:
+                    return
+
+    def close(self) -> None:
+        self.stop.set()
+        self.listener.close()
+
+
+def test_a_slow_drip_endpoint_is_cut_off_at_the_total_deadline_and_the_attempt_counts(
+    configure: Callable[..., None], user: dict[str, Any], conn: psycopg.Connection[Any]
+) -> None:
+    configure(callback_timeout_seconds=1.5)
+    endpoint = SlowDrip()
+    conn.execute(
+        """INSERT INTO status_callbacks (user_id, url, payload) VALUES (%s, %s, '{"status": "delivered"}')""",
+        (user["id"], endpoint.url),
+    )
+    outcome: list[Any] = []
+    worker = threading.Thread(
+        target=lambda: outcome.append(
+            status_callbacks.deliver(get_settings(), "k", user["id"], status_callbacks.http_post(get_settings()))
+        ),
+        daemon=True,
+    )
+    try:
+        worker.start()
+        worker.join(timeout=10)  # the deadline is 1.5 s; the endpoint would take 80 minutes
+        finished = not worker.is_alive()
+    finally:
+        endpoint.close()
+
+    row = conn.execute("SELECT status, attempts, last_error FROM status_callbacks").fetchone()
+    assert finished
+    assert outcome[0].failed == 1
+    assert (row["status"], row["attempts"]) == ("pending", 1)
+    assert "1.5" in row["last_error"]
+
+
+def test_an_invocation_claims_only_what_it_can_finish_and_leaves_the_rest_due(
+    configure: Callable[..., None], user: dict[str, Any], conn: psycopg.Connection[Any]
+) -> None:
+    configure(callback_timeout_seconds=2, callback_concurrency=3, callback_batch_size=100)
+    conn.execute(
+        """INSERT INTO status_callbacks (user_id, url, payload)
+           SELECT %s, 'https://hooks.example.com/sms', '{"status": "delivered"}' FROM generate_series(1, 20)""",
+        (user["id"],),
+    )
+    posted: list[str] = []
+    remaining = iter([14.0, 8.9, 3.0])  # seconds left at each round: room for 3 waves, then 1, then none
+
+    outcome = status_callbacks.deliver(
+        get_settings(), "k", user["id"], lambda url, body, headers: posted.append(url), lambda: next(remaining)
+    )
+
+    # 14 s less 5 s kept back = 4 waves of 2 s, 3 at a time: 12; then 3.9 s: 1 wave, 3; then none.
+    assert len(posted) == outcome.delivered == 15
+    assert outcome.retry_in == 0  # the other five are due now: the account is announced again at once
+    assert conn.execute("SELECT count(*) AS n FROM status_callbacks WHERE status = 'pending'").fetchone()["n"] == 5
+
+
+def test_the_callbacks_function_takes_one_account_per_invocation() -> None:
+    from local.template import load_yaml
+    from tests.support.paths import ROOT
+
+    events = load_yaml(ROOT / "template.yaml")["Resources"]["CallbacksFunction"]["Properties"]["Events"]
+    assert [event["Properties"]["BatchSize"] for event in events.values()] == [1]

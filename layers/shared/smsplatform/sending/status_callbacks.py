@@ -16,11 +16,16 @@ answer was lost is sent again.
 """
 
 import base64
+import contextlib
 import hashlib
 import hmac
+import http.client
 import ipaddress
 import json
+import math
 import socket
+import ssl
+import threading
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -29,7 +34,6 @@ from typing import Any
 from urllib.parse import urlsplit
 from uuid import UUID
 
-import urllib3
 from psycopg import Connection
 from psycopg.rows import DictRow
 
@@ -96,12 +100,8 @@ def check_url(url: str, settings: Settings) -> str:
 
 def public_destination(url: str) -> bool:
     """False when the host resolves to a private, loopback or link-local address (never call into our VPC)."""
-    host = urlsplit(url).hostname or ""
-    try:
-        addresses = {info[4][0] for info in socket.getaddrinfo(host, None)}
-    except OSError:
-        return False
-    return all(ipaddress.ip_address(str(address).split("%")[0]).is_global for address in addresses)
+    addresses = _addresses(urlsplit(url).hostname or "", 443)
+    return bool(addresses) and all(_public(address) for address in addresses)
 
 
 def get_settings_for(conn: Connection[DictRow], user_id: UUID) -> CallbackSettings:
@@ -171,33 +171,113 @@ def announce(user_ids: Iterable[UUID]) -> None:
 
 
 Post = Callable[[str, bytes, dict[str, str]], None]
-_http = urllib3.PoolManager(maxsize=64, retries=False)
+_MAX_ANSWER_BYTES = 64 * 1024  # what is read of an endpoint's answer (its status is what counts)
+_TLS = ssl.create_default_context()
+
+
+class _PinnedConnection(http.client.HTTPSConnection):
+    """Connects to the address that was checked, not to whatever the name resolves to a moment later (DNS
+    rebinding); TLS still verifies the certificate against the URL's host name."""
+
+    def __init__(self, host: str, port: int, address: str, timeout: float, tls: bool) -> None:
+        super().__init__(host, port, timeout=timeout, context=_TLS)
+        self.address = address
+        self.tls = tls
+
+    def connect(self) -> None:
+        self.sock = socket.create_connection((self.address, self.port), self.timeout)
+        if self.tls:
+            self.sock = self._context.wrap_socket(self.sock, server_hostname=self.host)  # type: ignore[attr-defined]
+
+    def abort(self) -> None:
+        """From the deadline's timer: ends a read that is still trickling in."""
+        with contextlib.suppress(OSError, AttributeError):
+            self.sock.shutdown(socket.SHUT_RDWR)
+
+
+def _addresses(host: str, port: int) -> list[str]:
+    try:
+        return list(dict.fromkeys(str(info[4][0]) for info in socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)))
+    except OSError:
+        return []
+
+
+def _public(address: str) -> bool:
+    return ipaddress.ip_address(address.split("%")[0]).is_global
 
 
 def http_post(settings: Settings) -> Post:
+    """POSTs with one deadline for the whole exchange (`callback_timeout_seconds`): connect, send and the
+    answer together, so an endpoint that answers a byte at a time cannot hold a worker. The host is resolved
+    once, every address it has must be public (unless `callback_allow_http`), and the connection goes to
+    the address checked."""
+
     def post(url: str, body: bytes, headers: dict[str, str]) -> None:
-        if not settings.callback_allow_http and not public_destination(url):
+        parts = urlsplit(url)
+        tls = parts.scheme == "https"
+        host, port = parts.hostname or "", parts.port or (443 if tls else 80)
+        addresses = _addresses(host, port)
+        if not addresses or not (settings.callback_allow_http or all(_public(a) for a in addresses)):
             raise RuntimeError("the URL resolves to a private address")
-        response = _http.request(
-            "POST", url, body=body, headers=headers, redirect=False, timeout=settings.callback_timeout_seconds
-        )
-        if not 200 <= response.status < 300:
-            raise RuntimeError(f"HTTP {response.status}")
+        deadline = settings.callback_timeout_seconds
+        connection = _PinnedConnection(host, port, addresses[0], deadline, tls)
+        timer = threading.Timer(deadline, connection.abort)
+        timer.daemon = True
+        timer.start()
+        try:
+            path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+            connection.request("POST", path, body=body, headers=headers)
+            answer = connection.getresponse()
+            answer.read(_MAX_ANSWER_BYTES)
+            status = answer.status
+        except (OSError, http.client.HTTPException) as exc:
+            if not timer.is_alive():
+                raise TimeoutError(f"no complete answer within {deadline} s") from exc
+            raise
+        finally:
+            timer.cancel()
+            connection.close()
+        if not 200 <= status < 300:
+            raise RuntimeError(f"HTTP {status}")
 
     return post
 
 
-def deliver(settings: Settings, master_key: str, user_id: UUID, post: Post) -> Delivery:
-    """Sends the account's due callbacks, a claimed batch at a time, and records each outcome."""
+def _unbounded() -> float:
+    return float("inf")
+
+
+# Seconds kept back from the invocation's time for recording the last round and announcing what is left.
+_TIME_RESERVED_SECONDS = 5.0
+
+
+def deliver(
+    settings: Settings, master_key: str, user_id: UUID, post: Post, time_left: Callable[[], float] = _unbounded
+) -> Delivery:
+    """Sends the account's due callbacks, a claimed batch at a time, and records each outcome.
+
+    A round claims no more than can finish before the invocation ends (`time_left`: its remaining
+    seconds): each POST has `callback_timeout_seconds` in all, `callback_concurrency` at a time. What is
+    not claimed stays due, and the caller announces the account again.
+    """
     with db.transaction() as conn:
         version = conn.execute("SELECT callback_secret_version FROM users WHERE id = %s", (user_id,)).fetchone()
     if version is None:  # the account is gone, and its callbacks with it
         return Delivery(0, 0, None)
     key = secret(master_key, user_id, version["callback_secret_version"])
     delivered = failed = 0
+    out_of_time = False
     for _ in range(_ROUNDS_PER_INVOCATION):
+        seconds = time_left() - _TIME_RESERVED_SECONDS
+        waves = (
+            settings.callback_batch_size if math.isinf(seconds) else int(seconds // settings.callback_timeout_seconds)
+        )
+        room = min(settings.callback_batch_size, settings.callback_concurrency * max(0, waves))
+        if room == 0:
+            out_of_time = True
+            break
         with db.transaction() as conn:
-            claimed = _claim(conn, user_id, settings)
+            claimed = _claim(conn, user_id, settings, room)
         if not claimed:
             break
         with ThreadPoolExecutor(max_workers=min(settings.callback_concurrency, len(claimed))) as pool:
@@ -206,9 +286,9 @@ def deliver(settings: Settings, master_key: str, user_id: UUID, post: Post) -> D
             _record(conn, attempts, settings)
         delivered += sum(attempt.delivered for attempt in attempts)
         failed += sum(not attempt.delivered for attempt in attempts)
-        if len(claimed) < settings.callback_batch_size:
+        if len(claimed) < room:
             break
-    if not delivered + failed:
+    if not (delivered + failed or out_of_time):
         return Delivery(0, 0, None)
     with db.transaction() as conn:
         row = conn.execute(
@@ -220,7 +300,7 @@ def deliver(settings: Settings, master_key: str, user_id: UUID, post: Post) -> D
     return Delivery(delivered, failed, None if wait is None else max(0, int(wait)))
 
 
-def _claim(conn: Connection[DictRow], user_id: UUID, settings: Settings) -> list[DictRow]:
+def _claim(conn: Connection[DictRow], user_id: UUID, settings: Settings, limit: int) -> list[DictRow]:
     """Due rows of the account, held for a lease (attempt counted) so a concurrent delivery skips them."""
     lease = settings.callback_timeout_seconds * 2 + 30
     return conn.execute(
@@ -231,7 +311,7 @@ def _claim(conn: Connection[DictRow], user_id: UUID, settings: Settings) -> list
                     ORDER BY next_attempt_at, created_at LIMIT %(n)s FOR UPDATE SKIP LOCKED) due
             WHERE s.id = due.id
         RETURNING s.id, s.url, s.payload, s.created_at""",
-        {"user": user_id, "lease": lease, "n": settings.callback_batch_size},
+        {"user": user_id, "lease": lease, "n": limit},
     ).fetchall()
 
 
