@@ -6,10 +6,12 @@ one the document declares, that responses match their schemas, and that invalid 
 `make test` runs a bounded, seeded pass; `make fuzz` a long random one (SMS_FUZZ_EXAMPLES, SMS_FUZZ_SECONDS).
 """
 
+import json
 import os
 import re
 import subprocess
 import sys
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -72,7 +74,12 @@ def test_the_api_holds_to_its_openapi_under_fuzzing(served: str, user: dict[str,
     one, one_output = _fuzz(served, user["token"], CHECKS, "--include-name", FALSE_POSITIVE)
 
     print(f"schemathesis: {_generated(output)} + {_generated(one_output)} requests generated")
-    assert "Selected: 50/51" in output
+    document = json.loads(urllib.request.urlopen(f"{served}/v1/openapi.json", timeout=10).read())  # noqa: S310
+    methods = {"get", "put", "post", "delete", "patch", "head", "options"}
+    operations = sum(1 for item in document["paths"].values() for key in item if key in methods)
+    # Every operation schemathesis takes from the document (all but one of them, as since it was first run:
+    # 51 of 52) but the fenced one was fuzzed; a new route is fuzzed without editing this test.
+    assert f"Selected: {operations - 2}/{operations - 1}" in output, re.findall(r"Selected: \S+", output)
     assert everything == 0, output[-6000:]
     assert one == 0, one_output[-6000:]
     assert _generated(output) > 1000
