@@ -12,7 +12,7 @@ TOOLS := .venv-tools
 export SAM_CLI_TELEMETRY := 0
 export PYTHONPATH := $(CURDIR)/layers/shared:$(CURDIR)
 
-.PHONY: help venv tools run psql dlq redrive guarantees migrate admin test fuzz lint format bench build validate deploy clean
+.PHONY: help venv tools run psql dlq redrive guarantees chaos migrate admin test fuzz lint format bench build validate deploy clean
 
 help:
 	@echo "make run    start the local stack on http://127.0.0.1:$(PORT) (PORT=... to change)"
@@ -24,6 +24,7 @@ help:
 	@echo "make migrate  apply sql/ to DATABASE_URL or the deployed database"
 	@echo "make fuzz   schemathesis against the API for FUZZ_SECONDS (default 600) with many examples"
 	@echo "make guarantees  break each pipeline guarantee once; a test must catch each"
+	@echo "make chaos  two campaigns through the local stack under killed processes and a database restart"
 	@echo "make lint   ruff, mypy and cfn-lint"
 	@echo "make bench  print performance figures"
 	@echo "make build  sam build (needs python3.12)"
@@ -78,6 +79,12 @@ FUZZ_SECONDS ?= 600
 fuzz: venv
 	SMS_FUZZ_EXAMPLES=$${SMS_FUZZ_EXAMPLES:-1000} SMS_FUZZ_SECONDS=$(FUZZ_SECONDS) \
 		$(BIN)/pytest -p no:cacheprovider -s tests/integration/test_openapi_fuzz.py
+
+# Two campaigns (20,000 and 5,000) through the local stack while its processes are killed, PostgreSQL
+# restarts, batches arrive twice and one campaign is cancelled; CHAOS_RUNS times (bench/chaos.py).
+CHAOS_RUNS ?= 1
+chaos: venv
+	$(BIN)/python -m bench.chaos --runs $(CHAOS_RUNS)
 
 # Breaks each guarantee of the pipeline once and checks a test catches it (about two minutes).
 guarantees: venv

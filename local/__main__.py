@@ -32,7 +32,16 @@ def main(argv: list[str] | None = None) -> int:
             command.add_argument("queue")
         else:
             command.add_argument("--peek", type=int, default=3)
+    child = commands.add_parser("poller", help="one function's SQS poller (the stack starts these itself)")
+    child.add_argument("function")
+    child.add_argument("--template", type=Path, default=ROOT / "template.yaml")
+    child.add_argument("--root", type=Path, default=ROOT)
     args = parser.parse_args(argv)
+    if args.command == "poller":
+        from local.pollers import run_child
+
+        logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+        return run_child(args.function, args.template.resolve(), args.root.resolve())
     if args.command == "psql":
         return _psql(args.data_dir.resolve())
     if args.command in ("dlq", "redrive"):

@@ -10,6 +10,8 @@ been received maxReceiveCount times.
 
 import hashlib
 import logging
+import subprocess
+import sys
 import threading
 from typing import Any
 
@@ -119,3 +121,73 @@ class SqsPoller:
             "eventSourceARN": self.queue_arn,
             "awsRegion": REGION,
         }
+
+
+class ChildPoller:
+    """A function's SQS poller in its own process, restarted whenever it dies, as Lambda would start a new
+    execution environment. The chaos run kills these (SIGKILL) mid-batch; `pid_file` says which to kill."""
+
+    def __init__(self, function: str, template: Any, root: Any, pid_file: Any, env: dict[str, str]) -> None:
+        self.function = function
+        self.command = [
+            sys.executable, "-m", "local", "poller", function, "--template", str(template), "--root", str(root),
+        ]  # fmt: skip
+        self.pid_file = pid_file
+        self.env = env
+        self.restarts = -1  # the first start is not a restart
+        self._process: subprocess.Popen[bytes] | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._supervise, name=f"child-{function}", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def _supervise(self) -> None:
+        while not self._stop.is_set():
+            self._process = subprocess.Popen(self.command, env=self.env)  # noqa: S603 - our own module
+            self.restarts += 1
+            self.pid_file.write_text(str(self._process.pid))
+            while self._process.poll() is None and not self._stop.wait(0.2):
+                pass
+            if not self._stop.is_set():
+                log.warning("%s poller process %d exited (%s); starting another", self.function,
+                            self._process.pid, self._process.returncode)  # fmt: skip
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._process is not None and self._process.poll() is None:
+            self._process.terminate()
+            try:
+                self._process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+        self._thread.join(timeout=5)
+
+
+def run_child(function: str, template: Any, root: Any) -> int:
+    """`python -m local poller FUNCTION`: polls the function's queues until SIGTERM; the environment (queue
+    URLs, the AWS endpoint, secrets) is the parent stack's."""
+    import os
+    import signal
+
+    from local import aws
+    from local.template import load_stack
+
+    spec = load_stack(template, root)
+    sqs = aws.client("sqs", os.environ["AWS_ENDPOINT_URL"])
+    runtime = FunctionRuntime(spec.functions[function])
+    pollers = []
+    for source in spec.sqs_sources:
+        if source.function != function:
+            continue
+        url = sqs.get_queue_url(QueueName=source.queue)["QueueUrl"]
+        arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        pollers.append(SqsPoller(source, url, arn, runtime, sqs))
+    stopping = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stopping.set())
+    for poller in pollers:
+        poller.start()
+    stopping.wait()
+    for poller in pollers:
+        poller.stop()
+    return 0

@@ -13,7 +13,7 @@ from psycopg.rows import dict_row
 from local import aws, database
 from local.aws import MotoServer
 from local.gateway import Gateway, GatewayServer
-from local.pollers import SqsPoller
+from local.pollers import ChildPoller, SqsPoller
 from local.runtime import FunctionRuntime
 from local.scheduler import Scheduler
 from local.template import StackSpec, load_stack
@@ -42,7 +42,10 @@ class LocalStack:
     admin: AdminAccount | None = field(init=False, default=None)
     _moto: MotoServer | None = field(init=False, default=None)
     _gateway: GatewayServer | None = field(init=False, default=None)
+    # Functions whose pollers run as child processes (restarted when they die) instead of threads.
+    process_functions: frozenset[str] = frozenset()
     _pollers: list[SqsPoller] = field(init=False, default_factory=list)
+    children: dict[str, ChildPoller] = field(init=False, default_factory=dict)
     _scheduler: Scheduler | None = field(init=False, default=None)
     database_display: str = field(init=False, default="")
 
@@ -95,9 +98,15 @@ class LocalStack:
                 source, resources.refs[source.queue], resources.arns[source.queue], runtimes[source.function], sqs
             )
             for source in self.spec.sqs_sources
+            if source.function not in self.process_functions
         ]
         for poller in self._pollers:
             poller.start()
+        (self.data_dir / "pollers").mkdir(exist_ok=True)
+        for function in sorted(self.process_functions):
+            pid_file = self.data_dir / "pollers" / f"{function}.pid"
+            self.children[function] = ChildPoller(function, self.template, self.root, pid_file, dict(os.environ))
+            self.children[function].start()
         self._scheduler = Scheduler(self.spec.schedules, runtimes)
         self._scheduler.start()
 
@@ -132,6 +141,8 @@ class LocalStack:
             self._scheduler.stop()
         for poller in self._pollers:
             poller.stop()
+        for child in self.children.values():
+            child.stop()
         if self._gateway:
             self._gateway.stop()
         from smsplatform.core import db
