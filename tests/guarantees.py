@@ -21,7 +21,7 @@ BREAKS = [
     (
         "claim without FOR UPDATE SKIP LOCKED",
         L + "sending/sender.py",
-        "                       FOR UPDATE SKIP LOCKED)",
+        "                       FOR UPDATE OF l SKIP LOCKED)",
         "                       )",
         T + "test_send_faults.py::test_a_sender_claiming_a_batch_another_holds_gets_none_of_its_rows_and_does_not_wait",
     ),
