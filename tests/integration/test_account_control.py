@@ -10,11 +10,8 @@ import psycopg
 
 from local.runtime import FunctionRuntime
 from smsplatform.providers import simulator
-from tests.support.harness import SIMULATOR_KEY, Api, Pipeline
-from tests.support.paths import ROOT
+from tests.support.harness import SIMULATOR_KEY, Api, Pipeline, scheduler_tick
 from tests.support.scenarios import PEOPLE, balance_of, give_credits, make_campaign, make_group
-
-SCHEDULE = json.loads((ROOT / "events" / "scheduler" / "schedule.json").read_text())
 
 
 def _status(api: Api, admin: dict[str, Any], user: dict[str, Any], status: str) -> None:
@@ -58,10 +55,10 @@ def test_a_suspended_account_sends_nothing_and_picks_up_where_it_stopped_when_re
 
     _status(api, admin, user, "suspended")
     pipeline.drain()
-    ticked = runtimes["SchedulerFunction"].invoke(SCHEDULE)
+    ticked = scheduler_tick(runtimes)
     conn.execute("UPDATE sms_delivery_logs SET updated_at = now() - interval '1 hour'")  # however long it lasts
     conn.execute("UPDATE sms_campaigns SET announced_at = now() - interval '1 hour' WHERE status = 'queued'")
-    later = runtimes["SchedulerFunction"].invoke(SCHEDULE)
+    later = scheduler_tick(runtimes)
     pipeline.drain()
     while_suspended = {
         row["id"]: row["status"] for row in conn.execute("SELECT id::text, status FROM sms_campaigns").fetchall()
@@ -69,7 +66,7 @@ def test_a_suspended_account_sends_nothing_and_picks_up_where_it_stopped_when_re
     calls_while_suspended = _calls(conn)
 
     _status(api, admin, user, "active")
-    runtimes["SchedulerFunction"].invoke(SCHEDULE)
+    scheduler_tick(runtimes)
     pipeline.drain()
 
     assert calls_while_suspended == 0
@@ -99,7 +96,7 @@ def test_closing_an_account_cancels_and_refunds_everything_unsent(
 
     _status(api, admin, user, "closed")
     pipeline.drain()
-    runtimes["SchedulerFunction"].invoke(SCHEDULE)
+    scheduler_tick(runtimes)
 
     campaigns = {row["id"]: row["status"] for row in conn.execute("SELECT id::text, status FROM sms_campaigns")}
     rows = conn.execute("SELECT DISTINCT status, error_code FROM sms_delivery_logs").fetchall()

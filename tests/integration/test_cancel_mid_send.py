@@ -1,7 +1,6 @@
 """A campaign cancelled while its messages are with a sender: every row still ends final, and every
 reserved credit is spent or refunded."""
 
-import json
 from collections.abc import Callable
 from typing import Any
 
@@ -10,12 +9,10 @@ import pytest
 
 from local.runtime import FunctionRuntime
 from smsplatform.sending import sender
-from tests.support.harness import Api, Pipeline
-from tests.support.paths import ROOT
+from tests.support.harness import Api, Pipeline, scheduler_tick
 from tests.support.scenarios import PEOPLE, give_credits, make_campaign, make_group
 
 FLAKY = {"phone_number": "+447400199992"}  # the simulator answers 429 to its first attempt
-SCHEDULE = (ROOT / "events" / "scheduler" / "schedule.json").read_text()  # the scheduler's tick
 
 
 def _campaign(api: Api, admin: dict[str, Any], user: dict[str, Any]) -> str:
@@ -80,10 +77,10 @@ def test_rows_held_by_a_sender_that_died_end_final_once_its_lease_is_over(
     pipeline.discard()
     api.request("POST", f"/v1/campaigns/{campaign_id}/cancel", token=user["token"])
 
-    within_lease = runtimes["SchedulerFunction"].invoke(json.loads(SCHEDULE))
+    within_lease = scheduler_tick(runtimes)
     held = conn.execute("SELECT count(*) AS n FROM sms_delivery_logs WHERE status = 'sending'").fetchone()["n"]
     conn.execute("UPDATE sms_delivery_logs SET claimed_at = now() - interval '1 hour'")
-    after_lease = runtimes["SchedulerFunction"].invoke(json.loads(SCHEDULE))
+    after_lease = scheduler_tick(runtimes)
     pipeline.drain()
 
     assert (within_lease["messages_finalised"], held) == (0, 4)  # the sender may still be at work

@@ -7,11 +7,8 @@ import pytest
 
 from local.runtime import FunctionRuntime
 from smsplatform.core import queues
-from tests.support.harness import Api, Pipeline
-from tests.support.paths import ROOT
+from tests.support.harness import Api, Pipeline, scheduler_tick
 from tests.support.scenarios import PEOPLE, give_credits, make_campaign, make_group
-
-SCHEDULE = (ROOT / "events" / "scheduler" / "schedule.json").read_text()
 
 
 @pytest.fixture
@@ -72,7 +69,6 @@ def test_a_campaign_is_queued_before_its_release_is_announced_by_send_or_by_the_
     conn: psycopg.Connection[Any],
     seen_at_enqueue: list[Any],
 ) -> None:
-    import json
 
     give_credits(api, admin, user, 100)
     group = make_group(api, user["token"], "all", PEOPLE[:2])
@@ -86,6 +82,6 @@ def test_a_campaign_is_queued_before_its_release_is_announced_by_send_or_by_the_
         json_body={"scheduled_time": "2099-01-01T00:00:00Z"},
     )
     conn.execute("UPDATE sms_campaigns SET scheduled_time = now() - interval '1 second' WHERE id = %s", (later,))
-    runtimes["SchedulerFunction"].invoke(json.loads(SCHEDULE))
+    scheduler_tick(runtimes)
 
     assert seen_at_enqueue == [("release", "queued"), ("release", "queued")]

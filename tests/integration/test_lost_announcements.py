@@ -1,21 +1,13 @@
 """The scheduler's sweep: work whose queue message was lost is announced again, and only that work."""
 
-import json
 from typing import Any
 
 import psycopg
 
 from local.runtime import FunctionRuntime
 from tests.integration.test_status_callbacks import Endpoint
-from tests.support.harness import Api, Pipeline
-from tests.support.paths import ROOT
+from tests.support.harness import Api, Pipeline, scheduler_tick
 from tests.support.scenarios import PEOPLE, give_credits, make_campaign, make_group
-
-SCHEDULE = json.loads((ROOT / "events" / "scheduler" / "schedule.json").read_text())
-
-
-def _tick(runtimes: dict[str, FunctionRuntime]) -> dict[str, Any]:
-    return dict(runtimes["SchedulerFunction"].invoke(SCHEDULE))
 
 
 def test_an_api_send_whose_batch_message_was_lost_is_sent_by_the_sweep_once(
@@ -33,11 +25,11 @@ def test_an_api_send_whose_batch_message_was_lost_is_sent_by_the_sweep_once(
     assert accepted.status == 202
     pipeline.discard()  # the descriptor never reached the queue
 
-    too_soon = _tick(runtimes)
+    too_soon = scheduler_tick(runtimes)
     conn.execute("UPDATE sms_delivery_logs SET updated_at = now() - interval '3 minutes'")
-    swept = _tick(runtimes)
+    swept = scheduler_tick(runtimes)
     pipeline.drain()
-    again = _tick(runtimes)
+    again = scheduler_tick(runtimes)
 
     assert too_soon["batches_reannounced"] == 0  # its sender may simply not have run yet
     assert swept["batches_reannounced"] == 1
@@ -70,9 +62,9 @@ def test_callbacks_whose_announcement_was_lost_are_delivered_after_the_sweep(
         pipeline.discard()  # the accounts' announcements are lost
         pending = conn.execute("SELECT count(*) AS n FROM status_callbacks WHERE status = 'pending'").fetchone()
 
-        just_due = _tick(runtimes)
+        just_due = scheduler_tick(runtimes)
         conn.execute("UPDATE status_callbacks SET next_attempt_at = now() - interval '2 minutes'")
-        swept = _tick(runtimes)
+        swept = scheduler_tick(runtimes)
         pipeline.drain()
     finally:
         endpoint.stop()
@@ -84,6 +76,18 @@ def test_callbacks_whose_announcement_was_lost_are_delivered_after_the_sweep(
     assert conn.execute("SELECT count(*) AS n FROM status_callbacks WHERE status = 'pending'").fetchone()["n"] == 0
 
 
+def _dispatched_with_its_batches_dead_lettered(
+    api: Api, admin: dict[str, Any], user: dict[str, Any], pipeline: Pipeline
+) -> str:
+    """A six-recipient campaign, dispatched, whose batch descriptors all ended in the dead-letter queue."""
+    give_credits(api, admin, user, 100)
+    campaign_id = make_campaign(api, user["token"], [make_group(api, user["token"], "all", PEOPLE)])
+    api.request("POST", f"/v1/campaigns/{campaign_id}/send", token=user["token"])
+    pipeline.pollers["DispatcherFunction"].poll_once()
+    pipeline.discard()
+    return campaign_id
+
+
 def test_a_campaign_batch_in_the_dead_letter_queue_is_announced_again_then_expires(
     api: Api,
     admin: dict[str, Any],
@@ -92,11 +96,7 @@ def test_a_campaign_batch_in_the_dead_letter_queue_is_announced_again_then_expir
     runtimes: dict[str, FunctionRuntime],
     conn: psycopg.Connection[Any],
 ) -> None:
-    give_credits(api, admin, user, 100)
-    campaign_id = make_campaign(api, user["token"], [make_group(api, user["token"], "all", PEOPLE)])
-    api.request("POST", f"/v1/campaigns/{campaign_id}/send", token=user["token"])
-    pipeline.pollers["DispatcherFunction"].poll_once()
-    pipeline.discard()  # every batch descriptor ended in the dead-letter queue
+    campaign_id = _dispatched_with_its_batches_dead_lettered(api, admin, user, pipeline)
     batches = conn.execute("SELECT count(DISTINCT batch_number) AS n FROM sms_delivery_logs").fetchone()["n"]
 
     def idle_for(minutes: int) -> dict[str, Any]:
@@ -104,7 +104,7 @@ def test_a_campaign_batch_in_the_dead_letter_queue_is_announced_again_then_expir
             "UPDATE sms_delivery_logs SET updated_at = now() - make_interval(mins => %s) WHERE status = 'queued'",
             (minutes,),
         )
-        return _tick(runtimes)
+        return scheduler_tick(runtimes)
 
     not_yet = idle_for(10)  # within the 20-minute horizon: the batches may be in a backlog
     recovered = idle_for(21)
@@ -135,14 +135,10 @@ def test_a_recovered_batch_is_sent_once(
     runtimes: dict[str, FunctionRuntime],
     conn: psycopg.Connection[Any],
 ) -> None:
-    give_credits(api, admin, user, 100)
-    campaign_id = make_campaign(api, user["token"], [make_group(api, user["token"], "all", PEOPLE)])
-    api.request("POST", f"/v1/campaigns/{campaign_id}/send", token=user["token"])
-    pipeline.pollers["DispatcherFunction"].poll_once()
-    pipeline.discard()
+    campaign_id = _dispatched_with_its_batches_dead_lettered(api, admin, user, pipeline)
     conn.execute("UPDATE sms_delivery_logs SET updated_at = now() - interval '21 minutes'")
 
-    _tick(runtimes)
+    scheduler_tick(runtimes)
     pipeline.drain()
 
     assert api.request("GET", f"/v1/campaigns/{campaign_id}", token=user["token"]).json()["status"] == "completed"

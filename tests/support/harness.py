@@ -126,3 +126,11 @@ class Pipeline:
                     QueueUrl=poller.queue_url,
                     Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)],
                 )
+
+
+def scheduler_tick(runtimes: dict[str, Any]) -> dict[str, Any]:
+    """One run of the scheduler, with the EventBridge event of events/scheduler/schedule.json."""
+    from tests.support.paths import ROOT
+
+    event = json.loads((ROOT / "events" / "scheduler" / "schedule.json").read_text())
+    return dict(runtimes["SchedulerFunction"].invoke(event))
