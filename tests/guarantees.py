@@ -36,8 +36,8 @@ BREAKS = [
     (
         "remove the address check from http_post",
         L + "sending/status_callbacks.py",
-        "        if not addresses or not (settings.callback_allow_http or all(_public(a) for a in addresses)):",
-        "        if not addresses:",
+        "    if not addresses or not (settings.callback_allow_http or all(_public(a) for a in addresses)):",
+        "    if not addresses:",
         T + "test_callback_destinations.py",
     ),
     (

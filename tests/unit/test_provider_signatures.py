@@ -181,4 +181,9 @@ def test_callback_urls_are_https_with_a_host_unless_the_platform_allows_http() -
     ],
 )
 def test_callbacks_never_go_to_private_addresses(url: str, public: bool) -> None:
-    assert status_callbacks.public_destination(url) is public
+    deployed = Settings(callback_allow_http=False)
+    if public:
+        assert status_callbacks.destination(url, deployed).address == "8.8.8.8"
+    else:
+        with pytest.raises(RuntimeError, match="private address"):
+            status_callbacks.destination(url, deployed)

@@ -98,12 +98,6 @@ def check_url(url: str, settings: Settings) -> str:
     return url
 
 
-def public_destination(url: str) -> bool:
-    """False when the host resolves to a private, loopback or link-local address (never call into our VPC)."""
-    addresses = _addresses(urlsplit(url).hostname or "", 443)
-    return bool(addresses) and all(_public(address) for address in addresses)
-
-
 def get_settings_for(conn: Connection[DictRow], user_id: UUID) -> CallbackSettings:
     row = conn.execute(
         "SELECT status_callback_url, callback_secret_version, callback_secret_rotated_at FROM users WHERE id = %s",
@@ -206,6 +200,27 @@ def _public(address: str) -> bool:
     return ipaddress.ip_address(address.split("%")[0]).is_global
 
 
+@dataclass(frozen=True)
+class Destination:
+    host: str
+    port: int
+    address: str  # the one connected to: checked, not resolved again
+    tls: bool
+    path: str  # with the query
+
+
+def destination(url: str, settings: Settings) -> Destination:
+    """Where a callback goes. Raises when the host resolves to nothing, or (unless `callback_allow_http`) to
+    any private, loopback or link-local address: callbacks never reach into our VPC or instance metadata."""
+    parts = urlsplit(url)
+    tls = parts.scheme == "https"
+    host, port = parts.hostname or "", parts.port or (443 if tls else 80)
+    addresses = _addresses(host, port)
+    if not addresses or not (settings.callback_allow_http or all(_public(a) for a in addresses)):
+        raise RuntimeError("the URL resolves to a private address")
+    return Destination(host, port, addresses[0], tls, (parts.path or "/") + (f"?{parts.query}" if parts.query else ""))
+
+
 def http_post(settings: Settings) -> Post:
     """POSTs with one deadline for the whole exchange (`callback_timeout_seconds`): connect, send and the
     answer together, so an endpoint that answers a byte at a time cannot hold a worker. The host is resolved
@@ -213,20 +228,14 @@ def http_post(settings: Settings) -> Post:
     the address checked."""
 
     def post(url: str, body: bytes, headers: dict[str, str]) -> None:
-        parts = urlsplit(url)
-        tls = parts.scheme == "https"
-        host, port = parts.hostname or "", parts.port or (443 if tls else 80)
-        addresses = _addresses(host, port)
-        if not addresses or not (settings.callback_allow_http or all(_public(a) for a in addresses)):
-            raise RuntimeError("the URL resolves to a private address")
+        target = destination(url, settings)
         deadline = settings.callback_timeout_seconds
-        connection = _PinnedConnection(host, port, addresses[0], deadline, tls)
+        connection = _PinnedConnection(target.host, target.port, target.address, deadline, target.tls)
         timer = threading.Timer(deadline, connection.abort)
         timer.daemon = True
         timer.start()
         try:
-            path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-            connection.request("POST", path, body=body, headers=headers)
+            connection.request("POST", target.path, body=body, headers=headers)
             answer = connection.getresponse()
             answer.read(_MAX_ANSWER_BYTES)
             status = answer.status
