@@ -165,3 +165,29 @@ def test_a_stop_during_a_campaign_stops_that_numbers_messages_still_waiting(
     )
     stats = api.request("GET", f"/v1/campaigns/{campaign_id}/stats", token=user["token"]).json()
     assert (stats["delivered"], stats["credits_spent"], stats["credits_refunded"]) == (5, 5, 1)
+
+
+def test_closing_settles_a_campaign_whose_sender_died_before_settling_it(
+    api: Api, admin: dict[str, Any], user: dict[str, Any], pipeline: Pipeline, conn: psycopg.Connection[Any]
+) -> None:
+    give_credits(api, admin, user, 100)
+    campaign_id = _campaign(api, user, PEOPLE)
+    api.request("POST", f"/v1/campaigns/{campaign_id}/send", token=user["token"])
+    pipeline.pollers["DispatcherFunction"].poll_once()
+    pipeline.discard()
+    # Every message went out and was delivered; the sender died before the settlement.
+    conn.execute("UPDATE sms_delivery_logs SET status = 'delivered', sent_at = now(), delivered_at = now()")
+
+    _status(api, admin, user, "closed")
+
+    stats = api.request("GET", f"/v1/campaigns/{campaign_id}/stats", token=admin["token"])
+    row = conn.execute("SELECT status FROM sms_campaigns").fetchone()
+    held = conn.execute(
+        """SELECT coalesce(-sum(credits) FILTER (WHERE transaction_type = 'campaign_reserve'), 0) AS reserved,
+                  coalesce(sum(settled_credits) FILTER (WHERE transaction_type = 'campaign_spend'), 0) AS spent
+             FROM billing_transactions WHERE reference_id = %s""",
+        (campaign_id,),
+    ).fetchone()
+    assert stats.status == 404  # another account's campaign, even to an operator's own routes
+    assert row["status"] == "cancelled"
+    assert (held["reserved"], held["spent"]) == (6, 6)  # settled: what was delivered is paid, nothing held

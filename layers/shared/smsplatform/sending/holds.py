@@ -30,15 +30,17 @@ class Waiting:
 
 
 def close(conn: Connection[DictRow], user_id: UUID) -> list[tuple[SendKind, UUID]]:
-    """Cancels the account's unfinished campaigns and fails its unsent rows; returns what to settle.
+    """Cancels the account's unfinished campaigns and fails its unsent rows; returns what to settle (settling
+    is idempotent and waits for anything a sender still holds).
 
     Rows a sender holds finish (or the recovery sweep finalises them); settling waits for them.
     """
-    conn.execute(
+    cancelled = conn.execute(
         """UPDATE sms_campaigns SET status = 'cancelled', cancelled_at = now(), updated_at = now()
-            WHERE user_id = %s AND status IN ('draft', 'scheduled', 'queued', 'sending')""",
+            WHERE user_id = %s AND status IN ('draft', 'scheduled', 'queued', 'sending')
+        RETURNING id""",
         (user_id,),
-    )
+    ).fetchall()
     stopped = conn.execute(
         """UPDATE sms_delivery_logs SET status = 'failed', error_code = 'cancelled', error_message = %s,
                   updated_at = now()
@@ -47,7 +49,8 @@ def close(conn: Connection[DictRow], user_id: UUID) -> list[tuple[SendKind, UUID
                   coalesce(campaign_id, request_id) AS id""",
         (_CLOSED, user_id),
     ).fetchall()
-    return sorted({(row["kind"], row["id"]) for row in stopped})
+    # Every campaign it cancelled, too: one whose sender died before settling has no queued rows left.
+    return sorted({(row["kind"], row["id"]) for row in stopped} | {("campaign", row["id"]) for row in cancelled})
 
 
 def settle(conn: Connection[DictRow], references: list[tuple[SendKind, UUID]]) -> None:
