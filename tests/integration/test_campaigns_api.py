@@ -254,8 +254,11 @@ def test_an_api_send_with_failures_settles_what_went_out_and_refunds_the_rest(
     ]  # ok, rejected, throttled, undelivered
     before = balance_of(api, funded["token"])
 
-    accepted = api.request("POST", "/v1/messages", token=funded["token"], json_body={"to": numbers, "text": "Hi"})
+    text = 'Code %s, 50%% off "today" \\o/ {0} 🎉 مرحبا'  # one UCS-2 segment of real-world awkwardness
+    accepted = api.request("POST", "/v1/messages", token=funded["token"], json_body={"to": numbers, "text": text})
     pipeline.drain()
+    handsets = conn.execute("SELECT to_number, body FROM simulator_messages ORDER BY to_number").fetchall()
+    assert [(row["to_number"], row["body"]) for row in handsets] == [(numbers[3], text), (numbers[0], text)]
 
     request_id = conn.execute("SELECT DISTINCT request_id FROM sms_delivery_logs").fetchone()["request_id"]
     ledger = conn.execute(
