@@ -24,7 +24,6 @@ import argparse
 import json
 import logging
 import os
-import random
 import signal
 import sys
 import tempfile
@@ -296,7 +295,6 @@ def main() -> int:
         return 1 if any(codes) else 0
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
-    random.seed(7)
     failed = 0
     for number in range(1, args.runs + 1):
         with tempfile.TemporaryDirectory(prefix="sms-chaos-") as scratch:

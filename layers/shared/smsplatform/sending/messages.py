@@ -86,7 +86,8 @@ def send(
     text: str,
     sender_id: str | None,
     meta: RequestMeta,
-    batch_size: int = 1000,
+    *,
+    batch_size: int,
 ) -> Accepted:
     """Numbers are E.164 and distinct. Opted-out numbers get a failed row and no charge; 402 if credits are short.
 

@@ -17,6 +17,7 @@ answer was lost is sent again.
 
 import base64
 import contextlib
+import functools
 import hashlib
 import hmac
 import http.client
@@ -166,7 +167,13 @@ def announce(user_ids: Iterable[UUID]) -> None:
 
 Post = Callable[[str, bytes, dict[str, str]], None]
 _MAX_ANSWER_BYTES = 64 * 1024  # what is read of an endpoint's answer (its status is what counts)
-_TLS = ssl.create_default_context()
+
+
+@functools.cache
+def _tls_context() -> ssl.SSLContext:
+    """Built on the first callback, not at import: loading the CA bundle is file I/O every sender cold start
+    would otherwise pay (the sender imports this module to announce callbacks)."""
+    return ssl.create_default_context()
 
 
 class _PinnedConnection(http.client.HTTPSConnection):
@@ -174,7 +181,7 @@ class _PinnedConnection(http.client.HTTPSConnection):
     rebinding); TLS still verifies the certificate against the URL's host name."""
 
     def __init__(self, host: str, port: int, address: str, timeout: float, tls: bool) -> None:
-        super().__init__(host, port, timeout=timeout, context=_TLS)
+        super().__init__(host, port, timeout=timeout, context=_tls_context())
         self.address = address
         self.tls = tls
 
