@@ -12,12 +12,13 @@ TOOLS := .venv-tools
 export SAM_CLI_TELEMETRY := 0
 export PYTHONPATH := $(CURDIR)/layers/shared:$(CURDIR)
 
-.PHONY: help venv tools run psql dlq redrive guarantees chaos migrate admin test fuzz lint format bench build validate deploy clean
+.PHONY: help venv tools run psql inbound dlq redrive guarantees chaos migrate admin test fuzz lint format bench build validate deploy clean
 
 help:
 	@echo "make run    start the local stack on http://127.0.0.1:$(PORT) (PORT=... to change)"
 	@echo "make test   run the unit, integration and e2e tests"
 	@echo "make psql   psql on the local stack's database"
+	@echo "make inbound FROM=+... [TO=+...] TEXT=...   a handset texts the running local stack"
 	@echo "make dlq    the dead-letter queues and what they hold (STACK=<name> for a deployed stack)"
 	@echo "make redrive QUEUE=Send  move a dead-letter queue back to its source (STACK=... likewise)"
 	@echo "make admin  USERNAME=... EMAIL=...: create or promote an operator (any database)"
@@ -54,6 +55,11 @@ psql: venv
 	$(BIN)/python -m local psql
 
 # Without STACK: the running local stack. With STACK=<stack name>: its queues in AWS (your credentials).
+# A handset texts the running local stack: make inbound FROM=+447700900123 TO=+447700900001 TEXT=HELP
+inbound: venv
+	@test -n "$(FROM)" -a -n "$(TEXT)" || { echo "usage: make inbound FROM=+E164 [TO=+E164] TEXT=..." >&2; exit 2; }
+	$(BIN)/python -m local inbound --from "$(FROM)" $(if $(TO),--to "$(TO)") -- "$(TEXT)"
+
 dlq: venv
 	$(if $(STACK),$(BIN)/python -m smsplatform.core.dead_letters --prefix "$(STACK)" list --peek 3,$(BIN)/python -m local dlq)
 

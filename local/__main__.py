@@ -32,6 +32,11 @@ def main(argv: list[str] | None = None) -> int:
             command.add_argument("queue")
         else:
             command.add_argument("--peek", type=int, default=3)
+    inbound = commands.add_parser("inbound", help="a handset texts the running stack (the simulator's inbound webhook)")
+    inbound.add_argument("--from", dest="from_number", required=True, help="the handset's number, E.164")
+    inbound.add_argument("--to", dest="to_number", help="the number written to (an account's sender id)")
+    inbound.add_argument("text")
+    inbound.add_argument("--data-dir", type=Path, default=ROOT / ".data" / "local")
     child = commands.add_parser("poller", help="one function's SQS poller (the stack starts these itself)")
     child.add_argument("function")
     child.add_argument("--template", type=Path, default=ROOT / "template.yaml")
@@ -46,6 +51,8 @@ def main(argv: list[str] | None = None) -> int:
         return _psql(args.data_dir.resolve())
     if args.command in ("dlq", "redrive"):
         return _dead_letters(args)
+    if args.command == "inbound":
+        return _inbound(args)
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     for noisy in ("werkzeug", "pgserver", "botocore", "urllib3"):
@@ -85,6 +92,25 @@ def _dead_letters(args: argparse.Namespace) -> int:
     sqs = aws.client("sqs", endpoint_file.read_text().strip())
     command = ["redrive", args.queue] if args.command == "redrive" else ["list", "--peek", str(args.peek)]
     return dead_letters.main(command, sqs=sqs)
+
+
+def _inbound(args: argparse.Namespace) -> int:
+    """Signs with the running stack's simulator secret and POSTs to its gateway."""
+    import json
+
+    from smsplatform.providers import simulator
+
+    data_dir = args.data_dir.resolve()
+    base_url_file, secrets_file = data_dir / "base-url", data_dir / "secrets.json"
+    if not base_url_file.exists():
+        print("the local stack is not running (make run)", file=sys.stderr)
+        return 2
+    key = json.loads(secrets_file.read_text())["SimulatorSigningSecret"]
+    status = simulator.originate(
+        base_url_file.read_text().strip(), key, simulator.inbound_body(args.from_number, args.to_number, args.text)
+    )
+    print(f"inbound webhook answered {status}")
+    return 0 if status == 200 else 1
 
 
 def _psql(data_dir: Path) -> int:

@@ -92,6 +92,7 @@ class LocalStack:
 
         self._gateway = GatewayServer(Gateway(self.spec, runtimes), self.host, self.port)
         self._gateway.start()
+        (self.data_dir / "base-url").write_text(self.base_url)  # for `python -m local inbound`
         sqs = aws.client("sqs", endpoint)
         self._pollers = [
             SqsPoller(
@@ -145,6 +146,7 @@ class LocalStack:
             child.stop()
         if self._gateway:
             self._gateway.stop()
+            (self.data_dir / "base-url").unlink(missing_ok=True)
         from smsplatform.core import db
 
         db.close_pool()

@@ -1,4 +1,4 @@
-"""Accounts API: sign-up, login, profile, API tokens, credits, operators' routes, audit trail, status callback."""
+"""Accounts API: sign-up, login, profile, tokens, credits, operators' routes, audit trail, callbacks, keywords."""
 
 from typing import Any
 
@@ -9,13 +9,20 @@ from smsplatform.api.accounts import accounts_routes
 from smsplatform.api.admin import admin_routes
 from smsplatform.api.audit_logs import audit_log_routes
 from smsplatform.api.billing import billing_routes
+from smsplatform.api.inbound_settings import inbound_settings_routes
 from smsplatform.api.resolver import create_resolver
 from smsplatform.api.status_callbacks import status_callback_routes
 from smsplatform.api.tokens import tokens_routes
 from smsplatform.core.observability import logger, metrics
 
 app = create_resolver(
-    accounts_routes(), tokens_routes(), billing_routes(), admin_routes(), audit_log_routes(), status_callback_routes()
+    accounts_routes(),
+    tokens_routes(),
+    billing_routes(),
+    admin_routes(),
+    audit_log_routes(),
+    status_callback_routes(),
+    inbound_settings_routes(),
 )
 
 

@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from smsplatform.core.config import Settings
 from smsplatform.core.errors import InvalidInputError
 from smsplatform.providers import aws_sms, sns_messages, twilio
-from smsplatform.sending import inbound, status_callbacks
+from smsplatform.sending import keywords, status_callbacks
 from tests.support.sns import CERT_URL, TOPIC, make_signer, sns_notification
 
 
@@ -74,20 +74,31 @@ def test_only_sns_urls_are_trusted() -> None:
     [
         ("STOP", "opt_out"),
         ("  stop \n", "opt_out"),
+        ("Stop!", "opt_out"),
         ("StopAll", "opt_out"),
         ("unsubscribe", "opt_out"),
         ("Cancel", "opt_out"),
         ("end", "opt_out"),
         ("QUIT ", "opt_out"),
+        ("arrêt", "opt_out"),
+        ("ARRE\u0302T", "opt_out"),  # decomposed: NFC makes it ARRÊT
+        ("¡Baja!", "opt_out"),
+        ("stopp.", "opt_out"),
         ("start", "opt_in"),
         (" UNSTOP", "opt_in"),
+        ("help?", "help"),
+        ("Ayuda", "help"),
         ("STOP please", None),
         ("Stopping by later", None),
+        ("yes", None),
+        ("🛑", None),
         ("", None),
     ],
 )
-def test_keywords_ignore_case_and_surrounding_whitespace(body: str, expected: str | None) -> None:
-    assert inbound.keyword(body) == expected
+def test_keywords_are_the_whole_text_ignoring_case_and_surrounding_whitespace_and_punctuation(
+    body: str, expected: str | None
+) -> None:
+    assert keywords.DEFAULTS.match(body) == expected
 
 
 def test_end_user_messaging_events_become_receipts_only_when_final() -> None:

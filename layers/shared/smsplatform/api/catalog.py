@@ -12,6 +12,7 @@ def all_routers() -> list[Router]:
     from smsplatform.api.contacts import contacts_routes
     from smsplatform.api.groups import groups_routes
     from smsplatform.api.health_and_docs import health_and_docs_routes
+    from smsplatform.api.inbound_settings import inbound_settings_routes
     from smsplatform.api.messages import messages_routes
     from smsplatform.api.opt_outs import opt_outs_routes
     from smsplatform.api.status_callbacks import status_callback_routes
@@ -26,6 +27,7 @@ def all_routers() -> list[Router]:
         admin_routes(),
         audit_log_routes(),
         status_callback_routes(),
+        inbound_settings_routes(),
         contacts_routes(),
         groups_routes(),
         opt_outs_routes(),

@@ -1,4 +1,4 @@
-"""Routes for contacts and contact imports."""
+"""Routes for contacts, contact imports and a contact's conversation."""
 
 import json
 from datetime import datetime
@@ -36,6 +36,9 @@ from smsplatform.core.errors import (
     PayloadTooLargeError,
     UnsupportedMediaTypeError,
 )
+from smsplatform.sending import history
+from smsplatform.sending.history import Direction
+from smsplatform.sending.keywords import Keyword
 
 Name = Annotated[str, Field(min_length=1, max_length=50)]
 Region = Annotated[str, Field(min_length=2, max_length=2, description="ISO 3166 alpha-2, e.g. GB")]
@@ -140,6 +143,18 @@ def _imports_bucket() -> str:
     if not bucket:
         raise RuntimeError("SMS_IMPORTS_BUCKET is not configured")
     return bucket
+
+
+class ConversationItemResponse(ResponseModel):
+    direction: Direction
+    id: Annotated[UUID, Field(description="A message id (outbound) or an inbound message id")]
+    at: Annotated[datetime, Field(validation_alias="created_at", description="Written (outbound) or received")]
+    from_: Annotated[str | None, Field(validation_alias="from_number", serialization_alias="from")]
+    to: Annotated[str | None, Field(validation_alias="to_number")]
+    body: str | None
+    status: Annotated[str | None, Field(description="Outbound only")]
+    keyword: Annotated[Keyword | None, Field(description="Inbound only")]
+    campaign_id: UUID | None
 
 
 def contacts_routes() -> Router:
@@ -286,5 +301,23 @@ def contacts_routes() -> Router:
         with db.transaction() as conn:
             job, errors = jobs.get_import(conn, principal.user_id, import_id)
         return ImportResponse.from_import(job, errors)
+
+    @router.get(
+        "/v1/contacts/<contact_id>/conversation",
+        tags=["Contacts"],
+        summary="Messages to and from a contact, newest first",
+        description="Outbound and inbound merged; needs messages:read as well as contacts:read.",
+        security=BEARER,
+    )
+    def conversation(
+        contact_id: UUID, limit: Limit = pagination.DEFAULT_LIMIT, cursor: CursorParam = None
+    ) -> PageResponse[ConversationItemResponse]:
+        principal = caller(router, permissions.CONTACTS_READ)
+        principal.require(permissions.MESSAGES_READ)
+        with db.transaction() as conn:
+            page = history.conversation(conn, principal.user_id, contact_id, limit, cursor_from(cursor))
+        return PageResponse(
+            data=[ConversationItemResponse.model_validate(item) for item in page.items], next_cursor=page.next_cursor
+        )
 
     return router

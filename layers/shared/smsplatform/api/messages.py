@@ -1,4 +1,4 @@
-"""Routes for single messages: preview, send through the pipeline, and status."""
+"""Routes for messages: preview, send through the pipeline, status, outbound history and inbound messages."""
 
 from datetime import datetime
 from decimal import Decimal
@@ -7,18 +7,19 @@ from uuid import UUID
 
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
-from aws_lambda_powertools.event_handler.openapi.params import Body
-from pydantic import BaseModel, Field
+from aws_lambda_powertools.event_handler.openapi.params import Body, Query
+from pydantic import AwareDatetime, BaseModel, Field
 
 from smsplatform.accounts import permissions, sender_ids
 from smsplatform.api.context import caller, request_meta
-from smsplatform.api.models import RequestModel, ResponseModel
+from smsplatform.api.models import CursorParam, Limit, PageResponse, RequestModel, ResponseModel, cursor_from
 from smsplatform.api.resolver import BEARER
 from smsplatform.contacts import contacts, phones
-from smsplatform.core import db
+from smsplatform.core import db, pagination
 from smsplatform.core.config import get_settings
 from smsplatform.core.errors import InvalidInputError
-from smsplatform.sending import encoding, messages, routing
+from smsplatform.sending import encoding, history, messages, routing
+from smsplatform.sending.keywords import Keyword
 from smsplatform.sending.messages import MessageStatus
 
 MAX_TEXT_CHARACTERS = 1600
@@ -75,6 +76,25 @@ class MessageResponse(ResponseModel):
     updated_at: datetime
     sent_at: datetime | None
     delivered_at: datetime | None
+
+
+class InboundResponse(ResponseModel):
+    id: UUID
+    from_: Annotated[str, Field(validation_alias="from_number", serialization_alias="from")]
+    to: Annotated[str | None, Field(validation_alias="to_number")]
+    body: str
+    keyword: Annotated[Keyword | None, Field(description="The account's keyword the whole text matched")]
+    contact_id: Annotated[UUID | None, Field(description="The account's contact with this number, if any")]
+    reply_message_id: Annotated[UUID | None, Field(description="The keyword's reply, sent like any message")]
+    reply_skipped: Annotated[
+        str | None, Field(description="Why a keyword got no reply: opted_out, insufficient_credits, account_closed")
+    ]
+    received_at: datetime
+
+
+Since = Annotated[AwareDatetime | None, Query(description="From this time on (ISO 8601 with offset)")]
+Until = Annotated[AwareDatetime | None, Query(description="Before this time (ISO 8601 with offset)")]
+NumberParam = Annotated[str | None, Query(min_length=3, max_length=32, description="E.164 (URL-encode the +)")]
 
 
 class SendResponse(BaseModel):
@@ -138,6 +158,55 @@ def messages_routes() -> Router:
             data=[MessageResponse.model_validate(m) for m in accepted.messages],
         )
         return Response(status_code=202, content_type="application/json", body=response.model_dump_json())
+
+    @router.get(
+        "/v1/messages",
+        tags=["Messages"],
+        summary="Outbound history, newest first",
+        description="Every message the account sent: campaigns', single sends' and keyword replies. With "
+        "campaign_id, in reverse send order (last batch first).",
+        security=BEARER,
+    )
+    def list_all(
+        status: Annotated[MessageStatus | None, Query()] = None,
+        campaign_id: Annotated[UUID | None, Query()] = None,
+        to: NumberParam = None,
+        since: Since = None,
+        until: Until = None,
+        limit: Limit = pagination.DEFAULT_LIMIT,
+        cursor: CursorParam = None,
+    ) -> PageResponse[MessageResponse]:
+        principal = caller(router, permissions.MESSAGES_READ)
+        with db.transaction() as conn:
+            number = (
+                phones.normalise_e164(to, contacts.account_region(conn, principal.user_id), field="to") if to else None
+            )
+            where = history.MessageFilter(status, campaign_id, number, since, until)
+            page = history.list_messages(conn, principal.user_id, where, limit, cursor)
+        return PageResponse(data=[MessageResponse.model_validate(m) for m in page.items], next_cursor=page.next_cursor)
+
+    @router.get(
+        "/v1/inbound-messages",
+        tags=["Messages"],
+        summary="Messages recipients sent the account, newest first",
+        description="Each is the account's when it was sent to one of its numbers, or answers its messages.",
+        security=BEARER,
+    )
+    def list_inbound(
+        from_: Annotated[str | None, Query(alias="from", min_length=3, max_length=32, description="E.164")] = None,
+        keyword: Annotated[Keyword | None, Query()] = None,
+        since: Since = None,
+        until: Until = None,
+        limit: Limit = pagination.DEFAULT_LIMIT,
+        cursor: CursorParam = None,
+    ) -> PageResponse[InboundResponse]:
+        principal = caller(router, permissions.MESSAGES_READ)
+        with db.transaction() as conn:
+            region = contacts.account_region(conn, principal.user_id)
+            number = phones.normalise_e164(from_, region, field="from") if from_ else None
+            where = history.InboundFilter(number, keyword, since, until)
+            page = history.list_inbound(conn, principal.user_id, where, limit, cursor_from(cursor))
+        return PageResponse(data=[InboundResponse.model_validate(m) for m in page.items], next_cursor=page.next_cursor)
 
     @router.get("/v1/messages/<message_id>", tags=["Messages"], summary="A message and its status", security=BEARER)
     def get(message_id: UUID) -> MessageResponse:

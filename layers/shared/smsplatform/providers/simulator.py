@@ -25,13 +25,16 @@ Anything else is accepted and delivered.
 
 Its webhooks take JSON signed with `X-Simulator-Signature: sha256=<hex HMAC-SHA256
 of the body>` under the simulator signing secret: `{"receipts": [...]}` on
-/status and `{"messages": [...]}` on /inbound.
+/status and `{"messages": [...]}` on /inbound. `originate` sends a handset's
+message to /inbound (`make inbound` on the local stack), so replies, keywords
+and inbound callbacks run end to end without a carrier.
 """
 
 import hashlib
 import hmac
 import threading
 import time
+import urllib.error
 import urllib.request
 import uuid
 from dataclasses import dataclass
@@ -275,3 +278,29 @@ class Simulator(Provider):
         with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
             if response.status >= 300:
                 raise RuntimeError(f"receipts webhook answered {response.status}")
+
+
+def inbound_body(from_number: str, to_number: str | None, body: str, external_id: str | None = None) -> bytes:
+    """The simulator's inbound webhook body for one message a handset sends."""
+    message = InboundIn(
+        external_id=external_id or f"MO{uuid.uuid4().hex}", from_number=from_number, to_number=to_number, body=body
+    )
+    return SimulatorInbound(messages=[message]).model_dump_json(exclude_none=True).encode()
+
+
+def originate(base_url: str, key: str, body: bytes) -> int:
+    """A handset's message, as the simulator delivers it: POSTed, signed, to the platform's inbound webhook.
+
+    Returns the webhook's HTTP status. `python -m local inbound` and the end-to-end tests use it.
+    """
+    request = urllib.request.Request(  # noqa: S310 - the platform's own http(s) URL
+        f"{base_url.rstrip('/')}/v1/webhooks/simulator/inbound",
+        data=body,
+        method="POST",
+        headers={"Content-Type": "application/json", SIGNATURE_HEADER: sign(key, body)},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
+            return int(response.status)
+    except urllib.error.HTTPError as exc:
+        return int(exc.code)

@@ -1,26 +1,27 @@
-"""Messages recipients send back, and the opt-out and opt-in keywords among them.
+"""Messages recipients send back: stored once, attributed to one account, and acted on.
 
 An inbound message to a number or short code registered to an account (see
 `accounts/sender_ids.py`) belongs to that account. Otherwise it belongs to the
 account that last messaged its sender from the number it was sent to (or,
-where the provider says which message it answers, to that message's account). Keywords are matched on the whole text,
-ignoring case and surrounding whitespace: STOP, STOPALL, UNSUBSCRIBE, CANCEL,
-END and QUIT put the sender on that account's opt-out list; START and UNSTOP
-take them off. Other accounts' lists are never touched.
+where the provider says which message it answers, to that message's account).
+The account's keywords (sending/keywords.py) then decide what it means: an
+opt-out puts the sender on that account's opt-out list, an opt-in takes them
+off it; other accounts' lists are never touched. In the same transaction the
+keyword's reply is written (sending/replies.py) and the message is put in the
+callbacks outbox for the account's `inbound_url`. A repeated webhook stores
+nothing, so it replies and calls back nothing either.
 """
 
-from dataclasses import dataclass
-from typing import Literal
+from dataclasses import dataclass, field
 from uuid import UUID
 
 from psycopg import Connection
 from psycopg.rows import DictRow
 
+from smsplatform.core.config import Settings
 from smsplatform.core.queue_messages import InboundMessage
-
-Keyword = Literal["opt_out", "opt_in"]
-OPT_OUT_WORDS = frozenset({"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT"})
-OPT_IN_WORDS = frozenset({"START", "UNSTOP"})
+from smsplatform.sending import keywords, replies
+from smsplatform.sending.messages import Accepted
 
 
 @dataclass(frozen=True)
@@ -28,63 +29,101 @@ class Applied:
     stored: int  # new messages (a repeated webhook stores nothing)
     opted_out: int
     opted_in: int
+    replies: list[Accepted] = field(default_factory=list)  # announce once committed
+    callback_accounts: list[UUID] = field(default_factory=list)  # whose inbound callbacks are due
 
 
-def keyword(body: str) -> Keyword | None:
-    word = body.strip().upper()
-    if word in OPT_OUT_WORDS:
-        return "opt_out"
-    if word in OPT_IN_WORDS:
-        return "opt_in"
-    return None
-
-
-def apply(conn: Connection[DictRow], provider: str, messages: list[InboundMessage]) -> Applied:
-    """Stores the messages and applies their keywords, set-wise; repeats of stored messages change nothing."""
+def apply(conn: Connection[DictRow], provider: str, messages: list[InboundMessage], settings: Settings) -> Applied:
+    """Stores the messages and acts on their keywords, set-wise; repeats of stored messages change nothing."""
     if not messages:
         return Applied(0, 0, 0)
     with conn.transaction():
+        owners = _owners(conn, provider, messages)
+        configs = keywords.for_accounts(conn, list({owner for owner in owners if owner}))
         stored = conn.execute(
-            """WITH incoming AS (
-                   SELECT * FROM unnest(%(ids)s::text[], %(froms)s::text[], %(tos)s::text[], %(bodies)s::text[],
-                                        %(keywords)s::text[], %(ats)s::timestamptz[], %(replies)s::text[])
-                            AS i(external_id, from_number, to_number, body, keyword, received_at, reply_to))
-               INSERT INTO inbound_messages (user_id, provider, external_id, from_number, to_number, body, keyword,
+            """INSERT INTO inbound_messages (user_id, provider, external_id, from_number, to_number, body, keyword,
                                              received_at)
-               SELECT coalesce(
-                          (SELECT s.user_id FROM sender_identities s
-                            WHERE s.sender_id = i.to_number AND s.kind IN ('number', 'short_code')),
-                          (SELECT d.user_id FROM sms_delivery_logs d
-                            WHERE i.reply_to IS NOT NULL AND d.external_message_id = i.reply_to
-                              AND d.provider = %(provider)s
-                            LIMIT 1),
-                          (SELECT d.user_id FROM sms_delivery_logs d
-                            WHERE d.phone_number = i.from_number
-                              AND (i.to_number IS NULL OR d.sender_id IS NULL OR d.sender_id = i.to_number)
-                            ORDER BY d.created_at DESC LIMIT 1)),
-                      %(provider)s, i.external_id, i.from_number, i.to_number, i.body, i.keyword, i.received_at
-                 FROM incoming i
+               SELECT i.user_id, %(provider)s, i.external_id, i.from_number, i.to_number, i.body, i.keyword,
+                      i.received_at
+                 FROM unnest(%(users)s::uuid[], %(ids)s::text[], %(froms)s::text[], %(tos)s::text[],
+                             %(bodies)s::text[], %(keywords)s::text[], %(ats)s::timestamptz[])
+                      AS i(user_id, external_id, from_number, to_number, body, keyword, received_at)
                ON CONFLICT (provider, external_id) DO NOTHING
-               RETURNING user_id, from_number, keyword, received_at""",
+               RETURNING id, user_id, from_number, to_number, keyword, received_at""",
             {
                 "provider": provider,
+                "users": owners,
                 "ids": [m.external_id for m in messages],
                 "froms": [m.from_number for m in messages],
                 "tos": [m.to_number for m in messages],
                 "bodies": [m.body for m in messages],
-                "keywords": [keyword(m.body) for m in messages],
+                "keywords": [
+                    configs.get(owner, keywords.DEFAULTS).match(m.body) if owner else keywords.DEFAULTS.match(m.body)
+                    for m, owner in zip(messages, owners, strict=True)
+                ],
                 "ats": [m.received_at for m in messages],
-                "replies": [m.reply_to_external_id for m in messages],
             },
         ).fetchall()
         latest: dict[tuple[UUID, str], DictRow] = {}  # the recipient's last word per account wins
         for row in sorted((r for r in stored if r["user_id"] and r["keyword"]), key=lambda r: r["received_at"]):
-            latest[(row["user_id"], row["from_number"])] = row
+            if row["keyword"] in ("opt_out", "opt_in"):
+                latest[(row["user_id"], row["from_number"])] = row
         opt_out = [key for key, row in latest.items() if row["keyword"] == "opt_out"]
         opt_in = [key for key, row in latest.items() if row["keyword"] == "opt_in"]
         added = _opt_out(conn, opt_out) if opt_out else 0
         removed = _opt_in(conn, opt_in) if opt_in else 0
-    return Applied(len(stored), added, removed)
+        owned = [row for row in stored if row["user_id"]]
+        sent = replies.reply(conn, owned, configs, settings)
+        called = _queue_callbacks(conn, [row["id"] for row in owned])
+    return Applied(len(stored), added, removed, sent, called)
+
+
+def _owners(conn: Connection[DictRow], provider: str, messages: list[InboundMessage]) -> list[UUID | None]:
+    """The account each message belongs to (None: no account), in the order given."""
+    rows = conn.execute(
+        """SELECT coalesce(
+                      (SELECT s.user_id FROM sender_identities s
+                        WHERE s.sender_id = i.to_number AND s.kind IN ('number', 'short_code')),
+                      (SELECT d.user_id FROM sms_delivery_logs d
+                        WHERE i.reply_to IS NOT NULL AND d.external_message_id = i.reply_to
+                          AND d.provider = %(provider)s
+                        LIMIT 1),
+                      (SELECT d.user_id FROM sms_delivery_logs d
+                        WHERE d.phone_number = i.from_number
+                          AND (i.to_number IS NULL OR d.sender_id IS NULL OR d.sender_id = i.to_number)
+                        ORDER BY d.created_at DESC LIMIT 1)) AS user_id
+             FROM unnest(%(froms)s::text[], %(tos)s::text[], %(replies)s::text[]) WITH ORDINALITY
+                  AS i(from_number, to_number, reply_to, position)
+            ORDER BY i.position""",
+        {
+            "provider": provider,
+            "froms": [m.from_number for m in messages],
+            "tos": [m.to_number for m in messages],
+            "replies": [m.reply_to_external_id for m in messages],
+        },
+    ).fetchall()
+    return [row["user_id"] for row in rows]
+
+
+def _queue_callbacks(conn: Connection[DictRow], inbound_ids: list[UUID]) -> list[UUID]:
+    """One `message.inbound` callback per message whose account has an inbound URL; returns those accounts."""
+    if not inbound_ids:
+        return []
+    rows = conn.execute(
+        """INSERT INTO status_callbacks (user_id, url, payload)
+           SELECT m.user_id, u.inbound_callback_url,
+                  jsonb_build_object(
+                      'event', 'message.inbound', 'inbound_message_id', m.id, 'from', m.from_number,
+                      'to', m.to_number, 'body', m.body, 'keyword', m.keyword, 'contact_id', c.id,
+                      'reply_message_id', m.reply_message_id, 'received_at', m.received_at)
+             FROM inbound_messages m
+             JOIN users u ON u.id = m.user_id AND u.inbound_callback_url IS NOT NULL
+             LEFT JOIN contacts c ON c.user_id = m.user_id AND c.phone_number = m.from_number
+            WHERE m.id = ANY(%s)
+           RETURNING user_id""",
+        (inbound_ids,),
+    ).fetchall()
+    return list(dict.fromkeys(row["user_id"] for row in rows))
 
 
 def _pairs(pairs: list[tuple[UUID, str]]) -> dict[str, list[object]]:

@@ -25,7 +25,7 @@ from smsplatform.core.observability import logger
 from smsplatform.core.queue_messages import SendBatch
 from smsplatform.sending import encoding
 
-_COLUMNS = """id, campaign_id, request_id, recipient_id, phone_number, status, batch_number, attempts, segments,
+COLUMNS = """id, campaign_id, request_id, recipient_id, phone_number, status, batch_number, attempts, segments,
               encoding, cost, body, sender_id, provider, external_message_id, created_at, updated_at, sent_at,
               delivered_at, error_code, error_message"""
 
@@ -64,7 +64,7 @@ class Message:
 
 def get_message(conn: Connection[DictRow], user_id: UUID, message_id: UUID) -> Message:
     row = conn.execute(
-        f"SELECT {_COLUMNS} FROM sms_delivery_logs WHERE id = %s AND user_id = %s", (message_id, user_id)
+        f"SELECT {COLUMNS} FROM sms_delivery_logs WHERE id = %s AND user_id = %s", (message_id, user_id)
     ).fetchone()
     if row is None:
         raise NotFoundError("No such message.")
@@ -110,7 +110,7 @@ def send(
                   FROM unnest(%(numbers)s::text[]) WITH ORDINALITY AS n(number, position)
                   LEFT JOIN opt_outs o ON o.user_id = %(user)s AND o.phone_number = n.number
                  ORDER BY n.position
-             RETURNING {_COLUMNS}""",
+             RETURNING {COLUMNS}""",
             {
                 "user": user_id,
                 "request": request_id,
@@ -186,7 +186,7 @@ def list_campaign_messages(
         raise NotFoundError("No such campaign.")
     keyset = "AND (batch_number, id) > (%(batch)s, %(after)s)" if cursor else ""
     rows = conn.execute(
-        f"""SELECT {_COLUMNS} FROM sms_delivery_logs
+        f"""SELECT {COLUMNS} FROM sms_delivery_logs
              WHERE campaign_id = %(campaign)s AND (%(status)s::text IS NULL OR status = %(status)s) {keyset}
              ORDER BY batch_number, id LIMIT %(limit)s""",
         {

@@ -13,8 +13,9 @@ from psycopg import Connection
 from psycopg.rows import DictRow
 
 from smsplatform.core import db
+from smsplatform.core.config import get_settings
 from smsplatform.core.queue_messages import ProviderEvents, Receipt
-from smsplatform.sending import inbound, status_callbacks
+from smsplatform.sending import inbound, messages, status_callbacks
 
 
 @dataclass(frozen=True)
@@ -78,16 +79,17 @@ class ReceiptsNotYetApplicableError(Exception):
 
 
 def apply_events(events: ProviderEvents) -> None:
-    """A provider's receipts and inbound messages in one transaction, then the status callbacks they make due.
+    """A provider's receipts and inbound messages in one transaction, then the callbacks and replies they make due.
 
     Raises ReceiptsNotYetApplicableError, after applying the rest, when some receipts name messages not
     recorded yet: the queue delivers the record again, and what was applied is not applied twice.
     """
     with db.transaction() as conn:
         applied = apply(conn, events.provider, events.receipts) if events.receipts else None
-        if events.inbound:
-            inbound.apply(conn, events.provider, events.inbound)
+        received = inbound.apply(conn, events.provider, events.inbound, get_settings()) if events.inbound else None
         due = status_callbacks.accounts_due(conn, applied.accounts) if applied else []
-    status_callbacks.announce(due)
+    status_callbacks.announce(dict.fromkeys(due + (received.callback_accounts if received else [])))
+    for replies in received.replies if received else []:
+        messages.announce(replies)
     if applied and applied.unknown:
         raise ReceiptsNotYetApplicableError(f"{len(applied.unknown)} receipts name unknown messages")

@@ -67,7 +67,8 @@ def claim(
     cancelled) and only while the account is active (a suspended account's rows wait, queued).
 
     A row whose number opted out of the account since the row was written (a STOP mid-campaign) is failed
-    as `opted_out` here instead, so it is never sent; its credits are refunded when the batch settles.
+    as `opted_out` here instead, so it is never sent; its credits are refunded when the batch settles. The
+    one exception is the confirmation of an opt-out (sending/replies.py).
     """
     campaign_live = (
         "AND EXISTS (SELECT 1 FROM sms_campaigns WHERE id = %(ref)s AND status = 'sending')"
@@ -80,6 +81,7 @@ def claim(
                     SELECT l.id, l.created_at, l.status AS was, (o.phone_number IS NOT NULL) AS opted_out
                       FROM sms_delivery_logs l
                       LEFT JOIN opt_outs o ON o.user_id = l.user_id AND o.phone_number = l.phone_number
+                                          AND l.inbound_reply IS DISTINCT FROM 'opt_out'
                      WHERE l.{_COLUMN[kind]} = %(ref)s AND l.batch_number = %(batch)s
                        AND (l.status = 'queued'
                             OR (l.status = 'sending' AND l.claimed_at < now() - make_interval(secs => %(lease)s)))

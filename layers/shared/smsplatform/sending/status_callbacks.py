@@ -1,7 +1,9 @@
-"""Customer status callbacks: each message status change POSTed, signed, to the account's URL.
+"""Customer callbacks: each message status change POSTed, signed, to the account's URL; inbound messages too.
 
 A trigger on the delivery logs writes one `status_callbacks` row per change in
-the same statement that makes it (sql/0007), so no change is lost to a crash.
+the same statement that makes it (sql/0007), so no change is lost to a crash;
+an inbound message's row (event `message.inbound`, to the account's inbound URL)
+is written by the transaction that stores it (sending/inbound.py).
 Producers then announce the account on the callbacks queue; the callbacks
 function claims that account's due rows, POSTs them side by side, and marks
 each delivered or schedules its next attempt (doubling, at most an hour) until
@@ -116,6 +118,20 @@ def set_url(conn: Connection[DictRow], user_id: UUID, url: str | None, meta: Req
     # The host only: integrators put tokens in their webhook URLs' paths and queries.
     audit.record(conn, user_id, "status_callback.set", {"host": urlsplit(url).hostname if url else None}, meta)
     return get_settings_for(conn, user_id)
+
+
+def get_inbound_url(conn: Connection[DictRow], user_id: UUID) -> str | None:
+    row = conn.execute("SELECT inbound_callback_url FROM users WHERE id = %s", (user_id,)).fetchone()
+    if row is None:
+        raise NotFoundError("No such account.")
+    return row["inbound_callback_url"]
+
+
+def set_inbound_url(conn: Connection[DictRow], user_id: UUID, url: str | None, meta: RequestMeta) -> str | None:
+    """Where inbound messages are POSTed (event `message.inbound`), signed with the same secret."""
+    conn.execute("UPDATE users SET inbound_callback_url = %s, updated_at = now() WHERE id = %s", (url, user_id))
+    audit.record(conn, user_id, "inbound_callback.set", {"host": urlsplit(url).hostname if url else None}, meta)
+    return url
 
 
 def rotate_secret(conn: Connection[DictRow], user_id: UUID, meta: RequestMeta) -> CallbackSettings:
