@@ -338,3 +338,93 @@ def test_a_recipients_stop_and_the_signed_status_callbacks_work_locally(
     for header, body in received:
         assert hmac.compare_digest(header, hmac.new(secret.encode(), body, hashlib.sha256).hexdigest())
     assert sorted(json.loads(body)["status"] for _, body in received[:4]) == ["delivered", "delivered", "sent", "sent"]
+
+
+def test_a_handset_texts_the_local_stack_and_gets_one_reply_the_integrator_sees_everywhere(
+    client: httpx.Client, stack: StackProcess
+) -> None:
+    """`make inbound` (python -m local inbound) originates the messages; replies go out through the pipeline."""
+    import hashlib
+    import hmac
+    import os
+    import sys
+
+    from smsplatform.providers import simulator
+    from smsplatform.sending import keywords
+    from tests.support.endpoints import Endpoint
+
+    operator_password = stack.banner_value("Operator account created:").split("password", 1)[1].strip()
+    operator = client.post("/v1/auth/login", json={"login": "admin", "password": operator_password}).json()
+    as_operator = {"Authorization": f"Bearer {operator['access_token']}"}
+    name = f"u{uuid.uuid4().hex[:8]}"
+    account = _signup(client, name).json()
+    session = client.post("/v1/auth/login", json={"login": name, "password": "correct horse battery"}).json()
+    auth = {"Authorization": f"Bearer {session['access_token']}"}
+    number, handset = "+447400300001", "+447400300002"
+    client.post(f"/v1/users/{account['id']}/credits", json={"credits": 10}, headers=as_operator)
+    client.post(f"/v1/users/{account['id']}/sender-ids", json={"sender_id": number, "kind": "number"},
+                headers=as_operator)  # fmt: skip
+    contact = client.post("/v1/contacts", json={"phone_number": handset, "first_name": "Zoë"}, headers=auth).json()
+    endpoint = Endpoint()
+    env = {**os.environ, "PYTHONPATH": f"{ROOT / 'layers' / 'shared'}{os.pathsep}{ROOT}"}
+    try:
+        assert client.put("/v1/inbound-callback", json={"url": endpoint.url}, headers=auth).status_code == 200
+        secret = client.post("/v1/status-callback/secret", headers=auth).json()["secret"]
+        texted = [
+            subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "local",
+                    "inbound",
+                    "--data-dir",
+                    str(stack.data_dir),
+                    "--from",
+                    handset,
+                    "--to",
+                    number,
+                    text,
+                ],
+                cwd=ROOT,
+                env=env,
+                capture_output=True,
+                text=True,
+                check=False,
+                timeout=60,
+            )
+            for text in ("Help", "¿Abren el domingo? 🙏")
+        ]
+        key = json.loads((stack.data_dir / "secrets.json").read_text())["SimulatorSigningSecret"]
+        stop = simulator.inbound_body(handset, number, "Stopp", external_id=f"MO{uuid.uuid4().hex}")
+        statuses = [simulator.originate(stack.base_url, key, stop) for _ in range(3)]  # the carrier retries
+
+        def history() -> dict[str, Any]:
+            return {"data": client.get("/v1/messages", headers=auth).json()["data"]}
+
+        sent = _wait(history, lambda state: sorted(m["status"] for m in state["data"]) == ["delivered"] * 2)
+        _wait(lambda: {"n": len(endpoint.received)}, lambda state: state["n"] == 3)
+        time.sleep(2)  # anything sent twice would have arrived by now
+        sent = history()
+        inbound = client.get("/v1/inbound-messages", headers=auth).json()["data"]
+        conversation = client.get(f"/v1/contacts/{contact['id']}/conversation", headers=auth).json()["data"]
+        received = list(endpoint.received)
+    finally:
+        endpoint.stop()
+
+    assert [run.returncode for run in texted] == [0, 0], [run.stderr for run in texted]
+    assert statuses == [200, 200, 200]
+    assert sorted(m["body"] for m in sent["data"]) == sorted(
+        [keywords.DEFAULT_REPLIES["help"], keywords.DEFAULT_REPLIES["opt_out"]]
+    )
+    assert {(m["to"], m["sender_id"]) for m in sent["data"]} == {(handset, number)}
+    assert [(m["body"], m["keyword"], m["contact_id"]) for m in inbound] == [
+        ("Stopp", "opt_out", contact["id"]),
+        ("¿Abren el domingo? 🙏", None, contact["id"]),
+        ("Help", "help", contact["id"]),
+    ]
+    assert len(received) == 3
+    for headers, body in received:
+        assert headers["x-signature"] == hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+    assert {json.loads(body)["event"] for _, body in received} == {"message.inbound"}
+    assert [item["direction"] for item in conversation].count("inbound") == 3
+    assert [item["direction"] for item in conversation].count("outbound") == 2

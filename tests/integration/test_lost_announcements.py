@@ -5,7 +5,7 @@ from typing import Any
 import psycopg
 
 from local.runtime import FunctionRuntime
-from tests.integration.test_status_callbacks import Endpoint
+from tests.support.endpoints import Endpoint
 from tests.support.harness import Api, Pipeline, scheduler_tick
 from tests.support.scenarios import PEOPLE, give_credits, make_campaign, make_group
 

@@ -1,5 +1,7 @@
 """Two-way messaging: keyword replies sent once each, inbound callbacks, inbound lists and conversations."""
 
+import hashlib
+import hmac
 import json
 import uuid
 from typing import Any
@@ -9,10 +11,10 @@ import pytest
 
 from smsplatform.providers import simulator
 from smsplatform.sending import encoding, keywords
-from tests.integration.test_status_callbacks import Endpoint
 from tests.support.corpus import MESSAGES
+from tests.support.endpoints import Endpoint
 from tests.support.harness import SIMULATOR_KEY, Api, Pipeline
-from tests.support.scenarios import PEOPLE, balance_of, give_credits, register_sender_id
+from tests.support.scenarios import PEOPLE, balance_of, give_credits, make_group, register_sender_id
 
 NUMBER = "+447400100001"  # the account's registered number: what recipients write to
 OTHER_NUMBER = "+447400100002"
@@ -160,3 +162,176 @@ def _counts(conn: psycopg.Connection[Any]) -> dict[str, int]:
     ).fetchone()
     assert row is not None
     return dict(row)
+
+
+def test_each_account_has_its_own_keywords_and_replies(
+    api: Api, admin: dict[str, Any], account: dict[str, Any], other_user: dict[str, Any], pipeline: Pipeline,
+    conn: psycopg.Connection[Any],
+) -> None:  # fmt: skip
+    give_credits(api, admin, other_user, 20)
+    register_sender_id(api, admin, other_user, OTHER_NUMBER, kind="number")
+    help_text = 'Acme 🛒: "50% off" help at acme.example/h?x=1&y=\\2 — نحن هنا'
+    chosen = {
+        "opt_out": ["stop", "Pare", "unsubscribe"],
+        "help": ["help", "sos"],
+        "replies": {"help": help_text, "opt_in": None},
+    }
+    put = api.request("PUT", "/v1/keywords", token=account["token"], json_body=chosen)
+    refused = [
+        api.request("PUT", "/v1/keywords", token=account["token"], json_body=body)
+        for body in (
+            {"opt_out": ["PARE"]},  # no STOP
+            {"opt_out": ["STOP"], "help": ["STOP"]},  # in two lists
+            {"help": ["call me"]},  # not one word
+            {"replies": {"help": ""}},
+        )
+    ]
+    shown = api.request("GET", "/v1/keywords", token=account["token"]).json()
+    others = api.request("GET", "/v1/keywords", token=other_user["token"]).json()
+
+    assert _inbound(api, (ANN, "pare."), (BEN, "SOS"), (CAT, "Baja"), (DAN, "start")) == 200
+    assert _inbound(api, (ANN, "pare"), (BEN, "sos"), (CAT, "baja"), to=OTHER_NUMBER) == 200
+    pipeline.drain()
+
+    assert put.status == 200, put.body
+    assert [r.status for r in refused] == [422, 422, 422, 422]
+    assert shown == {
+        "opt_out": ["STOP", "PARE", "UNSUBSCRIBE"],
+        "opt_in": list(keywords.DEFAULT_OPT_IN),
+        "help": ["HELP", "SOS"],
+        "replies": {"opt_out": keywords.DEFAULT_REPLIES["opt_out"], "opt_in": None, "help": help_text},
+    }
+    assert others["opt_out"] == list(keywords.DEFAULT_OPT_OUT)
+    alices = {m["from"]: m["keyword"] for m in _inbound_list(api, account["token"])}
+    bobs = {m["from"]: m["keyword"] for m in _inbound_list(api, other_user["token"])}
+    assert alices == {ANN: "opt_out", BEN: "help", CAT: None, DAN: "opt_in"}
+    assert bobs == {ANN: None, BEN: None, CAT: "opt_out"}
+    alices_replies = {m["to"]: m["body"] for m in _messages(api, account["token"])}
+    assert alices_replies == {ANN: keywords.DEFAULT_REPLIES["opt_out"], BEN: help_text}  # no opt-in reply: null
+    assert {m["to"] for m in _messages(api, other_user["token"])} == {CAT}
+    handset = conn.execute("SELECT body, sender_id FROM simulator_messages WHERE to_number = %s", (BEN,)).fetchall()
+    assert handset == [{"body": help_text, "sender_id": NUMBER}]  # byte for byte, from the number written to
+    cats = conn.execute("SELECT sender_id FROM simulator_messages WHERE to_number = %s", (CAT,)).fetchall()
+    assert cats == [{"sender_id": OTHER_NUMBER}]
+
+
+def test_a_reply_the_credits_do_not_cover_is_not_sent_and_says_why(
+    api: Api, admin: dict[str, Any], user: dict[str, Any], pipeline: Pipeline, conn: psycopg.Connection[Any]
+) -> None:
+    register_sender_id(api, admin, user, NUMBER, kind="number")
+    assert _inbound(api, (ANN, "HELP"), (BEN, "STOP")) == 200
+    pipeline.drain()
+
+    listed = {m["from"]: m for m in _inbound_list(api, user["token"])}
+    assert {number: m["reply_skipped"] for number, m in listed.items()} == {
+        ANN: "insufficient_credits",
+        BEN: "insufficient_credits",
+    }
+    assert _messages(api, user["token"]) == []
+    assert conn.execute("SELECT count(*) AS n FROM billing_transactions").fetchone() == {"n": 0}
+    assert [
+        entry["phone_number"] for entry in api.request("GET", "/v1/opt-outs", token=user["token"]).json()["data"]
+    ] == [BEN]
+
+
+def test_an_inbound_message_reaches_the_inbound_url_signed_and_shows_in_the_lists_and_the_conversation(
+    api: Api, account: dict[str, Any], pipeline: Pipeline
+) -> None:
+    token = account["token"]
+    contact = api.request("POST", "/v1/contacts", token=token, json_body=PEOPLE[0]).json()
+    endpoint = Endpoint(failures=1)
+    try:
+        assert api.request("PUT", "/v1/inbound-callback", token=token, json_body={"url": endpoint.url}).status == 200
+        secret = api.request("POST", "/v1/status-callback/secret", token=token).json()["secret"]
+        outbound = api.request("POST", "/v1/messages", token=token, json_body={"to": ANN, "text": MESSAGES[9][1]})
+        pipeline.drain()
+        replies = [body for _, body in MESSAGES[6:12]]  # quotes, backslashes, emoji, Arabic, Hebrew, Chinese
+        for position, text in enumerate(replies):
+            assert _inbound(api, (ANN, text, f"MO-{position}")) == 200
+        assert _inbound(api, (BEN, "Who is this?")) == 200
+        pipeline.drain()
+        shown = api.request("GET", "/v1/inbound-callback", token=token).json()
+    finally:
+        endpoint.stop()
+
+    assert shown["url"] == endpoint.url
+    assert len(endpoint.received) == len(replies) + 1  # each once, after one failed attempt each
+    for headers, body in endpoint.received:
+        assert headers["x-signature"] == hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+    anns = [p for p in endpoint.payloads() if p["from"] == ANN]
+    assert sorted(p["body"] for p in anns) == sorted(replies)
+    assert {(p["event"], p["to"], p["contact_id"], p["keyword"]) for p in anns} == {
+        ("message.inbound", NUMBER, contact["id"], None)
+    }
+
+    listed = _inbound_list(api, token)
+    assert [m["body"] for m in listed] == ["Who is this?", *replies[::-1]]
+    assert {m["from"]: m["contact_id"] for m in listed} == {ANN: contact["id"], BEN: None}
+    assert [m["body"] for m in _inbound_list(api, token, "?from=%2B" + BEN[1:])] == ["Who is this?"]
+    assert _inbound_list(api, token, "?keyword=help") == []
+    assert api.request("GET", "/v1/inbound-messages?from=nonsense", token=token).status == 422
+    pages, cursor = [], ""
+    while True:
+        page = api.request("GET", f"/v1/contacts/{contact['id']}/conversation?limit=2{cursor}", token=token).json()
+        pages.append(page["data"])
+        if not page["next_cursor"]:
+            break
+        cursor = f"&cursor={page['next_cursor']}"
+    conversation = [item for page in pages for item in page]
+    assert len(pages) == 4
+    assert [item["direction"] for item in conversation] == ["inbound"] * len(replies) + ["outbound"]
+    assert sorted(item["body"] for item in conversation[:-1]) == sorted(replies)
+    assert conversation[-1]["id"] == outbound.json()["data"][0]["id"]
+    assert conversation[-1]["body"] == MESSAGES[9][1]
+    times = [item["at"] for item in conversation]
+    assert times == sorted(times, reverse=True)
+
+
+def test_message_history_lists_every_outbound_message_of_the_account_only_with_filters_and_pages(
+    api: Api, admin: dict[str, Any], account: dict[str, Any], other_user: dict[str, Any], pipeline: Pipeline
+) -> None:
+    token = account["token"]
+    give_credits(api, admin, other_user, 5)
+    api.request("POST", "/v1/messages", token=other_user["token"], json_body={"to": ANN, "text": "Bob's"})
+    group = make_group(api, token, "all", PEOPLE[:3])
+    campaign = api.request(
+        "POST", "/v1/campaigns", token=token, json_body={"name": "c", "message_template": "Hi", "group_ids": [group]}
+    ).json()
+    assert api.request("POST", f"/v1/campaigns/{campaign['id']}/send", token=token).status == 202
+    pipeline.drain()
+    single = api.request(
+        "POST", "/v1/messages", token=token, json_body={"to": [ANN, "+447400199990"], "text": "Single"}
+    ).json()
+    pipeline.drain()
+
+    everything = _messages(api, token)
+    paged, cursor = [], ""
+    while True:
+        page = api.request("GET", f"/v1/messages?limit=2{cursor}", token=token).json()
+        paged += page["data"]
+        if not page["next_cursor"]:
+            break
+        cursor = f"&cursor={page['next_cursor']}"
+    campaign_pages, cursor = [], ""
+    while True:
+        page = api.request("GET", f"/v1/messages?campaign_id={campaign['id']}&limit=2{cursor}", token=token).json()
+        campaign_pages += page["data"]
+        if not page["next_cursor"]:
+            break
+        cursor = f"&cursor={page['next_cursor']}"
+    since = single["data"][0]["created_at"].replace("+", "%2B")
+
+    assert len(everything) == 5
+    assert [m["id"] for m in paged] == [m["id"] for m in everything]
+    assert [(m["created_at"], m["id"]) for m in everything] == sorted(
+        ((m["created_at"], m["id"]) for m in everything), reverse=True
+    )
+    assert sorted(m["to"] for m in campaign_pages) == sorted(p["phone_number"] for p in PEOPLE[:3])
+    assert {m["campaign_id"] for m in campaign_pages} == {campaign["id"]}
+    assert [m["to"] for m in _messages(api, token, "?status=failed")] == ["+447400199990"]
+    assert sorted(m["body"] for m in _messages(api, token, "?to=%2B" + ANN[1:])) == ["Hi", "Single"]
+    assert {m["request_id"] for m in _messages(api, token, f"?since={since}")} == {single["request_id"]}
+    assert {m["campaign_id"] for m in _messages(api, token, f"?until={since}")} == {campaign["id"]}
+    assert api.request("GET", "/v1/messages?since=2026-11-30T10:00:00", token=token).status == 422  # no offset
+    assert api.request("GET", "/v1/messages?cursor=bm90LWEtY3Vyc29y", token=token).status == 422
+    assert {m["body"] for m in _messages(api, other_user["token"])} == {"Bob's"}

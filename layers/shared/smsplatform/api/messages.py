@@ -8,11 +8,19 @@ from uuid import UUID
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Body, Query
-from pydantic import AwareDatetime, BaseModel, Field
+from pydantic import BaseModel, Field
 
 from smsplatform.accounts import permissions, sender_ids
 from smsplatform.api.context import caller, request_meta
-from smsplatform.api.models import CursorParam, Limit, PageResponse, RequestModel, ResponseModel, cursor_from
+from smsplatform.api.models import (
+    CursorParam,
+    Limit,
+    PageResponse,
+    QueryTime,
+    RequestModel,
+    ResponseModel,
+    cursor_from,
+)
 from smsplatform.api.resolver import BEARER
 from smsplatform.contacts import contacts, phones
 from smsplatform.core import db, pagination
@@ -92,8 +100,8 @@ class InboundResponse(ResponseModel):
     received_at: datetime
 
 
-Since = Annotated[AwareDatetime | None, Query(description="From this time on (ISO 8601 with offset)")]
-Until = Annotated[AwareDatetime | None, Query(description="Before this time (ISO 8601 with offset)")]
+Since = Annotated[QueryTime | None, Query(description="From this time on (ISO 8601 with offset)")]
+Until = Annotated[QueryTime | None, Query(description="Before this time (ISO 8601 with offset)")]
 NumberParam = Annotated[str | None, Query(min_length=3, max_length=32, description="E.164 (URL-encode the +)")]
 
 
