@@ -26,9 +26,9 @@ NUMBERS = 10_000
 
 
 def _account(p: Platform, name: str) -> tuple[str, UUID]:
-    password = "correct horse battery"
-    p.call("POST", "/v1/auth/signup", body={"username": name, "email": f"{name}@example.com", "password": password})
-    token = p.call("POST", "/v1/auth/login", body={"login": name, "password": password})["access_token"]
+    p.call("POST", "/v1/auth/signup", body={"username": name, "email": f"{name}@example.com",
+                                              "password": "correct horse battery"})  # fmt: skip
+    token = p.call("POST", "/v1/auth/login", body={"login": name, "password": "correct horse battery"})["access_token"]
     with psycopg.connect(p.database_url, row_factory=dict_row) as conn:
         row = conn.execute("SELECT id FROM users WHERE username = %s", (name,)).fetchone()
     assert row is not None

@@ -335,3 +335,21 @@ def test_message_history_lists_every_outbound_message_of_the_account_only_with_f
     assert api.request("GET", "/v1/messages?since=2026-11-30T10:00:00", token=token).status == 422  # no offset
     assert api.request("GET", "/v1/messages?cursor=bm90LWEtY3Vyc29y", token=token).status == 422
     assert {m["body"] for m in _messages(api, other_user["token"])} == {"Bob's"}
+
+
+def test_a_reply_to_a_number_the_account_does_not_own_goes_from_its_own_default_identity(
+    api: Api, admin: dict[str, Any], user: dict[str, Any], pipeline: Pipeline, conn: psycopg.Connection[Any]
+) -> None:
+    give_credits(api, admin, user, 10)
+    api.request("POST", "/v1/messages", token=user["token"], json_body={"to": ANN, "text": "Your parcel is here"})
+    pipeline.drain()
+    platform_number = "+447400999999"  # the provider's own number sent it: nobody's identity
+    register_sender_id(api, admin, user, "ACME", default=True)
+    assert _inbound(api, (ANN, "info"), to=platform_number) == 200
+    pipeline.drain()
+
+    (received,) = _inbound_list(api, user["token"])
+    reply = api.request("GET", f"/v1/messages/{received['reply_message_id']}", token=user["token"]).json()
+    assert (received["to"], received["keyword"]) == (platform_number, "help")
+    assert (reply["sender_id"], reply["status"]) == ("ACME", "delivered")
+    assert conn.execute("SELECT count(*) AS n FROM simulator_calls WHERE to_number = %s", (ANN,)).fetchone() == {"n": 2}

@@ -3,7 +3,9 @@
 A reply is an ordinary message of a request of its own per account and
 webhook batch: priced, reserved under the request id, and sent, recorded and
 settled by the pipeline like `POST /v1/messages`. It goes from the number the
-recipient wrote to, and is written in the transaction that stores the
+recipient wrote to when that is one of the account's identities (else from
+its default identity, else the provider's own: an account sends only as
+identities verified for it), and is written in the transaction that stores the
 inbound message, so each inbound message gets at most one. None is written
 to a number that is opted out of the account, except the opt-out
 confirmation itself (the sender's claim lets that one through too), nor for
@@ -58,18 +60,24 @@ def reply(
         for row in conn.execute(
             """SELECT w.inbound_id, u.account_status,
                       EXISTS (SELECT 1 FROM opt_outs o
-                               WHERE o.user_id = w.user_id AND o.phone_number = w.number) AS opted_out
-                 FROM unnest(%s::uuid[], %s::uuid[], %s::text[]) AS w(inbound_id, user_id, number)
+                               WHERE o.user_id = w.user_id AND o.phone_number = w.number) AS opted_out,
+                      coalesce((SELECT s.sender_id FROM sender_identities s
+                                 WHERE s.user_id = w.user_id AND s.sender_id = w.written_to),
+                               (SELECT s.sender_id FROM sender_identities s
+                                 WHERE s.user_id = w.user_id AND s.is_default)) AS sender
+                 FROM unnest(%s::uuid[], %s::uuid[], %s::text[], %s::text[])
+                      AS w(inbound_id, user_id, number, written_to)
                  JOIN users u ON u.id = w.user_id""",
             (
                 [row["id"] for row, _ in wanted],
                 [row["user_id"] for row, _ in wanted],
                 [row["from_number"] for row, _ in wanted],
+                [row["to_number"] for row, _ in wanted],
             ),
         )
     }
     skipped: dict[UUID, str] = {}
-    by_account: dict[UUID, list[tuple[DictRow, str]]] = defaultdict(list)
+    by_account: dict[UUID, list[tuple[DictRow, str, str | None]]] = defaultdict(list)
     for row, text in wanted:
         found = state[row["id"]]
         if found["account_status"] == "closed":
@@ -77,14 +85,14 @@ def reply(
         elif found["opted_out"] and row["keyword"] != "opt_out":
             skipped[row["id"]] = "opted_out"
         else:
-            by_account[row["user_id"]].append((row, text))
+            by_account[row["user_id"]].append((row, text, found["sender"]))
     accepted: list[Accepted] = []
     written: list[_Reply] = []
     for user_id, items in by_account.items():
         request_id = uuid4()
         size = routing.batch_size(routing.slowest_rate(conn, user_id, settings), settings)
         rows = []
-        for position, (row, text) in enumerate(items):
+        for position, (row, text, sender) in enumerate(items):
             info = encoding.analyse(text)
             rows.append(
                 _Reply(
@@ -93,7 +101,7 @@ def reply(
                     request_id,
                     row["id"],
                     row["from_number"],
-                    row["to_number"],
+                    sender,
                     text,
                     info.segments,
                     info.encoding,
