@@ -1,6 +1,6 @@
 """`python -m bench`: every benchmark, one after the other."""
 
-from bench import api_latency, cold_import, contact_import, send_pipeline, status_callbacks
+from bench import api_latency, cold_import, contact_import, message_history, send_pipeline, status_callbacks
 
 cold_import.main()
 print()
@@ -11,3 +11,5 @@ print()
 send_pipeline.main()
 print()
 status_callbacks.main(10_000, (0, 50), 2)
+print()
+message_history.main()

@@ -80,17 +80,18 @@ def _median_ms(p: Platform, token: str, path: str, runs: int = 7) -> float:
     return statistics.median(samples)
 
 
-def _page(p: Platform, token: str, path: str, page: int) -> tuple[str, float]:
-    """The URL of page `page` (its cursor walked from page 1) and the median ms per page of the walk."""
-    url, walked = path, []
+def _page(p: Platform, token: str, path: str, page: int) -> tuple[str, int, float]:
+    """The URL of page `page` (its cursor walked from page 1; the last page if there are fewer), its number,
+    and the median ms per page of the walk."""
+    url, walked, reached = path, [], 1
     for _ in range(page - 1):
         began = time.perf_counter()
         cursor = p.call("GET", url, token)["next_cursor"]
         walked.append((time.perf_counter() - began) * 1000)
         if cursor is None:
             break
-        url = f"{path}{'&' if '?' in path else '?'}cursor={cursor}"
-    return url, statistics.median(walked) if walked else 0.0
+        url, reached = f"{path}{'&' if '?' in path else '?'}cursor={cursor}", reached + 1
+    return url, reached, statistics.median(walked) if walked else 0.0
 
 
 def _plan(database_url: str, sql: str, params: dict[str, Any]) -> str:
@@ -130,10 +131,10 @@ def main(size: int = 1_000_000, far_page: int = 1000) -> None:
         print(f"  {'list':<28} {'page 1':>8} {f'page {far_page:,}':>11} {'walk/page':>10}")
         for name, path in cases:
             first = _median_ms(p, token, path)
-            far_url, walk = _page(p, token, path, far_page)
-            reached = "" if far_url != path else " (one page)"
+            far_url, reached, walk = _page(p, token, path, far_page)
             far = _median_ms(p, token, far_url)
-            print(f"  {name:<28} {first:8.1f} {far:11.1f} {walk:10.1f}{reached}", flush=True)
+            last = "" if reached == far_page else f" (page {reached:,} is the last)"
+            print(f"  {name:<28} {first:8.1f} {far:11.1f} {walk:10.1f}{last}", flush=True)
         print(f"  (the conversation's number has {count['n'] if count else 0} outbound messages)")
         newest = "SELECT id FROM sms_delivery_logs WHERE user_id = %(u)s ORDER BY created_at DESC, id DESC LIMIT 51"
         print(f"  plan, messages page 1: {_plan(p.database_url, newest, {'u': user_id})}")

@@ -210,6 +210,34 @@ BREAKS = [
         T
         + "test_status_callbacks.py::test_a_slow_drip_endpoint_is_cut_off_at_the_total_deadline_and_the_attempt_counts",
     ),
+    (
+        "store a replayed inbound message again (and reply to it again)",
+        L + "sending/inbound.py",
+        "               ON CONFLICT (provider, external_id) DO NOTHING",
+        "               ON CONFLICT (provider, external_id) DO UPDATE SET received_at = excluded.received_at",
+        T + "test_two_way.py::test_replayed_inbound_webhooks_change_nothing_and_send_nothing_twice",
+    ),
+    (
+        "the claim fails an opt-out confirmation as opted_out",
+        L + "sending/sender.py",
+        "                                          AND l.inbound_reply IS DISTINCT FROM 'opt_out'",
+        "                                          AND true",
+        T + "test_two_way.py::test_stop_in_three_languages_opts_out_and_confirms_once_each_and_start_opts_back_in",
+    ),
+    (
+        "answer HELP from an opted-out number",
+        L + "sending/replies.py",
+        """        elif found["opted_out"] and row["keyword"] != "opt_out":""",
+        "        elif False:",
+        T + "test_two_way.py::test_stop_in_three_languages_opts_out_and_confirms_once_each_and_start_opts_back_in",
+    ),
+    (
+        "message history not scoped to the account",
+        L + "sending/history.py",
+        "                 WHERE user_id = %(user)s {conditions} {keyset}",
+        "                 WHERE true {conditions} {keyset}",
+        T + "test_two_way.py::test_message_history_lists_every_outbound_message_of_the_account_only_with_filters_and_pages",
+    ),
 ]
 
 
