@@ -236,7 +236,8 @@ BREAKS = [
         L + "sending/history.py",
         "                 WHERE user_id = %(user)s {conditions} {keyset}",
         "                 WHERE true {conditions} {keyset}",
-        T + "test_two_way.py::test_message_history_lists_every_outbound_message_of_the_account_only_with_filters_and_pages",
+        T
+        + "test_two_way.py::test_message_history_lists_every_outbound_message_of_the_account_only_with_filters_and_pages",
     ),
 ]
 
