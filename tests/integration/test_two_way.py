@@ -52,6 +52,17 @@ def _inbound_list(api: Api, token: str, query: str = "") -> list[dict[str, Any]]
     return list(response.json()["data"])
 
 
+def _pages(api: Api, token: str, path: str) -> list[list[dict[str, Any]]]:
+    """Every page of a list, following next_cursor."""
+    pages, cursor = [], ""
+    while True:
+        page = api.request("GET", f"{path}{cursor}", token=token).json()
+        pages.append(page["data"])
+        if not page["next_cursor"]:
+            return pages
+        cursor = f"&cursor={page['next_cursor']}"
+
+
 def _calls_to(conn: psycopg.Connection[Any], number: str) -> list[dict[str, Any]]:
     return conn.execute(
         "SELECT body, outcome FROM simulator_calls WHERE to_number = %s ORDER BY id", (number,)
@@ -270,13 +281,7 @@ def test_an_inbound_message_reaches_the_inbound_url_signed_and_shows_in_the_list
     assert [m["body"] for m in _inbound_list(api, token, "?from=%2B" + BEN[1:])] == ["Who is this?"]
     assert _inbound_list(api, token, "?keyword=help") == []
     assert api.request("GET", "/v1/inbound-messages?from=nonsense", token=token).status == 422
-    pages, cursor = [], ""
-    while True:
-        page = api.request("GET", f"/v1/contacts/{contact['id']}/conversation?limit=2{cursor}", token=token).json()
-        pages.append(page["data"])
-        if not page["next_cursor"]:
-            break
-        cursor = f"&cursor={page['next_cursor']}"
+    pages = _pages(api, token, f"/v1/contacts/{contact['id']}/conversation?limit=2")
     conversation = [item for page in pages for item in page]
     assert len(pages) == 4
     assert [item["direction"] for item in conversation] == ["inbound"] * len(replies) + ["outbound"]
@@ -305,20 +310,10 @@ def test_message_history_lists_every_outbound_message_of_the_account_only_with_f
     pipeline.drain()
 
     everything = _messages(api, token)
-    paged, cursor = [], ""
-    while True:
-        page = api.request("GET", f"/v1/messages?limit=2{cursor}", token=token).json()
-        paged += page["data"]
-        if not page["next_cursor"]:
-            break
-        cursor = f"&cursor={page['next_cursor']}"
-    campaign_pages, cursor = [], ""
-    while True:
-        page = api.request("GET", f"/v1/messages?campaign_id={campaign['id']}&limit=2{cursor}", token=token).json()
-        campaign_pages += page["data"]
-        if not page["next_cursor"]:
-            break
-        cursor = f"&cursor={page['next_cursor']}"
+    paged = [m for page in _pages(api, token, "/v1/messages?limit=2") for m in page]
+    campaign_pages = [
+        m for page in _pages(api, token, f"/v1/messages?campaign_id={campaign['id']}&limit=2") for m in page
+    ]
     since = single["data"][0]["created_at"].replace("+", "%2B")
 
     assert len(everything) == 5
