@@ -9,6 +9,7 @@ repeated failures, lands in the DLQ; the outbox rows stay pending and the
 scheduler's sweep announces them again.
 """
 
+import contextlib
 from typing import Any
 
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
@@ -27,13 +28,14 @@ processor = BatchProcessor(event_type=EventType.SQS, model=CallbacksDueRecord, r
 def record_handler(record: CallbacksDueRecord, lambda_context: LambdaContext) -> None:
     settings = get_settings()
     due = record.body
-    outcome = status_callbacks.deliver(
-        settings,
-        callback_signing_key(settings),
-        due.user_id,
-        status_callbacks.http_post(settings),
-        time_left=lambda: lambda_context.get_remaining_time_in_millis() / 1000,
-    )
+    with contextlib.closing(status_callbacks.http_post(settings)) as post:
+        outcome = status_callbacks.deliver(
+            settings,
+            callback_signing_key(settings),
+            due.user_id,
+            post,
+            time_left=lambda: lambda_context.get_remaining_time_in_millis() / 1000,
+        )
     if outcome.retry_in is not None:
         queues.send("callbacks", due, delay_seconds=max(1, outcome.retry_in))
     metrics.add_metric(name="CallbacksDelivered", unit="Count", value=outcome.delivered)

@@ -200,14 +200,18 @@ class _PinnedConnection(http.client.HTTPSConnection):
         super().__init__(host, port, timeout=timeout, context=_tls_context())
         self.address = address
         self.tls = tls
+        self.aborted = False
 
     def connect(self) -> None:
         self.sock = socket.create_connection((self.address, self.port), self.timeout)
+        # As http.client's own connect does: a body written after its headers must not wait for an ACK.
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         if self.tls:
             self.sock = self._context.wrap_socket(self.sock, server_hostname=self.host)  # type: ignore[attr-defined]
 
     def abort(self) -> None:
-        """From the deadline's timer: ends a read that is still trickling in."""
+        """From the deadline's timer: ends a read that is still trickling in (and the connection with it)."""
+        self.aborted = True
         with contextlib.suppress(OSError, AttributeError):
             self.sock.shutdown(socket.SHUT_RDWR)
 
@@ -244,35 +248,88 @@ def destination(url: str, settings: Settings) -> Destination:
     return Destination(host, port, addresses[0], tls, (parts.path or "/") + (f"?{parts.query}" if parts.query else ""))
 
 
-def http_post(settings: Settings) -> Post:
+class HttpPost:
     """POSTs with one deadline for the whole exchange (`callback_timeout_seconds`): connect, send and the
-    answer together, so an endpoint that answers a byte at a time cannot hold a worker. The host is resolved
-    once, every address it has must be public (unless `callback_allow_http`), and the connection goes to
-    the address checked."""
+    answer together, so an endpoint that answers a byte at a time cannot hold a worker. A host is resolved
+    when a connection to it is opened, every address it has must be public (unless `callback_allow_http`),
+    and the connection goes to the address checked.
 
-    def post(url: str, body: bytes, headers: dict[str, str]) -> None:
-        target = destination(url, settings)
-        deadline = settings.callback_timeout_seconds
-        connection = _PinnedConnection(target.host, target.port, target.address, deadline, target.tls)
+    Connections are kept alive and reused for the next callback to the same host, by whichever of a
+    delivery's threads comes next: one TLS handshake per endpoint and delivery, not one per callback. A
+    reused connection the endpoint has meanwhile closed is replaced once (the callback may then arrive
+    twice; its `id` tells the receiver). `close()` ends them all.
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._idle: dict[tuple[str, int, bool], list[_PinnedConnection]] = {}
+        self._lock = threading.Lock()
+
+    def __call__(self, url: str, body: bytes, headers: dict[str, str]) -> None:
+        parts = urlsplit(url)
+        tls = parts.scheme == "https"
+        key = (parts.hostname or "", parts.port or (443 if tls else 80), tls)
+        path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        with self._lock:
+            idle = self._idle.get(key)
+            connection = idle.pop() if idle else None
+        if connection is not None:
+            try:
+                status = self._exchange(connection, key, path, body, headers)
+            except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
+                connection = None  # it closed while idle: open another, once
+        if connection is None:
+            target = destination(url, self.settings)
+            fresh = _PinnedConnection(
+                target.host, target.port, target.address, self.settings.callback_timeout_seconds, target.tls
+            )
+            status = self._exchange(fresh, key, path, body, headers)
+        if not 200 <= status < 300:
+            raise RuntimeError(f"HTTP {status}")
+
+    def _exchange(
+        self,
+        connection: "_PinnedConnection",
+        key: tuple[str, int, bool],
+        path: str,
+        body: bytes,
+        headers: dict[str, str],
+    ) -> int:
+        """One request and its answer; the connection goes back to the idle ones only if it can carry another."""
+        deadline = self.settings.callback_timeout_seconds
         timer = threading.Timer(deadline, connection.abort)
         timer.daemon = True
         timer.start()
+        reusable = False
         try:
-            connection.request("POST", target.path, body=body, headers=headers)
+            connection.request("POST", path, body=body, headers=headers)
             answer = connection.getresponse()
             answer.read(_MAX_ANSWER_BYTES)
-            status = answer.status
+            reusable = answer.isclosed() and not answer.will_close
+            return answer.status
         except (OSError, http.client.HTTPException) as exc:
-            if not timer.is_alive():
+            if connection.aborted:
                 raise TimeoutError(f"no complete answer within {deadline} s") from exc
             raise
         finally:
             timer.cancel()
-            connection.close()
-        if not 200 <= status < 300:
-            raise RuntimeError(f"HTTP {status}")
+            if reusable and not connection.aborted:
+                with self._lock:
+                    self._idle.setdefault(key, []).append(connection)
+            else:
+                connection.close()
 
-    return post
+    def close(self) -> None:
+        with self._lock:
+            idle, self._idle = self._idle, {}
+        for connections in idle.values():
+            for connection in connections:
+                connection.close()
+
+
+def http_post(settings: Settings) -> HttpPost:
+    """The POST the callbacks function delivers with (see HttpPost); close it when the delivery is done."""
+    return HttpPost(settings)
 
 
 def _unbounded() -> float:
