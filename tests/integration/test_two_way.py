@@ -4,13 +4,15 @@ import hashlib
 import hmac
 import json
 import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
 import pytest
 
+from smsplatform.core.queue_messages import InboundMessage, ProviderEvents
 from smsplatform.providers import simulator
-from smsplatform.sending import encoding, keywords
+from smsplatform.sending import encoding, keywords, receipts
 from tests.support.corpus import MESSAGES
 from tests.support.endpoints import Endpoint
 from tests.support.harness import SIMULATOR_KEY, Api, Pipeline
@@ -348,3 +350,30 @@ def test_a_reply_to_a_number_the_account_does_not_own_goes_from_its_own_default_
     assert (received["to"], received["keyword"]) == (platform_number, "help")
     assert (reply["sender_id"], reply["status"]) == ("ACME", "delivered")
     assert conn.execute("SELECT count(*) AS n FROM simulator_calls WHERE to_number = %s", (ANN,)).fetchone() == {"n": 2}
+
+
+def test_keywords_a_provider_answers_itself_get_no_second_reply_from_us(
+    api: Api, account: dict[str, Any], pipeline: Pipeline, conn: psycopg.Connection[Any]
+) -> None:
+    """Twilio answers STOP and HELP on its numbers; BAJA it does not know, so the confirmation is ours."""
+    now = datetime.now(UTC)
+    receipts.apply_events(
+        ProviderEvents(
+            provider="twilio",
+            inbound=[
+                InboundMessage(external_id=f"SM{n}", from_number=number, to_number=NUMBER, body=body, received_at=now)
+                for n, (number, body) in enumerate(((ANN, "stop"), (BEN, "Help"), (CAT, "Baja")))
+            ],
+        )
+    )
+    pipeline.drain()
+
+    listed = {m["from"]: (m["keyword"], m["reply_skipped"]) for m in _inbound_list(api, account["token"])}
+    assert listed == {ANN: ("opt_out", "provider_replied"), BEN: ("help", "provider_replied"), CAT: ("opt_out", None)}
+    assert [(m["to"], m["body"]) for m in _messages(api, account["token"])] == [
+        (CAT, keywords.DEFAULT_REPLIES["opt_out"])
+    ]
+    opted_out = {
+        entry["phone_number"] for entry in api.request("GET", "/v1/opt-outs", token=account["token"]).json()["data"]
+    }
+    assert opted_out == {ANN, CAT}

@@ -95,7 +95,11 @@ class InboundResponse(ResponseModel):
     contact_id: Annotated[UUID | None, Field(description="The account's contact with this number, if any")]
     reply_message_id: Annotated[UUID | None, Field(description="The keyword's reply, sent like any message")]
     reply_skipped: Annotated[
-        str | None, Field(description="Why a keyword got no reply: opted_out, insufficient_credits, account_closed")
+        str | None,
+        Field(
+            description="Why a keyword got no reply: opted_out, insufficient_credits, account_closed, "
+            "provider_replied (the provider answers it itself)"
+        ),
     ]
     received_at: datetime
 

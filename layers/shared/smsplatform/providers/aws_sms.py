@@ -24,6 +24,8 @@ _TRANSIENT = {"ThrottlingException", "ServiceQuotaExceededException"}
 class AwsSms(Provider):
     name = "aws_sms"
     reusable = True
+    # End User Messaging answers its mandatory keywords with the number's own keyword messages.
+    answers_keywords = frozenset({"STOP", "HELP"})
 
     def __init__(self, settings: Settings, sms_client: Any = None) -> None:
         self.client = sms_client or aws_calls.client("pinpoint-sms-voice-v2", settings)

@@ -90,6 +90,9 @@ class Provider(ABC):
     blocking: bool = True
     # True when one instance serves every batch of a process (it keeps connections, not per-batch state).
     reusable: bool = False
+    # Keywords the provider answers itself on its numbers (normalised, see sending/keywords.py): a reply
+    # of ours to one of them would be the recipient's second.
+    answers_keywords: frozenset[str] = frozenset()
 
     @abstractmethod
     def send(self, message: OutboundMessage) -> str:

@@ -60,6 +60,10 @@ def _signed_params(request: WebhookRequest, settings: Settings) -> dict[str, str
 class Twilio(Provider):
     name = "twilio"
     reusable = True
+    # Twilio's default opt-out handling answers these on long codes and toll-free numbers.
+    answers_keywords = frozenset(
+        {"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "START", "YES", "UNSTOP", "HELP", "INFO"}
+    )
 
     def __init__(self, settings: Settings, credentials: dict[str, Any] | None = None) -> None:
         credentials = credentials or twilio_credentials(settings)

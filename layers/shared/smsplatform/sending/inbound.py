@@ -7,7 +7,9 @@ where the provider says which message it answers, to that message's account).
 The account's keywords (sending/keywords.py) then decide what it means: an
 opt-out puts the sender on that account's opt-out list, an opt-in takes them
 off it; other accounts' lists are never touched. In the same transaction the
-keyword's reply is written (sending/replies.py) and the message is put in the
+keyword's reply is written (sending/replies.py; not where the provider answers
+that keyword itself, as Twilio and End User Messaging do for STOP and HELP)
+and the message is put in the
 callbacks outbox for the account's `inbound_url`. A repeated webhook stores
 nothing, so it replies and calls back nothing either.
 """
@@ -20,6 +22,7 @@ from psycopg.rows import DictRow
 
 from smsplatform.core.config import Settings
 from smsplatform.core.queue_messages import InboundMessage
+from smsplatform.providers.registry import provider_class
 from smsplatform.sending import keywords, replies
 from smsplatform.sending.messages import Accepted
 
@@ -49,7 +52,7 @@ def apply(conn: Connection[DictRow], provider: str, messages: list[InboundMessag
                              %(bodies)s::text[], %(keywords)s::text[], %(ats)s::timestamptz[])
                       AS i(user_id, external_id, from_number, to_number, body, keyword, received_at)
                ON CONFLICT (provider, external_id) DO NOTHING
-               RETURNING id, user_id, from_number, to_number, keyword, received_at""",
+               RETURNING id, user_id, external_id, from_number, to_number, keyword, received_at""",
             {
                 "provider": provider,
                 "users": owners,
@@ -73,7 +76,11 @@ def apply(conn: Connection[DictRow], provider: str, messages: list[InboundMessag
         added = _opt_out(conn, opt_out) if opt_out else 0
         removed = _opt_in(conn, opt_in) if opt_in else 0
         owned = [row for row in stored if row["user_id"]]
-        sent = replies.reply(conn, owned, configs, settings)
+        answered = provider_class(provider).answers_keywords
+        by_provider = {m.external_id for m in messages if keywords.normalise(m.body) in answered}
+        sent = replies.reply(
+            conn, owned, configs, settings, {row["id"] for row in owned if row["external_id"] in by_provider}
+        )
         called = _queue_callbacks(conn, [row["id"] for row in owned])
     return Applied(len(stored), added, removed, sent, called)
 

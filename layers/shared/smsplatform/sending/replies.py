@@ -9,8 +9,9 @@ identities verified for it), and is written in the transaction that stores the
 inbound message, so each inbound message gets at most one. None is written
 to a number that is opted out of the account, except the opt-out
 confirmation itself (the sender's claim lets that one through too), nor for
-a closed account, nor when the account's credits are short: the inbound
-message then says why in `reply_skipped`.
+a closed account, nor when the account's credits are short, nor where the
+provider answered the keyword itself: the inbound message then says why in
+`reply_skipped`.
 """
 
 from collections import defaultdict
@@ -47,9 +48,16 @@ class _Reply:
 
 
 def reply(
-    conn: Connection[DictRow], stored: list[DictRow], configs: dict[UUID, Keywords], settings: Settings
+    conn: Connection[DictRow],
+    stored: list[DictRow],
+    configs: dict[UUID, Keywords],
+    settings: Settings,
+    answered_by_provider: set[UUID],
 ) -> list[Accepted]:
-    """Writes the replies `stored` (new inbound messages of known accounts) call for; returns them to announce."""
+    """Writes the replies `stored` (new inbound messages of known accounts) call for; returns them to announce.
+
+    `answered_by_provider`: the ids of messages whose provider answered them itself (no reply of ours).
+    """
     wanted = [
         (row, text) for row in stored if row["keyword"] and (text := configs[row["user_id"]].reply_for(row["keyword"]))
     ]
@@ -80,7 +88,9 @@ def reply(
     by_account: dict[UUID, list[tuple[DictRow, str, str | None]]] = defaultdict(list)
     for row, text in wanted:
         found = state[row["id"]]
-        if found["account_status"] == "closed":
+        if row["id"] in answered_by_provider:
+            skipped[row["id"]] = "provider_replied"
+        elif found["account_status"] == "closed":
             skipped[row["id"]] = "account_closed"
         elif found["opted_out"] and row["keyword"] != "opt_out":
             skipped[row["id"]] = "opted_out"
