@@ -154,8 +154,8 @@ BREAKS = [
     (
         "inbound goes to the first account, not the last",
         L + "sending/inbound.py",
-        "ORDER BY d.created_at DESC LIMIT 1)),",
-        "ORDER BY d.created_at ASC LIMIT 1)),",
+        "ORDER BY d.created_at DESC LIMIT 1)) AS user_id",
+        "ORDER BY d.created_at ASC LIMIT 1)) AS user_id",
         T + "test_inbound.py::test_a_reply_that_names_no_number_goes_to_the_account_that_messaged_the_sender_last",
     ),
     (

@@ -229,6 +229,8 @@ class SlowDrip:
                 client, _ = self.listener.accept()
             except TimeoutError:
                 continue
+            except OSError:  # closed by close() while waiting
+                return
             threading.Thread(target=self._drip, args=(client,), daemon=True).start()
 
     def _drip(self, client: socket.socket) -> None:
