@@ -132,6 +132,7 @@ def _banner(stack: LocalStack) -> None:
         f"Bulk SMS platform running at {url}  (Ctrl-C stops it)",
         f"  API docs:  {url}/v1/docs",
         f"  Database:  {stack.database_display}   (make psql opens it)",
+        "  Text it:   make inbound FROM=+447400123101 TEXT=HELP   (a handset's message, through the simulator)",
         f"  Try it:    curl {url}/v1/health",
         f"  Sign up:   curl -X POST {url}/v1/auth/signup -H 'content-type: application/json' \\",
         "               -d '"
