@@ -27,6 +27,7 @@ class _Receiver:
             protocol_version = "HTTP/1.1"
 
             def do_POST(self) -> None:
+                drop = receiver.drop_idle  # read before answering: the test may change it once it has the answer
                 receiver.bodies.append(self.rfile.read(int(self.headers.get("Content-Length", 0))))
                 receiver.connections.add(self.client_address)
                 self.send_response(receiver.status)
@@ -34,7 +35,7 @@ class _Receiver:
                 self.end_headers()
                 self.wfile.write(b"ok")
                 self.wfile.flush()
-                if receiver.drop_idle:
+                if drop:
                     self.close_connection = True
                     self.connection.shutdown(socket.SHUT_RDWR)
 
