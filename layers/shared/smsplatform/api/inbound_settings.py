@@ -97,12 +97,9 @@ def inbound_settings_routes() -> Router:
         principal = caller(router, permissions.ACCOUNT_WRITE)
         given = body.replies
         replies: dict[Keyword, str | None] = {
-            keyword: (
-                getattr(given, keyword)
-                if given is not None and keyword in given.model_fields_set
-                else keywords.DEFAULTS.reply_for(keyword)
-            )
+            keyword: getattr(given, keyword)
             for keyword in keywords.KEYWORDS
+            if given and keyword in given.model_fields_set
         }
         lists: dict[Keyword, list[str] | None] = {keyword: getattr(body, keyword) for keyword in keywords.KEYWORDS}
         with db.transaction() as conn:

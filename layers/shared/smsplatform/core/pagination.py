@@ -50,16 +50,16 @@ class Cursor:
             ) from exc
 
 
-def after(cursor: Cursor | None, table_alias: str = "") -> tuple[str, dict[str, object]]:
+def after(cursor: Cursor | None, table_alias: str = "", column: str = "created_at") -> tuple[str, dict[str, object]]:
     """The WHERE fragment (`AND ...`) and parameters that start a newest-first page after `cursor`.
 
-    Written as a row comparison so an index on (..., created_at DESC, id DESC) serves it as a range.
+    Written as a row comparison so an index on (..., `column` DESC, id DESC) serves it as a range.
     """
     if cursor is None:
         return "", {}
     prefix = f"{table_alias}." if table_alias else ""
     return (
-        f"AND ({prefix}created_at, {prefix}id) < (%(cursor_created_at)s, %(cursor_id)s)",
+        f"AND ({prefix}{column}, {prefix}id) < (%(cursor_created_at)s, %(cursor_id)s)",
         {"cursor_created_at": cursor.created_at, "cursor_id": cursor.id},
     )
 

@@ -114,20 +114,11 @@ _INBOUND_COLUMNS = """m.id, m.from_number, m.to_number, m.body, m.keyword, c.id 
                       m.reply_skipped, m.received_at"""
 
 
-def _inbound_after(cursor: Cursor | None) -> tuple[str, dict[str, object]]:
-    if cursor is None:
-        return "", {}
-    return (
-        "AND (m.received_at, m.id) < (%(cursor_created_at)s, %(cursor_id)s)",
-        {"cursor_created_at": cursor.created_at, "cursor_id": cursor.id},
-    )
-
-
 def list_inbound(
     conn: Connection[DictRow], user_id: UUID, where: InboundFilter, limit: int, cursor: Cursor | None
 ) -> Page[Inbound]:
     """Messages the account received, each with the contact it came from (if one has that number)."""
-    keyset, params = _inbound_after(cursor)
+    keyset, params = pagination.after(cursor, "m", column="received_at")
     conditions, values = _conditions(
         {
             "from": ("m.from_number = %(from)s", where.from_number),

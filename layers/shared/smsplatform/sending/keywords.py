@@ -115,10 +115,12 @@ def put(
     replies: dict[Keyword, str | None],
     meta: RequestMeta,
 ) -> Keywords:
-    """Replaces the account's keywords; a list or reply left out keeps the platform default.
+    """Replaces the account's keywords; a list left out (None) or a reply not given keeps the platform
+    default, and a reply given as None is not sent.
 
     Raises InvalidInputError when a word is in two lists, or opt-out lacks STOP.
     """
+    replies = {keyword: replies.get(keyword, DEFAULTS.reply_for(keyword)) for keyword in KEYWORDS}
     chosen = {
         keyword: _words(keyword, words) if words is not None else list(getattr(DEFAULTS, keyword))
         for keyword, words in lists.items()
