@@ -52,8 +52,9 @@ def _seed(p: Platform, size: int) -> tuple[str, str]:
     with psycopg.connect(p.database_url, row_factory=dict_row) as conn:
         user_id = conn.execute("SELECT id FROM users WHERE username = %s", (name,)).fetchone()["id"]  # type: ignore[index]
         conn.execute(
-            """INSERT INTO contacts (user_id, phone_number, first_name, custom_fields)
-               SELECT %s, '+4474' || lpad(g::text, 8, '0'), 'Name' || g, jsonb_build_object('city', 'Leeds')
+            """INSERT INTO contacts (user_id, phone_number, first_name, custom_fields, country_code, number_time_zones)
+               SELECT %s, '+4474' || lpad(g::text, 8, '0'), 'Name' || g, jsonb_build_object('city', 'Leeds'),
+                      'GB', 'Europe/Guernsey|Europe/Isle_of_Man|Europe/London'  -- as the API writes them
                  FROM generate_series(1, %s) g""",
             (user_id, size),
         )

@@ -1,4 +1,5 @@
-"""Every minute: releases scheduled campaigns whose time has come and recovers lost work (batches no queue
+"""Every minute: releases scheduled campaigns whose time has come, wakes messages whose sending window
+opened or whose scheduled time came, expires those past their validity period, and recovers lost work (batches no queue
 message will come back for, rows of stopped campaigns, status callbacks whose announcement was lost)."""
 
 from typing import Any
@@ -24,6 +25,8 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         "batches_reannounced": swept.reannounced,
         "messages_finalised": swept.finalised,
         "settled": swept.settled,
+        "messages_expired": swept.expired,
+        "messages_woken": swept.woken,
         "callback_accounts_reannounced": len(overdue),
     }
     logger.info("scheduler tick", extra=result)

@@ -1,4 +1,5 @@
-"""Accounts API: sign-up, login, profile, tokens, credits, operators' routes, audit trail, callbacks, keywords."""
+"""Accounts API: sign-up, login, profile, tokens, credits, prices, operators' routes, audit trail, callbacks,
+keywords."""
 
 from typing import Any
 
@@ -10,6 +11,7 @@ from smsplatform.api.admin import admin_routes
 from smsplatform.api.audit_logs import audit_log_routes
 from smsplatform.api.billing import billing_routes
 from smsplatform.api.inbound_settings import inbound_settings_routes
+from smsplatform.api.pricing import pricing_routes
 from smsplatform.api.resolver import create_resolver
 from smsplatform.api.status_callbacks import status_callback_routes
 from smsplatform.api.tokens import tokens_routes
@@ -23,6 +25,7 @@ app = create_resolver(
     audit_log_routes(),
     status_callback_routes(),
     inbound_settings_routes(),
+    pricing_routes(),
 )
 
 

@@ -23,7 +23,7 @@ _CLEANUP = """
     TRUNCATE api_tokens, billing_transactions, audit_logs, contact_groups, contacts, contact_group_members,
              opt_outs, sms_campaigns, campaign_target_groups, sms_delivery_logs, login_failures,
              contact_imports, contact_import_errors, idempotency_keys, simulator_messages, simulator_calls,
-             inbound_messages, status_callbacks, provider_slots;
+             inbound_messages, status_callbacks, provider_slots, destination_prices;
     DELETE FROM user_roles WHERE user_id IS NOT NULL;
     DELETE FROM users;
 """

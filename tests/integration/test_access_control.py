@@ -108,6 +108,14 @@ ROUTES = [
     ("POST", "/v1/users/{user_id}/campaigns/{campaign_id}/cancel", permissions.USERS_ADMIN, None),
     ("POST", "/v1/users/{user_id}/sender-ids", permissions.USERS_ADMIN, {"sender_id": "NEWS", "kind": "alphanumeric"}),
     ("DELETE", "/v1/users/{user_id}/sender-ids/{sender_id}", permissions.USERS_ADMIN, None),
+    ("PUT", "/v1/users/me", permissions.ACCOUNT_WRITE, {"low_balance_threshold": 5}),
+    ("POST", "/v1/messages/{message_id}/cancel", permissions.MESSAGES_SEND, None),
+    ("GET", "/v1/pricing", permissions.BILLING_READ, None),
+    # Prices are what every account pays: operators' billing.
+    ("PUT", "/v1/pricing/{country}", permissions.BILLING_ADMIN, {"credits_per_segment": 2}),
+    ("DELETE", "/v1/pricing/{country}", permissions.BILLING_ADMIN, None),
+    ("PUT", "/v1/users/{user_id}/pricing/{country}", permissions.BILLING_ADMIN, {"blocked": True}),
+    ("DELETE", "/v1/users/{user_id}/pricing/{country}", permissions.BILLING_ADMIN, None),
 ]
 
 
@@ -140,6 +148,7 @@ def _owned_resources(api: Api, session: str) -> dict[str, str]:
         "campaign_id": campaign["id"],
         "message_id": sent["data"][0]["id"],
         "sender_id": "OWNED",
+        "country": "GB",
     }
 
 
@@ -168,6 +177,8 @@ def test_a_token_without_the_routes_permission_is_refused(
         body = {"contact_ids": [owned["contact_id"]]}
     if body and "group_ids" in body:
         body = {**body, "group_ids": [owned["group_id"]]}
+    if method == "DELETE" and "/pricing/" in path:  # a price to remove
+        assert api.request("PUT", target, token=admin["token"], json_body={"credits_per_segment": 2}).status == 200
 
     refused = api.request(method, target, token=lacking, json_body=body)
     allowed = api.request(method, target, token=holding["token"], json_body=body)

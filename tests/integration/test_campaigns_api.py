@@ -46,6 +46,7 @@ def test_a_campaign_reaches_each_recipient_once_and_the_ledger_balances(
     ]
     assert stats == {
         "total": 5, "queued": 0, "sending": 0, "sent": 0, "delivered": 5, "failed": 0, "undelivered": 0,
+        "cancelled": 0, "waiting": 0, "expired": 0, "skipped_blocked": 0,
         "credits_reserved": 5, "credits_spent": 5, "credits_refunded": 0,
     }  # fmt: skip
     assert balance_of(api, token) == 995

@@ -23,7 +23,7 @@ from smsplatform.core.errors import (
 from smsplatform.core.pagination import Cursor, Page, page_of
 
 _USER_COLUMNS = """id, username, email, role, sms_credits, account_status, created_at, updated_at,
-                   last_login, company_name, phone_number"""
+                   last_login, company_name, phone_number, low_balance_threshold"""
 
 
 AccountStatus = Literal["active", "suspended", "closed"]
@@ -42,6 +42,7 @@ class User:
     last_login: datetime | None
     company_name: str | None
     phone_number: str | None
+    low_balance_threshold: int | None
 
     @classmethod
     def from_row(cls, row: DictRow) -> "User":
@@ -133,6 +134,7 @@ def update_profile(
     *,
     company_name: str | None = _UNSET,
     phone_number: str | None = _UNSET,
+    low_balance_threshold: int | None = _UNSET,
     current_password: str | None = None,
     new_password: str | None = None,
 ) -> User:
@@ -147,6 +149,8 @@ def update_profile(
         changes["company_name"] = company_name
     if phone_number is not _UNSET:
         changes["phone_number"] = phone_number
+    if low_balance_threshold is not _UNSET:
+        changes["low_balance_threshold"] = low_balance_threshold
     if new_password is not None:
         if current_password is None or not passwords.verify_password(current["password_hash"], current_password):
             raise InvalidInputError(

@@ -50,6 +50,15 @@ class LoginRequest(RequestModel):
 class ProfileUpdateRequest(UpdateRequestModel):
     company_name: CompanyName | None = None
     phone_number: PhoneNumber | None = None
+    low_balance_threshold: Annotated[
+        int | None,
+        Field(
+            ge=0,
+            le=1_000_000_000,
+            description="When the balance falls below it, one signed balance.low callback and an audit row; "
+            "null turns the alert off",
+        ),
+    ] = None
     current_password: Password | None = None
     new_password: Password | None = None
 
@@ -65,6 +74,7 @@ class UserResponse(ResponseModel):
     last_login: datetime | None
     company_name: str | None
     phone_number: str | None
+    low_balance_threshold: int | None
 
 
 class SessionResponse(BaseModel):
@@ -114,17 +124,18 @@ def accounts_routes() -> Router:
         with db.transaction() as conn:
             return UserResponse.model_validate(accounts.get_user(conn, principal.user_id))
 
-    @router.patch("/v1/users/me", tags=["Accounts"], summary="Change company, phone or password", security=BEARER)
-    def update_me(body: Annotated[ProfileUpdateRequest, Body()]) -> UserResponse:
+    def change_me(body: ProfileUpdateRequest) -> UserResponse:
         principal = caller(router, permissions.ACCOUNT_WRITE)
         if body.new_password is not None and principal.credential != "session":
             raise PermissionDeniedError("Changing the password needs a session from /v1/auth/login, not an API token.")
         given = body.model_fields_set
-        changes: dict[str, str | None] = {}
+        changes: dict[str, str | int | None] = {}
         if "company_name" in given:
             changes["company_name"] = body.company_name
         if "phone_number" in given:
             changes["phone_number"] = phones.normalise_e164(body.phone_number) if body.phone_number else None
+        if "low_balance_threshold" in given:
+            changes["low_balance_threshold"] = body.low_balance_threshold
         with db.transaction() as conn:
             user = accounts.update_profile(
                 conn,
@@ -132,8 +143,27 @@ def accounts_routes() -> Router:
                 request_meta(router),
                 current_password=body.current_password,
                 new_password=body.new_password,
-                **changes,
+                **changes,  # type: ignore[arg-type]
             )
         return UserResponse.model_validate(user)
+
+    @router.patch(
+        "/v1/users/me",
+        tags=["Accounts"],
+        summary="Change company, phone, password or the low-balance alert",
+        security=BEARER,
+    )
+    def update_me(body: Annotated[ProfileUpdateRequest, Body()]) -> UserResponse:
+        return change_me(body)
+
+    @router.put(
+        "/v1/users/me",
+        tags=["Accounts"],
+        summary="Change company, phone, password or the low-balance alert",
+        description="As PATCH: only the fields given change.",
+        security=BEARER,
+    )
+    def put_me(body: Annotated[ProfileUpdateRequest, Body()]) -> UserResponse:
+        return change_me(body)
 
     return router

@@ -1,7 +1,7 @@
 """Routes for campaigns: definition, preview, release, cancellation, stats and delivery logs."""
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Literal
 from uuid import UUID
 
 from aws_lambda_powertools.event_handler import Response
@@ -12,7 +12,7 @@ from pydantic import AnyHttpUrl, Field
 from smsplatform.accounts import permissions
 from smsplatform.accounts.principals import Principal
 from smsplatform.api.context import caller, request_meta
-from smsplatform.api.messages import MessageResponse
+from smsplatform.api.messages import MAX_VALIDITY_SECONDS, MIN_VALIDITY_SECONDS, MessageResponse
 from smsplatform.api.models import (
     CursorParam,
     Limit,
@@ -29,7 +29,7 @@ from smsplatform.campaigns.templates import MAX_TEMPLATE_CHARACTERS
 from smsplatform.core import db, pagination
 from smsplatform.core.config import get_settings
 from smsplatform.core.errors import FieldError, InvalidInputError
-from smsplatform.sending import messages, status_callbacks
+from smsplatform.sending import messages, status_callbacks, windows
 from smsplatform.sending.encoding import Encoding
 from smsplatform.sending.messages import MessageStatus
 
@@ -47,7 +47,40 @@ SenderId = Annotated[str, Field(min_length=1, max_length=50, description="Alphan
 GroupIds = Annotated[list[UUID], Field(min_length=1, max_length=50)]
 
 
+ClockTime = Annotated[str, Field(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$", description="HH:MM, 24-hour")]
+Day = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+
+
+class SendWindowSetting(RequestModel):
+    start: ClockTime
+    end: Annotated[ClockTime, Field(description="Before start: the window runs past midnight")]
+    days: Annotated[
+        list[Day] | None, Field(min_length=1, max_length=7, description="Days it opens on; default every day")
+    ] = None
+    timezone: Annotated[
+        str,
+        Field(
+            min_length=1,
+            max_length=64,
+            description="'recipient' (the contact's timezone, else every zone its number may be in) or an IANA name",
+        ),
+    ] = windows.RECIPIENT
+
+
 class CampaignSettings(RequestModel):
+    send_window: Annotated[
+        SendWindowSetting | None,
+        Field(description="Messages go only while this window is open; the others wait (queued, with not_before)"),
+    ] = None
+    validity_period: Annotated[
+        int | None,
+        Field(
+            ge=MIN_VALIDITY_SECONDS,
+            le=MAX_VALIDITY_SECONDS,
+            description="Seconds from release: a message not handed to a provider by then fails as expired and "
+            "is refunded",
+        ),
+    ] = None
     throughput_per_second: Annotated[
         int | None, Field(ge=1, le=1000, description="At most this many messages per second, across all senders")
     ] = None
@@ -107,13 +140,26 @@ class CampaignResponse(ResponseModel):
     cancelled_at: datetime | None
 
 
+class CountryCost(ResponseModel):
+    country: Annotated[str | None, Field(description="ISO 3166-1 alpha-2 of the recipients' numbers")]
+    recipients: int
+    segments: int
+    credits: Annotated[int, Field(description="0 where the destination is blocked or unpriced")]
+    credits_per_segment: int | None
+    blocked: Annotated[bool, Field(description="Blocked or unpriced: these recipients would be skipped")]
+
+
 class CampaignPreviewResponse(ResponseModel):
     text: str
     encoding: Encoding
     segments: int
     characters: int
-    recipients: Annotated[int, Field(description="Who would receive it now: active, opted-in, once each")]
-    estimated_credits: int
+    recipients: Annotated[
+        int, Field(description="Who would receive it now: active, opted-in, once each, to a priced destination")
+    ]
+    estimated_credits: Annotated[int, Field(description="At today's prices; release fixes them for the campaign")]
+    skipped_blocked: Annotated[int, Field(description="Recipients whose destination is blocked or unpriced")]
+    cost_by_country: list[CountryCost]
     sample_contact_id: UUID | None
 
 
@@ -125,6 +171,10 @@ class CampaignStatsResponse(ResponseModel):
     delivered: int
     failed: int
     undelivered: int
+    cancelled: int
+    waiting: Annotated[int, Field(description="Of queued: held until their sending window opens")]
+    expired: Annotated[int, Field(description="Of failed: not sent within the validity period")]
+    skipped_blocked: Annotated[int, Field(description="Recipients left out: destination blocked or unpriced")]
     credits_reserved: int
     credits_spent: int
     credits_refunded: int
@@ -133,6 +183,19 @@ class CampaignStatsResponse(ResponseModel):
 def _settings_dict(settings: CampaignSettings, principal: Principal) -> dict[str, object]:
     """The settings to store; a callback URL sends the account's data elsewhere, so it needs webhooks:write."""
     values = settings.model_dump(mode="json", exclude_none=True)
+    window = settings.send_window
+    if window is not None:
+        if window.start == window.end:
+            raise InvalidInputError(
+                "A sending window opens and closes at different times.",
+                errors=[FieldError("settings.send_window.end", "equals start")],
+            )
+        if window.timezone != windows.RECIPIENT:
+            windows.check_zone(window.timezone, "settings.send_window.timezone")
+        if window.days is not None and len(set(window.days)) != len(window.days):
+            raise InvalidInputError(
+                "A day is listed twice.", errors=[FieldError("settings.send_window.days", "has a day twice")]
+            )
     if "status_callback_url" in values:
         principal.require(permissions.WEBHOOKS_WRITE)
         status_callbacks.check_url(str(values["status_callback_url"]), get_settings())
@@ -212,7 +275,13 @@ def campaigns_routes() -> Router:
     ) -> CampaignPreviewResponse:
         principal = caller(router, permissions.CAMPAIGNS_READ)
         with db.transaction() as conn:
-            shown = campaigns.preview(conn, principal.user_id, campaign_id, body.contact_id if body else None)
+            shown = campaigns.preview(
+                conn,
+                principal.user_id,
+                campaign_id,
+                body.contact_id if body else None,
+                get_settings().default_credits_per_segment,
+            )
         return CampaignPreviewResponse.model_validate(shown)
 
     @router.post(

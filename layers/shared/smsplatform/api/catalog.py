@@ -15,6 +15,7 @@ def all_routers() -> list[Router]:
     from smsplatform.api.inbound_settings import inbound_settings_routes
     from smsplatform.api.messages import messages_routes
     from smsplatform.api.opt_outs import opt_outs_routes
+    from smsplatform.api.pricing import pricing_routes
     from smsplatform.api.status_callbacks import status_callback_routes
     from smsplatform.api.tokens import tokens_routes
     from smsplatform.api.webhooks import webhooks_routes
@@ -28,6 +29,7 @@ def all_routers() -> list[Router]:
         audit_log_routes(),
         status_callback_routes(),
         inbound_settings_routes(),
+        pricing_routes(),
         contacts_routes(),
         groups_routes(),
         opt_outs_routes(),

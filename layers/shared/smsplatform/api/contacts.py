@@ -36,7 +36,7 @@ from smsplatform.core.errors import (
     PayloadTooLargeError,
     UnsupportedMediaTypeError,
 )
-from smsplatform.sending import history
+from smsplatform.sending import history, windows
 from smsplatform.sending.history import Direction
 from smsplatform.sending.keywords import Keyword
 
@@ -45,9 +45,21 @@ Region = Annotated[str, Field(min_length=2, max_length=2, description="ISO 3166 
 CustomValue = str | int | float | bool | None
 
 
+TimeZone = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=64,
+        description="IANA name, e.g. Europe/London: a campaign's recipient-time sending window reads it "
+        "(without it, the zones of the number)",
+    ),
+]
+
+
 class ContactCreateRequest(RequestModel):
     phone_number: Annotated[str, Field(min_length=3, max_length=32)]
     country_code: Region | None = None
+    timezone: TimeZone | None = None
     first_name: Name | None = None
     last_name: Name | None = None
     email: Annotated[EmailStr, Field(max_length=120)] | None = None
@@ -58,6 +70,7 @@ class ContactCreateRequest(RequestModel):
 class ContactUpdateRequest(UpdateRequestModel):
     phone_number: Annotated[str, Field(min_length=3, max_length=32)] | None = None
     country_code: Annotated[Region | None, Field(description="Region to read a new phone_number in")] = None
+    timezone: TimeZone | None = None
     first_name: Name | None = None
     last_name: Name | None = None
     email: Annotated[EmailStr, Field(max_length=120)] | None = None
@@ -69,6 +82,7 @@ class ContactResponse(ResponseModel):
     id: UUID
     phone_number: str
     country_code: str | None
+    timezone: str | None
     first_name: str | None
     last_name: str | None
     email: str | None
@@ -177,6 +191,7 @@ def contacts_routes() -> Router:
                 email=str(body.email) if body.email else None,
                 custom_fields=body.custom_fields,
                 group_ids=body.group_ids,
+                timezone=windows.check_zone(body.timezone, "timezone") if body.timezone else None,
             )
         return ContactResponse.model_validate(contact)
 
@@ -218,6 +233,8 @@ def contacts_routes() -> Router:
                 )
             if changes.get("email") is not None:
                 changes["email"] = str(changes["email"])
+            if changes.get("timezone") is not None:
+                windows.check_zone(changes["timezone"], "timezone")
             contact = contacts.update_contact(conn, principal.user_id, contact_id, changes, request_meta(router))
         return ContactResponse.model_validate(contact)
 

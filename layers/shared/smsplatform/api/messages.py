@@ -1,6 +1,6 @@
 """Routes for messages: preview, send through the pipeline, status, outbound history and inbound messages."""
 
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Annotated
 from uuid import UUID
@@ -8,7 +8,7 @@ from uuid import UUID
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Body, Query
-from pydantic import BaseModel, Field
+from pydantic import AwareDatetime, BaseModel, Field
 
 from smsplatform.accounts import permissions, sender_ids
 from smsplatform.api.context import caller, request_meta
@@ -25,13 +25,15 @@ from smsplatform.api.resolver import BEARER
 from smsplatform.contacts import contacts, phones
 from smsplatform.core import db, pagination
 from smsplatform.core.config import get_settings
-from smsplatform.core.errors import InvalidInputError
+from smsplatform.core.errors import FieldError, InvalidInputError
 from smsplatform.sending import encoding, history, messages, routing
 from smsplatform.sending.keywords import Keyword
 from smsplatform.sending.messages import MessageStatus
 
 MAX_TEXT_CHARACTERS = 1600
 MAX_RECIPIENTS = 100
+MIN_VALIDITY_SECONDS, MAX_VALIDITY_SECONDS = 60, 259_200
+SEND_AT_EARLIEST, SEND_AT_LATEST = timedelta(minutes=5), timedelta(days=35)
 Text = Annotated[str, Field(min_length=1, max_length=MAX_TEXT_CHARACTERS)]
 Number = Annotated[str, Field(min_length=3, max_length=32)]
 
@@ -61,6 +63,19 @@ class SendRequest(RequestModel):
     text: Text
     sender_id: Annotated[str, Field(min_length=1, max_length=50)] | None = None
     default_region: Annotated[str, Field(min_length=2, max_length=2)] | None = None
+    send_at: Annotated[
+        AwareDatetime | None,
+        Field(description="Send then instead of now: 5 minutes to 35 days ahead, with a UTC offset"),
+    ] = None
+    validity_period: Annotated[
+        int | None,
+        Field(
+            ge=MIN_VALIDITY_SECONDS,
+            le=MAX_VALIDITY_SECONDS,
+            description="Seconds: not handed to a provider within them (from send_at, if given), the message "
+            "fails as expired and is refunded",
+        ),
+    ] = None
 
 
 class MessageResponse(ResponseModel):
@@ -84,6 +99,11 @@ class MessageResponse(ResponseModel):
     updated_at: datetime
     sent_at: datetime | None
     delivered_at: datetime | None
+    not_before: Annotated[
+        datetime | None,
+        Field(description="Waiting until then: its send_at, or the opening of its campaign's sending window"),
+    ]
+    expires_at: Annotated[datetime | None, Field(description="Not sent by then, it fails as expired")]
 
 
 class InboundResponse(ResponseModel):
@@ -115,6 +135,17 @@ class SendResponse(BaseModel):
     data: list[MessageResponse]
 
 
+def _check_send_at(send_at: datetime | None) -> None:
+    if send_at is None:
+        return
+    ahead = send_at - datetime.now(UTC)
+    if not SEND_AT_EARLIEST <= ahead <= SEND_AT_LATEST:
+        raise InvalidInputError(
+            "send_at is 5 minutes to 35 days ahead.",
+            errors=[FieldError("send_at", "is not 5 minutes to 35 days ahead")],
+        )
+
+
 def messages_routes() -> Router:
     router = Router()
 
@@ -134,34 +165,41 @@ def messages_routes() -> Router:
         status_code=202,
         tags=["Messages"],
         summary="Send a text to one or more numbers",
-        description="Through the same queue, credits and receipts as campaigns. Opted-out numbers are not sent "
-        "to or charged: their message is failed with error_code opted_out. 402 if the credits do not cover it.",
+        description="Through the same queue, credits and receipts as campaigns. Each number is priced by its "
+        "country (GET /v1/pricing); a blocked or unpriced one is a 422 naming it. Opted-out numbers are not sent "
+        "to or charged: their message is failed with error_code opted_out. 402 if the credits do not cover it. "
+        "With send_at the messages are scheduled (credits reserved now) and can be cancelled until sent.",
         security=BEARER,
     )
     def send(body: Annotated[SendRequest, Body()]) -> Response[str]:
         principal = caller(router, permissions.MESSAGES_SEND)
         raw = [body.to] if isinstance(body.to, str) else body.to
+        _check_send_at(body.send_at)
         with db.transaction() as conn:
             region = body.default_region or contacts.account_region(conn, principal.user_id)
-            numbers: list[str] = []
+            destinations: dict[str, messages.Destination] = {}
             problems = []
             for index, number in enumerate(raw):
+                field = f"to[{index}]" if isinstance(body.to, list) else "to"
                 try:
-                    numbers.append(phones.normalise_e164(number, region, field=f"to[{index}]"))
+                    e164, country = phones.parse_for_field(number, region, field=field)
+                    destinations.setdefault(e164, messages.Destination(e164, country, field))
                 except InvalidInputError as exc:
                     problems.extend(exc.errors)
             if problems:
                 raise InvalidInputError("Some numbers are not valid.", errors=problems)
+            settings = get_settings()
             accepted = messages.send(
                 conn,
                 principal.user_id,
-                list(dict.fromkeys(numbers)),
+                list(destinations.values()),
                 body.text,
                 sender_ids.resolve(conn, principal.user_id, body.sender_id),
                 request_meta(router),
-                batch_size=routing.batch_size(
-                    routing.slowest_rate(conn, principal.user_id, get_settings()), get_settings()
-                ),
+                batch_size=routing.batch_size(routing.slowest_rate(conn, principal.user_id, settings), settings),
+                default_price=settings.default_credits_per_segment,
+                send_at=body.send_at,
+                validity_period=body.validity_period,
             )
         messages.announce(accepted)  # committed: a sender finds the rows however fast it is
         response = SendResponse(
@@ -219,6 +257,21 @@ def messages_routes() -> Router:
             where = history.InboundFilter(number, keyword, since, until)
             page = history.list_inbound(conn, principal.user_id, where, limit, cursor_from(cursor))
         return PageResponse(data=[InboundResponse.model_validate(m) for m in page.items], next_cursor=page.next_cursor)
+
+    @router.post(
+        "/v1/messages/<message_id>/cancel",
+        tags=["Messages"],
+        summary="Cancel a scheduled or queued message",
+        description="Until a sender takes it: it becomes cancelled and its credits are refunded at once. 409 once "
+        "it is sending or sent.",
+        security=BEARER,
+    )
+    def cancel(message_id: UUID) -> MessageResponse:
+        principal = caller(router, permissions.MESSAGES_SEND)
+        with db.transaction() as conn:
+            return MessageResponse.model_validate(
+                messages.cancel(conn, principal.user_id, message_id, request_meta(router))
+            )
 
     @router.get("/v1/messages/<message_id>", tags=["Messages"], summary="A message and its status", security=BEARER)
     def get(message_id: UUID) -> MessageResponse:

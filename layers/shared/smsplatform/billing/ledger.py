@@ -5,6 +5,10 @@ INSERT: the row lock on the user serialises concurrent movements, the
 `sms_credits >= 0` check makes overspending impossible, and the ledger row
 carries the balance before and after.
 
+A movement that takes the balance below the account's `low_balance_threshold`
+from at or above it writes one `balance.low` event to the callbacks outbox (when
+the account has a callback URL) and an audit row, in the same transaction.
+
 Sending follows reserve -> spend | refund per reference (a campaign or a
 message): `reserve` takes the credits, `spend` records how many were used (no
 credits move), `refund` returns the rest. A reference's reserved credits always
@@ -18,8 +22,10 @@ from uuid import UUID
 
 from psycopg import Connection
 from psycopg.rows import DictRow
+from psycopg.types.json import Jsonb
 
-from smsplatform.core import pagination
+from smsplatform.core import audit, pagination
+from smsplatform.core.audit import RequestMeta
 from smsplatform.core.errors import (
     ConflictError,
     FieldError,
@@ -84,14 +90,17 @@ def _move(
         f"""WITH moved AS (
                 UPDATE users SET sms_credits = sms_credits + %(credits)s, updated_at = now()
                  WHERE id = %(user)s AND sms_credits + %(credits)s >= 0
-             RETURNING sms_credits - %(credits)s AS before, sms_credits AS after)
-            INSERT INTO billing_transactions (user_id, transaction_type, amount, credits, credits_before,
-                                              credits_after, settled_credits, description, payment_method,
-                                              reference_id)
-            SELECT %(user)s, %(type)s, %(amount)s, %(credits)s, before, after, %(settled)s, %(description)s,
-                   %(payment_method)s, %(reference)s
-              FROM moved
-            RETURNING {_COLUMNS}""",
+             RETURNING sms_credits - %(credits)s AS before, sms_credits AS after,
+                       low_balance_threshold AS threshold, status_callback_url AS callback_url),
+            entry AS (
+                INSERT INTO billing_transactions (user_id, transaction_type, amount, credits, credits_before,
+                                                  credits_after, settled_credits, description, payment_method,
+                                                  reference_id)
+                SELECT %(user)s, %(type)s, %(amount)s, %(credits)s, before, after, %(settled)s, %(description)s,
+                       %(payment_method)s, %(reference)s
+                  FROM moved
+                RETURNING {_COLUMNS})
+            SELECT entry.*, moved.threshold, moved.callback_url FROM entry, moved""",
         {
             "user": user_id,
             "credits": credits,
@@ -108,7 +117,26 @@ def _move(
         if balance is None:
             raise NotFoundError("No such user.")
         raise InsufficientCreditsError(f"This needs {-credits} credits and the balance is {balance['sms_credits']}.")
-    return LedgerEntry.from_row(row)
+    entry = LedgerEntry.from_row(row)
+    threshold = row["threshold"]
+    if threshold is not None and entry.credits_before >= threshold > entry.credits_after:
+        _low_balance(conn, entry, threshold, row["callback_url"])
+    return entry
+
+
+def _low_balance(conn: Connection[DictRow], entry: LedgerEntry, threshold: int, callback_url: str | None) -> None:
+    """The balance just fell below the account's threshold: one event, signed and retried like status callbacks."""
+    details = {"balance": entry.credits_after, "threshold": threshold, "transaction_id": str(entry.id)}
+    audit.record(conn, entry.user_id, "balance.low", details, RequestMeta())
+    if callback_url:
+        conn.execute(
+            "INSERT INTO status_callbacks (user_id, url, payload) VALUES (%s, %s, %s)",
+            (
+                entry.user_id,
+                callback_url,
+                Jsonb({"event": "balance.low", **details, "timestamp": entry.created_at.isoformat()}),
+            ),
+        )
 
 
 def top_up(

@@ -1,6 +1,6 @@
 """Settling what a campaign or an API send request reserved, once nothing of it is in flight.
 
-Credits are reserved up front (segments x CREDITS_PER_SEGMENT per message).
+Credits are reserved up front (each message's cost: segments x its destination's price).
 When no message of the reference is queued or sending, the credits of messages
 the provider accepted (sent, delivered, undelivered) are spent and the rest are
 refunded, through the ledger. Settling is idempotent: it moves only what is
@@ -24,7 +24,7 @@ ACCEPTED = ("sent", "delivered", "undelivered")
 def in_flight(conn: Connection[DictRow], kind: SendKind, reference_id: UUID) -> bool:
     row = conn.execute(
         f"""SELECT EXISTS (SELECT 1 FROM sms_delivery_logs
-                            WHERE {_COLUMN[kind]} = %s AND status IN ('queued', 'sending')) AS busy""",
+                            WHERE {_COLUMN[kind]} = %s AND status IN ('scheduled', 'queued', 'sending')) AS busy""",
         (reference_id,),
     ).fetchone()
     return bool(row and row["busy"])

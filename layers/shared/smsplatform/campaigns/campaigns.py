@@ -16,8 +16,9 @@ from psycopg.rows import DictRow
 from psycopg.types.json import Jsonb
 
 from smsplatform.accounts import sender_ids
-from smsplatform.billing import ledger, settlement
+from smsplatform.billing import ledger, pricing, settlement
 from smsplatform.campaigns import templates
+from smsplatform.contacts import contacts
 from smsplatform.core import audit, db, pagination, queues
 from smsplatform.core.audit import RequestMeta
 from smsplatform.core.errors import ConflictError, FieldError, InvalidInputError, NotFoundError
@@ -354,6 +355,16 @@ def cancel(
 
 
 @dataclass(frozen=True)
+class CountryCost:
+    country: str | None
+    recipients: int
+    segments: int
+    credits: int
+    credits_per_segment: int | None
+    blocked: bool
+
+
+@dataclass(frozen=True)
 class Preview:
     text: str
     encoding: str
@@ -361,6 +372,8 @@ class Preview:
     characters: int
     recipients: int
     estimated_credits: int
+    skipped_blocked: int
+    cost_by_country: list[CountryCost]
     sample_contact_id: UUID | None
 
 
@@ -373,9 +386,12 @@ RECIPIENTS_SQL = """
 """The campaign's audience: members of any target group (once each), active, not opted out."""
 
 
-def preview(conn: Connection[DictRow], user_id: UUID, campaign_id: UUID, contact_id: UUID | None) -> Preview:
-    """The text one recipient would get, and what the whole audience would cost now."""
+def preview(
+    conn: Connection[DictRow], user_id: UUID, campaign_id: UUID, contact_id: UUID | None, default_price: int
+) -> Preview:
+    """The text one recipient would get, and what the whole audience would cost now, country by country."""
     campaign = _fetch(conn, user_id, campaign_id)
+    contacts.fill_number_time_zones(conn, user_id)  # each contact's country, as the dispatcher will see it
     template = templates.parse(campaign.message_template)
     rendered, template_params = template.sql_expression()
     params = {"user": user_id, "campaign": campaign_id, "contact": contact_id, **template_params}
@@ -389,14 +405,30 @@ def preview(conn: Connection[DictRow], user_id: UUID, campaign_id: UUID, contact
     ).fetchone()
     if contact_id and sample is None:
         raise NotFoundError("No such contact.")
-    totals = conn.execute(
+    price_join, price = pricing.join(sql.SQL("r.country_code"))
+    by_country = conn.execute(
         sql.SQL(
-            "SELECT count(*) AS recipients, coalesce(sum(sms_segments(r.body, sms_encoding(r.body))), 0) AS credits"
-            " FROM (SELECT {} AS body " + RECIPIENTS_SQL + ") r WHERE {}"
-        ).format(rendered, templates.sendable(sql.SQL("r.body"))),
-        params,
-    ).fetchone()
-    assert totals is not None
+            """SELECT r.country_code AS country, {price} AS price, count(*)::int AS recipients,
+                      coalesce(sum(sms_segments(r.body, sms_encoding(r.body))), 0)::int AS segments
+                 FROM (SELECT c.country_code, {rendered} AS body """
+            + RECIPIENTS_SQL
+            + """) r {price_join}
+                WHERE {sendable}
+                GROUP BY 1, 2 ORDER BY 3 DESC, 1"""
+        ).format(price=price, rendered=rendered, price_join=price_join, sendable=templates.sendable(sql.SQL("r.body"))),
+        {**params, **pricing.params(user_id, default_price)},
+    ).fetchall()
+    costs = [
+        CountryCost(
+            row["country"],
+            row["recipients"],
+            row["segments"],
+            row["segments"] * (row["price"] or 0),
+            row["price"],
+            row["price"] is None,
+        )
+        for row in by_country
+    ]
     text = sample["body"] if sample else template.render_fallbacks()
     info = encoding.analyse(text)
     return Preview(
@@ -404,8 +436,10 @@ def preview(conn: Connection[DictRow], user_id: UUID, campaign_id: UUID, contact
         info.encoding,
         info.segments,
         info.characters,
-        int(totals["recipients"]),
-        int(totals["credits"]) * settlement.CREDITS_PER_SEGMENT,
+        sum(cost.recipients for cost in costs if not cost.blocked),
+        sum(cost.credits for cost in costs),
+        sum(cost.recipients for cost in costs if cost.blocked),
+        costs,
         sample["id"] if sample else None,
     )
 
@@ -419,20 +453,38 @@ class Stats:
     delivered: int
     failed: int
     undelivered: int
+    cancelled: int
+    waiting: int
+    expired: int
+    skipped_blocked: int
     credits_reserved: int
     credits_spent: int
     credits_refunded: int
 
 
 def stats(conn: Connection[DictRow], user_id: UUID, campaign_id: UUID) -> Stats:
-    _fetch(conn, user_id, campaign_id)
+    """Counts by status from the campaign's status index alone; the few queued and failed rows are read
+    for how many wait for their window and how many expired."""
+    row = conn.execute(
+        "SELECT skipped_blocked FROM sms_campaigns WHERE id = %s AND user_id = %s", (campaign_id, user_id)
+    ).fetchone()
+    if row is None:
+        raise NotFoundError("No such campaign.")
     counts = {
-        row["status"]: int(row["n"])
-        for row in conn.execute(
+        found["status"]: int(found["n"])
+        for found in conn.execute(
             "SELECT status, count(*) AS n FROM sms_delivery_logs WHERE campaign_id = %s GROUP BY status",
             (campaign_id,),
         )
     }
+    detail = conn.execute(
+        """SELECT (SELECT count(*) FROM sms_delivery_logs
+                    WHERE campaign_id = %(id)s AND status = 'queued' AND held)::int AS waiting,
+                  (SELECT count(*) FROM sms_delivery_logs
+                    WHERE campaign_id = %(id)s AND status = 'failed' AND error_code = 'expired')::int AS expired""",
+        {"id": campaign_id},
+    ).fetchone()
+    assert detail is not None
     held = ledger.reservation(conn, user_id, campaign_id)
     return Stats(
         total=sum(counts.values()),
@@ -442,6 +494,10 @@ def stats(conn: Connection[DictRow], user_id: UUID, campaign_id: UUID) -> Stats:
         delivered=counts.get("delivered", 0),
         failed=counts.get("failed", 0),
         undelivered=counts.get("undelivered", 0),
+        cancelled=counts.get("cancelled", 0),
+        waiting=detail["waiting"],
+        expired=detail["expired"],
+        skipped_blocked=row["skipped_blocked"],
         credits_reserved=held.reserved,
         credits_spent=held.spent,
         credits_refunded=held.refunded,

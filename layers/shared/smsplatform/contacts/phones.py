@@ -34,6 +34,22 @@ def parse(raw: str, default_region: str | None = None) -> tuple[str, str | None]
     return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164), region
 
 
+def time_zones(e164: str) -> str:
+    """The IANA zones a number may be in, '|'-joined ('' if libphonenumber does not know).
+
+    libphonenumber's prefix table, read by the longest prefix of the number's digits: a US number by its
+    area code, a mobile number of a country without geographic mobile prefixes by its country code.
+    """
+    from phonenumbers.tzdata import TIMEZONE_DATA, TIMEZONE_LONGEST_PREFIX
+
+    digits = e164.lstrip("+")
+    for length in range(min(len(digits), TIMEZONE_LONGEST_PREFIX), 0, -1):
+        zones = TIMEZONE_DATA.get(digits[:length])
+        if zones is not None:
+            return "|".join(sorted(zone for zone in zones if zone != "Etc/Unknown"))
+    return ""
+
+
 def is_region(code: str) -> bool:
     return code.upper() in phonenumbers.SUPPORTED_REGIONS
 

@@ -66,6 +66,10 @@ class Settings(BaseSettings):
     send_request_stall_seconds: Annotated[int, Field(ge=60, le=86_400)] = 120
     send_max_recoveries: Annotated[int, Field(ge=0, le=20)] = 3
 
+    # Credits a segment costs to a country neither the platform's price list nor the account's names;
+    # 0 means such countries are unpriced (refused on single sends, skipped in campaigns).
+    default_credits_per_segment: Annotated[int, Field(ge=0, le=10_000)] = 1
+
     # The default provider route: names tried in order, comma-separated ("twilio,aws_sms"); an
     # account's own route (users.provider_route) replaces it. A transient failure fails over to the next.
     provider: str = "simulator"

@@ -44,6 +44,8 @@ class AwsSms(Provider):
             params["OriginationIdentity"] = origin
         if self.configuration_set:
             params["ConfigurationSetName"] = self.configuration_set
+        if message.validity_seconds is not None:  # End User Messaging takes 5 to 259,200 s
+            params["TimeToLive"] = min(max(message.validity_seconds, 5), 259_200)
         return str(aws_calls.call(self.client.send_text_message, _TRANSIENT, **params)["MessageId"])
 
     @classmethod

@@ -38,6 +38,8 @@ class OutboundMessage:
     body: str
     sender_id: str | None
     attempt: int  # 1 for the first attempt
+    # Seconds left of the message's validity period, if it has one: providers with a TTL are told.
+    validity_seconds: int | None = None
 
 
 @dataclass(frozen=True)

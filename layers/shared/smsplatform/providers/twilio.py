@@ -131,6 +131,8 @@ class Twilio(Provider):
             fields["From"] = str(self.from_number)
         if self.status_callback:
             fields["StatusCallback"] = self.status_callback
+        if message.validity_seconds is not None:  # Twilio's queue keeps a message 1 to 36,000 s
+            fields["ValidityPeriod"] = str(min(max(message.validity_seconds, 1), 36_000))
         try:
             response = self.http.request("POST", self.url, fields=fields, encode_multipart=False, headers=self.headers)
         except (urllib3.exceptions.NewConnectionError, urllib3.exceptions.ConnectTimeoutError) as exc:

@@ -16,6 +16,7 @@ they are.
 
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
@@ -24,14 +25,17 @@ from psycopg import Connection, sql
 from psycopg.rows import DictRow
 
 from smsplatform.accounts import sender_ids
-from smsplatform.billing import ledger, settlement
+from smsplatform.billing import ledger, pricing, settlement
 from smsplatform.campaigns import campaigns, templates
+from smsplatform.contacts import contacts
 from smsplatform.core import db, queues
+from smsplatform.core.clock import SYSTEM_CLOCK, Clock
 from smsplatform.core.config import Settings
 from smsplatform.core.errors import DomainError, InsufficientCreditsError
 from smsplatform.core.observability import logger
 from smsplatform.core.queue_messages import SendBatch
-from smsplatform.sending import routing
+from smsplatform.sending import routing, windows
+from smsplatform.sending.windows import SendWindow
 
 
 @dataclass(frozen=True)
@@ -41,9 +45,21 @@ class Dispatched:
     recipients: int = 0
     credits: int = 0
     batches: int = 0
+    skipped_blocked: int = 0
 
 
-def dispatch(conn: Connection[DictRow], campaign_id: UUID, settings: Settings) -> Dispatched:
+def dispatch(
+    conn: Connection[DictRow], campaign_id: UUID, settings: Settings, clock: Clock = SYSTEM_CLOCK
+) -> Dispatched:
+    now = datetime.fromtimestamp(clock.time(), UTC)
+    with conn.transaction():
+        prepared = conn.execute(
+            "SELECT user_id FROM sms_campaigns WHERE id = %s AND status = 'queued'", (campaign_id,)
+        ).fetchone()
+    if prepared is not None:
+        # Contacts written before numbers carried their zones get them (and a missing country) now, committed,
+        # so that the workers see them; once done it is one index probe.
+        contacts.fill_number_time_zones(conn, prepared["user_id"])
     with conn.transaction():
         campaign = conn.execute(
             """SELECT c.id, c.user_id, c.status, c.message_template, c.sender_id, c.settings,
@@ -69,22 +85,28 @@ def dispatch(conn: Connection[DictRow], campaign_id: UUID, settings: Settings) -
         cap = campaign["settings"].get("throughput_per_second")
         size = routing.batch_size(routing.slowest_rate(conn, campaign["user_id"], settings, cap), settings)
         conn.execute("DELETE FROM sms_delivery_logs WHERE campaign_id = %s", (campaign_id,))  # a crashed attempt's
+        window = SendWindow.from_settings(campaign["settings"])
+        validity = campaign["settings"].get("validity_period")
+        expires_at = now + timedelta(seconds=int(validity)) if validity else None
         try:
-            shares = _materialise(campaign, sender, size, settings.dispatch_workers)
+            zones = _zones(conn, campaign, window, now)
+            shares = _materialise(campaign, sender, size, settings, zones, expires_at)
         except (DomainError, psycopg.DataError, psycopg.IntegrityError, psycopg.ProgrammingError) as exc:
             # Retrying cannot fix a template or data the database refuses: fail now, with the reason.
             return _fail(conn, campaign_id, f"The messages could not be rendered: {_reason(exc)}")
         recipients = sum(share["recipients"] for share in shares)
         credits = sum(share["credits"] for share in shares)
+        skipped = sum(share["skipped"] for share in shares)
         try:
             with conn.transaction():
                 if recipients == 0:
-                    raise _NoRecipientsError
-                ledger.reserve(conn, campaign["user_id"], credits, campaign_id, "campaign")
+                    raise _NoRecipientsError(skipped)
+                if credits:  # nothing when no recipient's window ever opens: those rows failed already
+                    ledger.reserve(conn, campaign["user_id"], credits, campaign_id, "campaign")
                 conn.execute(
                     """UPDATE sms_campaigns SET status = 'sending', started_at = now(), total_recipients = %s,
-                              updated_at = now() WHERE id = %s""",
-                    (recipients, campaign_id),
+                              skipped_blocked = %s, updated_at = now() WHERE id = %s""",
+                    (recipients, skipped, campaign_id),
                 )
         except (InsufficientCreditsError, _NoRecipientsError) as exc:
             reason = (
@@ -92,16 +114,26 @@ def dispatch(conn: Connection[DictRow], campaign_id: UUID, settings: Settings) -
                 if isinstance(exc, InsufficientCreditsError)
                 else "No recipients: no active, opted-in contact of the target groups has a message to send"
                 " (a message that renders empty or longer than 1,600 characters is not sent)."
+                + (f" {exc.skipped} recipients' destinations are blocked or unpriced." if exc.skipped else "")
             )
             return _fail(conn, campaign_id, reason)
 
     batches = [number for share in shares for number in share["batch_numbers"]]
     logger.info(
         "campaign dispatched",
-        extra={"campaign_id": str(campaign_id), "recipients": recipients, "credits": credits, "batches": len(batches)},
+        extra={
+            "campaign_id": str(campaign_id),
+            "recipients": recipients,
+            "credits": credits,
+            "batches": len(batches),
+            "skipped_blocked": skipped,
+        },
     )
-    _announce(campaign_id, "sending", batches)
-    return Dispatched(campaign_id, "sending", recipients, credits, len(batches))
+    _announce(campaign_id, "sending", batches)  # batches whose every message waits for its window: woken later
+    if not batches:
+        with conn.transaction():  # every recipient's window was never open: nothing waits, it completes now
+            settlement.settle(conn, "campaign", campaign_id)
+    return Dispatched(campaign_id, "sending", recipients, credits, len(batches), skipped)
 
 
 def _fail(conn: Connection[DictRow], campaign_id: UUID, reason: str) -> Dispatched:
@@ -128,32 +160,95 @@ def _announce(campaign_id: UUID, status: str, batches: list[int]) -> Dispatched:
 
 
 class _NoRecipientsError(Exception):
-    pass
+    def __init__(self, skipped: int) -> None:
+        self.skipped = skipped
 
 
-def _materialise(campaign: DictRow, sender: str | None, size: int, workers: int) -> list[dict[str, Any]]:
-    """Each worker inserts its share of the audience and commits; share k owns batches k, k + workers, ..."""
+def _zone_expression(window: SendWindow | None) -> sql.Composable:
+    """The zone key a recipient's window is read in: none, the campaign's zone, or the recipient's."""
+    if window is None:
+        return sql.SQL("NULL::text")
+    if window.timezone != windows.RECIPIENT:
+        return sql.Literal(window.timezone)
+    return sql.SQL("coalesce(c.timezone, nullif(c.number_time_zones, ''), 'UTC')")
+
+
+def _zones(
+    conn: Connection[DictRow], campaign: DictRow, window: SendWindow | None, now: datetime
+) -> windows.Openings | None:
+    """When each of the audience's zone keys may be sent to: a handful of keys, however large the audience."""
+    if window is None:
+        return None
+    if window.timezone != windows.RECIPIENT:
+        return windows.openings(window, [window.timezone], now)
+    rows = conn.execute(
+        sql.SQL("SELECT DISTINCT {} AS zone " + campaigns.RECIPIENTS_SQL).format(_zone_expression(window)),
+        {"user": campaign["user_id"], "campaign": campaign["id"]},
+    ).fetchall()
+    return windows.openings(window, [row["zone"] for row in rows], now)
+
+
+def _materialise(
+    campaign: DictRow,
+    sender: str | None,
+    size: int,
+    settings: Settings,
+    zones: windows.Openings | None,
+    expires_at: datetime | None,
+) -> list[dict[str, Any]]:
+    """Each worker inserts its share of the audience and commits; share k owns batches k, k + workers, ...
+
+    In the same statement each recipient is priced by its destination (blocked and unpriced ones are left
+    out and counted) and, with a sending window, given its zone's opening: rows of a closed zone are held,
+    and rows are numbered zone by zone so that a batch is, as far as it can be, all of one opening.
+    """
+    window = SendWindow.from_settings(campaign["settings"])
     rendered, template_params = templates.parse(campaign["message_template"]).sql_expression()
+    price_join, price = pricing.join(sql.SQL("a.country_code"))
+    workers = settings.dispatch_workers
+    order = sql.SQL("ORDER BY c.not_before NULLS FIRST, c.zone") if window else sql.SQL("")
     statement = sql.SQL(
         """WITH audience AS (
-               SELECT c.id, c.phone_number, {rendered} AS body """
+               SELECT c.id, c.phone_number, c.country_code, {zone} AS zone, {rendered} AS body """
         + campaigns.RECIPIENTS_SQL
         + """ AND get_byte(uuid_send(c.id), 15) %% %(workers)s = %(share)s),
+           candidates AS (
+               SELECT a.*, {price} AS price, sms_encoding(a.body) AS encoding,
+                      a.zone IS NOT NULL AND z.key IS NULL AS never, z.not_before, z.send_until
+                 FROM audience a {price_join}
+                 LEFT JOIN unnest(%(zone_keys)s::text[], %(zone_not_before)s::timestamptz[],
+                                  %(zone_send_until)s::timestamptz[]) AS z(key, not_before, send_until)
+                        ON z.key = a.zone
+                WHERE {sendable}),
            priced AS (
-               SELECT a.*, sms_encoding(a.body) AS encoding,
-                      ((row_number() OVER ()) - 1) / %(size)s * %(workers)s + %(share)s AS batch_number
-                 FROM audience a WHERE {sendable}),
+               SELECT c.*, ((row_number() OVER ({order})) - 1) / %(size)s * %(workers)s + %(share)s AS batch_number
+                 FROM candidates c WHERE c.price IS NOT NULL),
            inserted AS (
                INSERT INTO sms_delivery_logs (user_id, campaign_id, recipient_id, phone_number, status,
-                                              batch_number, segments, encoding, cost, body, sender_id)
-               SELECT %(user)s, %(campaign)s, p.id, p.phone_number, 'queued', p.batch_number, s.segments,
-                      p.encoding, s.segments * %(price)s, p.body, %(sender)s
+                                              batch_number, segments, encoding, cost, body, sender_id,
+                                              window_zone, not_before, held, send_until, expires_at,
+                                              error_code, error_message)
+               SELECT %(user)s, %(campaign)s, p.id, p.phone_number,
+                      CASE WHEN p.never THEN 'failed' ELSE 'queued' END, p.batch_number, s.segments,
+                      p.encoding, CASE WHEN p.never THEN 0 ELSE s.segments * p.price END, p.body, %(sender)s,
+                      p.zone, p.not_before, p.not_before IS NOT NULL, p.send_until, %(expires_at)s,
+                      CASE WHEN p.never THEN %(never_code)s END, CASE WHEN p.never THEN %(never_text)s END
                  FROM priced p CROSS JOIN LATERAL (SELECT sms_segments(p.body, p.encoding) AS segments) s
-               RETURNING segments, batch_number)
-           SELECT count(*)::int AS recipients, (coalesce(sum(segments), 0) * %(price)s)::int AS credits,
-                  coalesce(array_agg(DISTINCT batch_number), '{{}}') AS batch_numbers
+               RETURNING cost, batch_number, status, held)
+           SELECT count(*)::int AS recipients, coalesce(sum(cost), 0)::int AS credits,
+                  coalesce(array_agg(DISTINCT batch_number) FILTER (WHERE status = 'queued' AND NOT held), '{{}}')
+                      AS batch_numbers,
+                  (SELECT count(*) FROM candidates WHERE price IS NULL)::int AS skipped
              FROM inserted"""
-    ).format(rendered=rendered, sendable=templates.sendable(sql.SQL("a.body")))
+    ).format(
+        zone=_zone_expression(window),
+        rendered=rendered,
+        price=price,
+        price_join=price_join,
+        order=order,
+        sendable=templates.sendable(sql.SQL("a.body")),
+    )
+    no_zones = windows.Openings([], [], [], [])
 
     def share(index: int) -> dict[str, Any]:
         with db.connect_direct(autocommit=False) as worker:
@@ -165,8 +260,12 @@ def _materialise(campaign: DictRow, sender: str | None, size: int, workers: int)
                     "size": size,
                     "workers": workers,
                     "share": index,
-                    "price": settlement.CREDITS_PER_SEGMENT,
                     "sender": sender,
+                    "expires_at": expires_at,
+                    "never_code": windows.NO_WINDOW,
+                    "never_text": windows.NO_WINDOW_TEXT,
+                    **(zones or no_zones).params(),
+                    **pricing.params(campaign["user_id"], settings.default_credits_per_segment),
                     **template_params,
                 },
             ).fetchone()
@@ -180,7 +279,8 @@ def _materialise(campaign: DictRow, sender: str | None, size: int, workers: int)
 
 def _batches_with_queued_rows(conn: Connection[DictRow], campaign_id: UUID) -> list[int]:
     rows = conn.execute(
-        "SELECT DISTINCT batch_number FROM sms_delivery_logs WHERE campaign_id = %s AND status = 'queued'",
+        """SELECT DISTINCT batch_number FROM sms_delivery_logs
+            WHERE campaign_id = %s AND status = 'queued' AND NOT held""",
         (campaign_id,),
     ).fetchall()
     return [row["batch_number"] for row in rows]

@@ -1,8 +1,11 @@
 """Messages: one row of sms_delivery_logs each, whether a campaign or POST /v1/messages sent it.
 
-An API send request prices its messages, reserves their credits under one
-ledger reference (the request id) and enqueues one batch descriptor, so it goes
-through the same sender, receipts and settlement as a campaign.
+An API send request prices each message by its destination, reserves their
+credits under one ledger reference (the request id) and enqueues its batch
+descriptors, so it goes through the same sender, receipts and settlement as a
+campaign. One with `send_at` waits, `scheduled` and held, until the
+scheduler's tick wakes it (sending/windows.py); it can be cancelled until a
+sender takes it.
 """
 
 import base64
@@ -17,20 +20,20 @@ from uuid import UUID, uuid4
 from psycopg import Connection
 from psycopg.rows import DictRow
 
-from smsplatform.billing import ledger, settlement
+from smsplatform.billing import ledger, pricing, settlement
 from smsplatform.core import audit, queues
 from smsplatform.core.audit import RequestMeta
-from smsplatform.core.errors import FieldError, InvalidInputError, NotFoundError
+from smsplatform.core.errors import ConflictError, FieldError, InvalidInputError, NotFoundError
 from smsplatform.core.observability import logger
-from smsplatform.core.queue_messages import SendBatch
+from smsplatform.core.queue_messages import SendBatch, SendKind
 from smsplatform.sending import encoding
 
 COLUMNS = """id, campaign_id, request_id, recipient_id, phone_number, status, batch_number, attempts, segments,
               encoding, cost, body, sender_id, provider, external_message_id, created_at, updated_at, sent_at,
-              delivered_at, error_code, error_message"""
+              delivered_at, error_code, error_message, not_before, expires_at"""
 
 
-MessageStatus = Literal["queued", "sending", "sent", "delivered", "undelivered", "failed"]
+MessageStatus = Literal["scheduled", "queued", "sending", "sent", "delivered", "undelivered", "failed", "cancelled"]
 
 
 @dataclass(frozen=True)
@@ -56,6 +59,8 @@ class Message:
     delivered_at: datetime | None
     error_code: str | None
     error_message: str | None
+    not_before: datetime | None
+    expires_at: datetime | None
 
     @classmethod
     def from_row(cls, row: DictRow) -> "Message":
@@ -79,62 +84,116 @@ class Accepted:
     batches: int = 1  # batch numbers 0 .. batches - 1
 
 
+@dataclass(frozen=True)
+class Destination:
+    number: str  # E.164
+    country: str | None  # ISO 3166-1 alpha-2 of the number
+    field: str  # where the request named it, for errors
+
+
 def send(
     conn: Connection[DictRow],
     user_id: UUID,
-    numbers: list[str],
+    destinations: list[Destination],
     text: str,
     sender_id: str | None,
     meta: RequestMeta,
     *,
     batch_size: int,
+    default_price: int,
+    send_at: datetime | None = None,
+    validity_period: int | None = None,
 ) -> Accepted:
-    """Numbers are E.164 and distinct. Opted-out numbers get a failed row and no charge; 402 if credits are short.
+    """Numbers are E.164 and distinct. Opted-out numbers get a failed row and no charge; a destination the
+    account's prices block or leave unpriced is a 422 naming it (nothing is written); 402 if credits are short.
 
     Nothing is enqueued here: the caller's transaction may still be open. `announce` once it has committed.
     """
     info = encoding.analyse(text)
-    price = info.segments * settlement.CREDITS_PER_SEGMENT
+    prices = pricing.quote(conn, user_id, [d.country for d in destinations], default_price)
+    refused = [d for d in destinations if prices[d.country] is None]
+    if refused:
+        raise InvalidInputError(
+            "These destinations cannot be sent to: " + ", ".join(d.number for d in refused) + ".",
+            errors=[
+                FieldError(d.field, f"{d.number} ({d.country or 'unknown country'}) is blocked or unpriced")
+                for d in refused
+            ],
+        )
     request_id = uuid4()
     with conn.transaction():
         rows = conn.execute(
             f"""INSERT INTO sms_delivery_logs (user_id, request_id, phone_number, status, batch_number, segments,
-                                               encoding, cost, body, sender_id, error_code, error_message)
+                                               encoding, cost, body, sender_id, error_code, error_message,
+                                               not_before, held, expires_at)
                 SELECT %(user)s, %(request)s, n.number,
-                       CASE WHEN o.phone_number IS NULL THEN 'queued' ELSE 'failed' END,
+                       CASE WHEN o.phone_number IS NOT NULL THEN 'failed'
+                            WHEN %(send_at)s::timestamptz IS NOT NULL THEN 'scheduled' ELSE 'queued' END,
                        (n.position - 1) / %(batch_size)s, %(segments)s,
-                       %(encoding)s, CASE WHEN o.phone_number IS NULL THEN %(price)s ELSE 0 END, %(body)s, %(sender)s,
+                       %(encoding)s, CASE WHEN o.phone_number IS NULL THEN n.price * %(segments)s ELSE 0 END,
+                       %(body)s, %(sender)s,
                        CASE WHEN o.phone_number IS NOT NULL THEN 'opted_out' END,
                        CASE WHEN o.phone_number IS NOT NULL THEN 'The recipient opted out of this account''s messages.'
-                       END
-                  FROM unnest(%(numbers)s::text[]) WITH ORDINALITY AS n(number, position)
+                       END,
+                       %(send_at)s, %(send_at)s::timestamptz IS NOT NULL AND o.phone_number IS NULL,
+                       coalesce(%(send_at)s, now()) + make_interval(secs => %(validity)s)
+                  FROM unnest(%(numbers)s::text[], %(prices)s::int[]) WITH ORDINALITY AS n(number, price, position)
                   LEFT JOIN opt_outs o ON o.user_id = %(user)s AND o.phone_number = n.number
                  ORDER BY n.position
              RETURNING {COLUMNS}""",
             {
                 "user": user_id,
                 "request": request_id,
-                "numbers": numbers,
+                "numbers": [d.number for d in destinations],
+                "prices": [prices[d.country] for d in destinations],
                 "segments": info.segments,
                 "encoding": info.encoding,
-                "price": price,
                 "body": text,
                 "sender": sender_id,
                 "batch_size": batch_size,
+                "send_at": send_at,
+                "validity": validity_period,
             },
         ).fetchall()
         messages = [Message.from_row(row) for row in rows]
-        credits = sum(price for m in messages if m.status == "queued")
+        credits = int(sum(m.cost or 0 for m in messages))
         if credits:
             ledger.reserve(conn, user_id, credits, request_id, "request")
+        details: dict[str, object] = {"request_id": str(request_id), "recipients": len(messages), "credits": credits}
+        if send_at is not None:
+            details["send_at"] = send_at.isoformat()
+        audit.record(conn, user_id, "messages.send", details, meta)
+    batches = max(1, -(-len(destinations) // batch_size))
+    return Accepted(request_id, messages, credits, 0 if send_at is not None else batches)
+
+
+def cancel(conn: Connection[DictRow], user_id: UUID, message_id: UUID, meta: RequestMeta) -> Message:
+    """A scheduled or queued message that no sender has taken: cancelled, its credits refunded at once."""
+    with conn.transaction():
+        row = conn.execute(
+            """UPDATE sms_delivery_logs
+                  SET status = 'cancelled', held = false, error_code = 'cancelled',
+                      error_message = 'Cancelled before it was sent.', updated_at = now()
+                WHERE id = %s AND user_id = %s AND status IN ('scheduled', 'queued')
+            RETURNING campaign_id, request_id, cost""",
+            (message_id, user_id),
+        ).fetchone()
+        if row is None:
+            current = get_message(conn, user_id, message_id)  # 404 if it is not the account's
+            raise ConflictError(f"The message is {current.status}; only a scheduled or queued one can be cancelled.")
+        kind: SendKind = "campaign" if row["campaign_id"] is not None else "request"
+        reference = row["campaign_id"] or row["request_id"]
+        if row["cost"]:
+            ledger.refund(conn, user_id, int(row["cost"]), reference, kind)
         audit.record(
             conn,
             user_id,
-            "messages.send",
-            {"request_id": str(request_id), "recipients": len(messages), "credits": credits},
+            "message.cancel",
+            {"message_id": str(message_id), "credits_refunded": int(row["cost"] or 0)},
             meta,
         )
-    return Accepted(request_id, messages, credits, max(1, -(-len(numbers) // batch_size)))
+        settlement.settle(conn, kind, reference)
+    return get_message(conn, user_id, message_id)
 
 
 def announce(accepted: Accepted) -> None:
@@ -142,7 +201,7 @@ def announce(accepted: Accepted) -> None:
 
     Should SQS refuse, the rows stay queued and reserved, and the recovery sweep announces them.
     """
-    if not accepted.credits:
+    if not accepted.credits or not accepted.batches:  # nothing to send, or scheduled: the scheduler wakes it
         return
     try:
         queues.send_many(

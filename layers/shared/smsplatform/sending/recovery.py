@@ -18,11 +18,17 @@ stay `queued` or `sending` for good and their campaign never settles. The sweep:
    sending campaign left with nothing in flight (a sender died between its last
    record and the settlement).
 
+It also does the time-driven work of the pipeline: messages past their validity
+period fail as `expired` (and are refunded when their reference settles), and
+messages held for a sending window or a scheduled time are woken and their
+batches announced (sending/windows.py).
+
 Every statement starts from the partial index of in-flight rows or from
 campaigns stopped or sending now, so it stays flat as history grows.
 """
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from uuid import UUID
 
 from psycopg import Connection
@@ -30,9 +36,12 @@ from psycopg.rows import DictRow
 
 from smsplatform.billing import settlement
 from smsplatform.core import db, queues
+from smsplatform.core.clock import SYSTEM_CLOCK, Clock
 from smsplatform.core.config import Settings
 from smsplatform.core.observability import logger
 from smsplatform.core.queue_messages import SendBatch, SendKind
+from smsplatform.sending import windows
+from smsplatform.sending.sender import EXPIRED_TEXT
 
 _BATCH = 10_000  # rows per statement; a larger backlog is taken over the next ticks
 _STOPPED = "The campaign was {status} before this message was sent."
@@ -45,6 +54,8 @@ class Swept:
     finalised: int  # rows of stopped campaigns, and expired rows
     reannounced: int  # batches announced again
     settled: int  # campaigns and API sends settled
+    expired: int = 0  # messages past their validity period
+    woken: int = 0  # messages whose window opened or whose scheduled time came
 
 
 def _stopped_campaigns(conn: Connection[DictRow], settings: Settings) -> list[DictRow]:
@@ -79,7 +90,7 @@ def _idle_rows(conn: Connection[DictRow], settings: Settings) -> list[DictRow]:
                  FROM sms_delivery_logs l
                  JOIN users u ON u.id = l.user_id AND u.account_status <> 'suspended'  -- held, not lost
                  LEFT JOIN sms_campaigns c ON c.id = l.campaign_id
-                WHERE l.status IN ('queued', 'sending')
+                WHERE l.status IN ('queued', 'sending') AND NOT l.held  -- held ones wait on purpose
                   AND l.updated_at < now() - make_interval(secs => CASE WHEN l.request_id IS NOT NULL
                                                                         THEN %(request_stall)s ELSE %(stall)s END)
                   AND (l.status = 'queued' OR l.claimed_at < now() - make_interval(secs => %(lease)s))
@@ -117,6 +128,24 @@ def _idle_rows(conn: Connection[DictRow], settings: Settings) -> list[DictRow]:
     ).fetchall()
 
 
+def _expired(conn: Connection[DictRow], now: datetime) -> list[DictRow]:
+    """Unsent messages past their validity period fail as expired; through the partial index of those that
+    have one and are not sent yet."""
+    return conn.execute(
+        """WITH due AS (
+               SELECT id, created_at FROM sms_delivery_logs
+                WHERE expires_at IS NOT NULL AND status IN ('scheduled', 'queued') AND expires_at <= %(now)s
+                ORDER BY expires_at LIMIT %(limit)s FOR UPDATE SKIP LOCKED)
+           UPDATE sms_delivery_logs l
+              SET status = 'failed', error_code = 'expired', error_message = %(text)s, held = false,
+                  updated_at = now()
+             FROM due WHERE l.id = due.id AND l.created_at = due.created_at
+        RETURNING CASE WHEN l.campaign_id IS NOT NULL THEN 'campaign' ELSE 'request' END AS kind,
+                  coalesce(l.campaign_id, l.request_id) AS id""",
+        {"now": now, "limit": _BATCH, "text": EXPIRED_TEXT},
+    ).fetchall()
+
+
 def _sending_with_nothing_in_flight(conn: Connection[DictRow]) -> list[UUID]:
     rows = conn.execute(
         """SELECT c.id FROM sms_campaigns c
@@ -127,14 +156,20 @@ def _sending_with_nothing_in_flight(conn: Connection[DictRow]) -> list[UUID]:
     return [row["id"] for row in rows]
 
 
-def sweep(settings: Settings) -> Swept:
+def sweep(settings: Settings, clock: Clock = SYSTEM_CLOCK) -> Swept:
+    now = datetime.fromtimestamp(clock.time(), UTC)
     with db.transaction() as conn:
+        expired = _expired(conn, now)
+        woken = windows.wake(conn, now)
         stopped = _stopped_campaigns(conn, settings)
         idle = _idle_rows(conn, settings)
         idle_campaigns = _sending_with_nothing_in_flight(conn)
     again = sorted({(row["kind"], row["id"], row["batch"]) for row in idle if not row["finalised"]})
     queues.send_many("send", (SendBatch(kind=kind, id=ref, batch=batch) for kind, ref, batch in again))
+    # Should this fail, the woken rows are queued and idle: the stall sweep announces them.
+    queues.send_many("send", woken.batches)
     to_settle: set[tuple[SendKind, UUID]] = {(row["kind"], row["id"]) for row in stopped}
+    to_settle |= {(row["kind"], row["id"]) for row in expired}
     to_settle |= {(row["kind"], row["id"]) for row in idle if row["finalised"]}
     to_settle |= {("campaign", campaign_id) for campaign_id in idle_campaigns}
     settled = 0
@@ -147,4 +182,4 @@ def sweep(settings: Settings) -> Swept:
             "recovered stranded work",
             extra={"finalised": finalised, "batches_reannounced": len(again), "settled": settled},
         )
-    return Swept(finalised, len(again), settled)
+    return Swept(finalised, len(again), settled, len(expired), woken.messages)

@@ -9,8 +9,9 @@ identities verified for it), and is written in the transaction that stores the
 inbound message, so each inbound message gets at most one. None is written
 to a number that is opted out of the account, except the opt-out
 confirmation itself (the sender's claim lets that one through too), nor for
-a closed account, nor when the account's credits are short, nor where the
-provider answered the keyword itself: the inbound message then says why in
+a closed account, nor to a destination the account's prices block or leave
+unpriced, nor when the account's credits are short, nor where the provider
+answered the keyword itself: the inbound message then says why in
 `reply_skipped`.
 """
 
@@ -18,10 +19,11 @@ from collections import defaultdict
 from dataclasses import dataclass
 from uuid import UUID, uuid4
 
-from psycopg import Connection
+from psycopg import Connection, sql
 from psycopg.rows import DictRow
 
-from smsplatform.billing import ledger, settlement
+from smsplatform.billing import ledger, pricing
+from smsplatform.contacts import phones
 from smsplatform.core import audit
 from smsplatform.core.audit import RequestMeta
 from smsplatform.core.config import Settings
@@ -63,29 +65,35 @@ def reply(
     ]
     if not wanted:
         return []
+    price_join, price_of = pricing.join(sql.SQL("w.country"), user=sql.SQL("w.user_id"))
     state = {
         row["inbound_id"]: row
         for row in conn.execute(
-            """SELECT w.inbound_id, u.account_status,
+            sql.SQL(
+                """SELECT w.inbound_id, u.account_status, {price} AS price,
                       EXISTS (SELECT 1 FROM opt_outs o
                                WHERE o.user_id = w.user_id AND o.phone_number = w.number) AS opted_out,
                       coalesce((SELECT s.sender_id FROM sender_identities s
                                  WHERE s.user_id = w.user_id AND s.sender_id = w.written_to),
                                (SELECT s.sender_id FROM sender_identities s
                                  WHERE s.user_id = w.user_id AND s.is_default)) AS sender
-                 FROM unnest(%s::uuid[], %s::uuid[], %s::text[], %s::text[])
-                      AS w(inbound_id, user_id, number, written_to)
-                 JOIN users u ON u.id = w.user_id""",
-            (
-                [row["id"] for row, _ in wanted],
-                [row["user_id"] for row, _ in wanted],
-                [row["from_number"] for row, _ in wanted],
-                [row["to_number"] for row, _ in wanted],
-            ),
+                 FROM unnest(%(ids)s::uuid[], %(users)s::uuid[], %(numbers)s::text[], %(written_to)s::text[],
+                             %(countries)s::text[])
+                      AS w(inbound_id, user_id, number, written_to, country)
+                 JOIN users u ON u.id = w.user_id {price_join}"""
+            ).format(price=price_of, price_join=price_join),
+            {
+                "ids": [row["id"] for row, _ in wanted],
+                "users": [row["user_id"] for row, _ in wanted],
+                "numbers": [row["from_number"] for row, _ in wanted],
+                "written_to": [row["to_number"] for row, _ in wanted],
+                "countries": [_country(row["from_number"]) for row, _ in wanted],
+                "default_price": settings.default_credits_per_segment,
+            },
         )
     }
     skipped: dict[UUID, str] = {}
-    by_account: dict[UUID, list[tuple[DictRow, str, str | None]]] = defaultdict(list)
+    by_account: dict[UUID, list[tuple[DictRow, str, str | None, int]]] = defaultdict(list)
     for row, text in wanted:
         found = state[row["id"]]
         if row["id"] in answered_by_provider:
@@ -94,15 +102,17 @@ def reply(
             skipped[row["id"]] = "account_closed"
         elif found["opted_out"] and row["keyword"] != "opt_out":
             skipped[row["id"]] = "opted_out"
+        elif found["price"] is None:
+            skipped[row["id"]] = "destination_blocked"
         else:
-            by_account[row["user_id"]].append((row, text, found["sender"]))
+            by_account[row["user_id"]].append((row, text, found["sender"], found["price"]))
     accepted: list[Accepted] = []
     written: list[_Reply] = []
     for user_id, items in by_account.items():
         request_id = uuid4()
         size = routing.batch_size(routing.slowest_rate(conn, user_id, settings), settings)
         rows = []
-        for position, (row, text, sender) in enumerate(items):
+        for position, (row, text, sender, price) in enumerate(items):
             info = encoding.analyse(text)
             rows.append(
                 _Reply(
@@ -115,7 +125,7 @@ def reply(
                     text,
                     info.segments,
                     info.encoding,
-                    info.segments * settlement.CREDITS_PER_SEGMENT,
+                    info.segments * price,
                     position // size,
                     row["keyword"],
                 )
@@ -140,6 +150,13 @@ def reply(
         _write(conn, written)
     _mark(conn, {r.inbound_id: r.id for r in written}, skipped)
     return accepted
+
+
+def _country(number: str) -> str | None:
+    try:
+        return phones.parse(number)[1]
+    except phones.UnusableNumberError:
+        return None
 
 
 def _write(conn: Connection[DictRow], rows: list[_Reply]) -> None:

@@ -23,7 +23,7 @@ import math
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from uuid import UUID
 
 from psycopg import Connection
@@ -37,9 +37,11 @@ from smsplatform.core.observability import logger
 from smsplatform.core.queue_messages import SendBatch, SendKind
 from smsplatform.providers.base import OutboundMessage, Provider, SendResult
 from smsplatform.providers.registry import route
-from smsplatform.sending import status_callbacks
+from smsplatform.sending import status_callbacks, windows
+from smsplatform.sending.windows import SendWindow
 
 _COLUMN = {"campaign": "campaign_id", "request": "request_id"}
+EXPIRED_TEXT = "The message was not handed to a provider within its validity period; its credits are refunded."
 
 
 @dataclass(frozen=True)
@@ -61,14 +63,21 @@ class BatchOutcome:
 
 
 def claim(
-    conn: Connection[DictRow], kind: SendKind, reference_id: UUID, batch: int, settings: Settings
+    conn: Connection[DictRow],
+    kind: SendKind,
+    reference_id: UUID,
+    batch: int,
+    settings: Settings,
+    now: datetime | None = None,
 ) -> list[Claimed]:
     """queued -> sending for this batch, in one statement; a campaign only while it is sending (not
     cancelled) and only while the account is active (a suspended account's rows wait, queued).
 
-    A row whose number opted out of the account since the row was written (a STOP mid-campaign) is failed
-    as `opted_out` here instead, so it is never sent; its credits are refunded when the batch settles. The
-    one exception is the confirmation of an opt-out (sending/replies.py).
+    Not claimed: messages waiting for their sending window (held, or their window closed: see
+    sending/windows.py). Failed here instead of sent: a message past its validity period (`expired`),
+    and one whose number opted out of the account since the row was written (a STOP mid-campaign:
+    `opted_out`), except the confirmation of an opt-out (sending/replies.py). Their credits are refunded
+    when the batch settles.
     """
     campaign_live = (
         "AND EXISTS (SELECT 1 FROM sms_campaigns WHERE id = %(ref)s AND status = 'sending')"
@@ -78,41 +87,55 @@ def claim(
     with conn.transaction():
         rows = conn.execute(
             f"""WITH target AS (
-                    SELECT l.id, l.created_at, l.status AS was, (o.phone_number IS NOT NULL) AS opted_out
+                    SELECT l.id, l.created_at, l.status AS was,
+                           CASE WHEN l.expires_at <= %(now)s THEN 'expired'
+                                WHEN o.phone_number IS NOT NULL THEN 'opted_out' END AS stop
                       FROM sms_delivery_logs l
                       LEFT JOIN opt_outs o ON o.user_id = l.user_id AND o.phone_number = l.phone_number
                                           AND l.inbound_reply IS DISTINCT FROM 'opt_out'
                      WHERE l.{_COLUMN[kind]} = %(ref)s AND l.batch_number = %(batch)s
-                       AND (l.status = 'queued'
+                       AND ((l.status = 'queued' AND NOT l.held
+                             AND (l.send_until IS NULL OR l.send_until > %(now)s OR l.expires_at <= %(now)s))
                             OR (l.status = 'sending' AND l.claimed_at < now() - make_interval(secs => %(lease)s)))
                        AND EXISTS (SELECT 1 FROM users u WHERE u.id = l.user_id AND u.account_status = 'active')
                        {campaign_live}
                        FOR UPDATE OF l SKIP LOCKED)
                 UPDATE sms_delivery_logs l
-                   SET status = CASE WHEN t.opted_out THEN 'failed' ELSE 'sending' END,
-                       error_code = CASE WHEN t.opted_out THEN 'opted_out' ELSE l.error_code END,
-                       error_message = CASE WHEN t.opted_out THEN %(opted_out)s ELSE l.error_message END,
-                       claimed_at = CASE WHEN t.opted_out THEN NULL ELSE now() END, updated_at = now(),
-                       attempts = l.attempts + CASE WHEN t.was = 'queued' AND NOT t.opted_out THEN 1 ELSE 0 END
+                   SET status = CASE WHEN t.stop IS NOT NULL THEN 'failed' ELSE 'sending' END,
+                       error_code = coalesce(t.stop, l.error_code),
+                       error_message = CASE t.stop WHEN 'opted_out' THEN %(opted_out)s
+                                                   WHEN 'expired' THEN %(expired)s ELSE l.error_message END,
+                       claimed_at = CASE WHEN t.stop IS NOT NULL THEN NULL ELSE now() END, updated_at = now(),
+                       attempts = l.attempts + CASE WHEN t.was = 'queued' AND t.stop IS NULL THEN 1 ELSE 0 END
                   FROM target t
                  WHERE l.id = t.id AND l.created_at = t.created_at
-             RETURNING l.id, l.created_at, l.phone_number, l.body, l.sender_id, l.attempts, t.was, t.opted_out""",
+             RETURNING l.id, l.created_at, l.phone_number, l.body, l.sender_id, l.attempts, t.was, t.stop,
+                       ceil(extract(epoch FROM l.expires_at - %(now)s))::int AS validity_seconds""",
             {
                 "ref": reference_id,
                 "batch": batch,
                 "lease": settings.send_lease_seconds,
+                "now": now or datetime.now(UTC),
                 "opted_out": "The recipient opted out of this account's messages before it was sent.",
+                "expired": EXPIRED_TEXT,
             },
         ).fetchall()
     return [
         Claimed(
             row["id"],
             row["created_at"],
-            OutboundMessage(row["id"], row["phone_number"], row["body"], row["sender_id"], row["attempts"]),
+            OutboundMessage(
+                row["id"],
+                row["phone_number"],
+                row["body"],
+                row["sender_id"],
+                row["attempts"],
+                row["validity_seconds"],
+            ),
             row["was"] == "sending",
         )
         for row in rows
-        if not row["opted_out"]
+        if row["stop"] is None
     ]
 
 
@@ -293,25 +316,32 @@ class BatchContext:
     user_id: UUID | None
     cap: float | None
     route: list[str] | None
+    window: SendWindow | None = None
 
 
 def _context(conn: Connection[DictRow], kind: SendKind, reference_id: UUID) -> BatchContext:
     if kind == "campaign":
         row = conn.execute(
-            """SELECT c.user_id, (c.settings ->> 'throughput_per_second')::float AS cap, u.provider_route
+            """SELECT c.user_id, (c.settings ->> 'throughput_per_second')::float AS cap, u.provider_route,
+                      c.settings
                  FROM sms_campaigns c JOIN users u ON u.id = c.user_id WHERE c.id = %s""",
             (reference_id,),
         ).fetchone()
     else:
         row = conn.execute(
-            """SELECT u.id AS user_id, NULL::float AS cap, u.provider_route
+            """SELECT u.id AS user_id, NULL::float AS cap, u.provider_route, NULL::jsonb AS settings
                  FROM users u
                 WHERE u.id = (SELECT user_id FROM sms_delivery_logs WHERE request_id = %s LIMIT 1)""",
             (reference_id,),
         ).fetchone()
     if row is None:
         return BatchContext(None, None, None)
-    return BatchContext(row["user_id"], row["cap"] or None, list(row["provider_route"] or []) or None)
+    return BatchContext(
+        row["user_id"],
+        row["cap"] or None,
+        list(row["provider_route"] or []) or None,
+        SendWindow.from_settings(row["settings"]),
+    )
 
 
 RouteFactory = Callable[[list[str] | None, Settings], Provider]
@@ -321,8 +351,12 @@ def process_batch(
     descriptor: SendBatch, settings: Settings, make_route: RouteFactory = route, clock: Clock = SYSTEM_CLOCK
 ) -> BatchOutcome:
     kind, reference_id, batch = descriptor.kind, descriptor.id, descriptor.batch
+    now = datetime.fromtimestamp(clock.time(), UTC)
     with db.transaction() as conn:
         context = _context(conn, kind, reference_id)
+        if context.window is not None:
+            with conn.transaction():  # arrived after its window closed (a cap, a retry): wait for the next
+                windows.rehold(conn, reference_id, batch, context.window, now)
         provider = make_route(context.route, settings)
         provider_cap = settings.provider_caps.get(provider.name)
         pacer = None
@@ -343,7 +377,7 @@ def process_batch(
                 queues.send("send", descriptor, delay_seconds=delay)
                 return BatchOutcome(0, 0, 0, 0, False, min(delay, 900))
             pacer = Pacer(start, rate, clock)
-        claimed = claim(conn, kind, reference_id, batch, settings)
+        claimed = claim(conn, kind, reference_id, batch, settings, now)
     if not claimed:
         with db.transaction() as conn:
             settled = settlement.settle(conn, kind, reference_id)
@@ -387,7 +421,7 @@ def process_batch(
 def _batch_rows(conn: Connection[DictRow], kind: SendKind, reference_id: UUID, batch: int) -> int:
     row = conn.execute(
         f"""SELECT count(*) AS n FROM sms_delivery_logs
-             WHERE {_COLUMN[kind]} = %s AND batch_number = %s AND status = 'queued'""",
+             WHERE {_COLUMN[kind]} = %s AND batch_number = %s AND status = 'queued' AND NOT held""",
         (reference_id, batch),
     ).fetchone()
     return int(row["n"]) if row else 0

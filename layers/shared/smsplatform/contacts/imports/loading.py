@@ -33,8 +33,8 @@ def load(
     conn.execute("SET LOCAL work_mem = '256MB'")
     conn.execute(
         """CREATE TEMP TABLE import_staging (
-               line_number integer, phone text, country_code text, first_name text, last_name text,
-               email text, custom_fields jsonb, error text) ON COMMIT DROP"""
+               line_number integer, phone text, country_code text, number_time_zones text, first_name text,
+               last_name text, email text, custom_fields jsonb, error text) ON COMMIT DROP"""
     )
     layout, rows = open_csv(stream)
     total = 0
@@ -62,18 +62,21 @@ def load(
     assert counts is not None
     upserted = conn.execute(
         """WITH latest AS (
-               SELECT DISTINCT ON (phone) phone, country_code, first_name, last_name, email, custom_fields
+               SELECT DISTINCT ON (phone) phone, country_code, number_time_zones, first_name, last_name, email,
+                      custom_fields
                  FROM import_staging WHERE error IS NULL
                 ORDER BY phone, line_number DESC
            ), written AS (
-               INSERT INTO contacts AS c (user_id, phone_number, country_code, first_name, last_name, email,
-                                          custom_fields, status)
-               SELECT %(user)s, l.phone, l.country_code, l.first_name, l.last_name, l.email, l.custom_fields,
+               INSERT INTO contacts AS c (user_id, phone_number, country_code, number_time_zones, first_name,
+                                          last_name, email, custom_fields, status)
+               SELECT %(user)s, l.phone, l.country_code, l.number_time_zones, l.first_name, l.last_name, l.email,
+                      l.custom_fields,
                       CASE WHEN o.phone_number IS NULL THEN 'active' ELSE 'unsubscribed' END
                  FROM latest l
                  LEFT JOIN opt_outs o ON o.user_id = %(user)s AND o.phone_number = l.phone
                ON CONFLICT (user_id, phone_number) DO UPDATE SET
                    country_code = coalesce(EXCLUDED.country_code, c.country_code),
+                   number_time_zones = EXCLUDED.number_time_zones,
                    first_name = coalesce(EXCLUDED.first_name, c.first_name),
                    last_name = coalesce(EXCLUDED.last_name, c.last_name),
                    email = coalesce(EXCLUDED.email, c.email),

@@ -19,8 +19,8 @@ _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 def staged(
     line_number: int, fields: list[str], layout: Layout, default_region: str | None
-) -> tuple[int, str | None, str | None, str | None, str | None, str | None, str, str | None]:
-    """One staging row: the normalised values, or the reason the row is skipped."""
+) -> tuple[int, str | None, str | None, str | None, str | None, str | None, str | None, str, str | None]:
+    """One staging row: the normalised values (with the zones of the number), or the reason it is skipped."""
 
     def field(index: int | None) -> str | None:
         if index is None or index >= len(fields):
@@ -54,6 +54,7 @@ def staged(
         line_number,
         phone,
         region,
+        phones.time_zones(phone) if phone else None,
         known.get("first_name"),
         known.get("last_name"),
         known.get("email"),
