@@ -265,7 +265,8 @@ BREAKS = [
         L + "sending/sender.py",
         "AND ((l.status = 'queued' AND NOT l.held",
         "AND ((l.status = 'queued'",
-        T + "test_pricing_and_windows.py::test_a_campaign_over_three_zones_sends_each_only_inside_its_window_and_completes",
+        T
+        + "test_pricing_and_windows.py::test_a_campaign_over_three_zones_sends_each_only_inside_its_window_and_completes",
     ),
     (
         "send a batch whose window closed while it waited",
@@ -286,7 +287,8 @@ BREAKS = [
         L + "billing/ledger.py",
         "    if threshold is not None and entry.credits_before >= threshold > entry.credits_after:",
         "    if threshold is not None and threshold > entry.credits_after:",
-        T + "test_pricing_and_windows.py::test_crossing_the_low_balance_threshold_emits_one_signed_event_and_an_audit_row",
+        T
+        + "test_pricing_and_windows.py::test_crossing_the_low_balance_threshold_emits_one_signed_event_and_an_audit_row",
     ),
 ]
 

@@ -175,7 +175,7 @@ def test_preview_stats_and_ledger_agree_over_mixed_prices_and_a_blocked_country(
         {"phone_number": "+447400123102", "first_name": "O'Brien"},
         {"phone_number": KOLKATA, "first_name": "प्रिया"},
     ]
-    template = "{{first_name}}: 50% off — \"today\" only \\o/ 🎉"  # UCS-2, one segment each
+    template = '{{first_name}}: 50% off — "today" only \\o/ 🎉'  # UCS-2, one segment each
     campaign_id = make_campaign(api, token, [make_group(api, token, "mixed", people)], template=template)
 
     preview = api.request("POST", f"/v1/campaigns/{campaign_id}/preview", token=token, json_body={}).json()
@@ -294,18 +294,23 @@ def test_crossing_the_low_balance_threshold_emits_one_signed_event_and_an_audit_
     token = user["token"]
     endpoint = Endpoint()
     try:
-        assert api.request("PUT", "/v1/status-callback", token=token, json_body={"url": endpoint.url}).status == 200
+        url = {"url": endpoint.url}
+        assert api.request("PUT", "/v1/status-callback", token=token, json_body=url).status == 200
         secret = api.request("POST", "/v1/status-callback/secret", token=token).json()
-        assert api.request("PUT", "/v1/users/me", token=token, json_body={"low_balance_threshold": 10}).status == 200
+        threshold = {"low_balance_threshold": 10}
+        assert api.request("PUT", "/v1/users/me", token=token, json_body=threshold).status == 200
         give_credits(api, admin, user, 12)
         for number in ("+447400123101", "+447400123102", "+447400123103"):  # 12 -> 11 -> 10 -> 9: crosses once
-            assert api.request("POST", "/v1/messages", token=token, json_body={"to": number, "text": "Hi"}).status == 202
+            sent = api.request("POST", "/v1/messages", token=token, json_body={"to": number, "text": "Hi"})
+            assert sent.status == 202
         pipeline.drain()
         give_credits(api, admin, user, 10)  # 19: above again
         for number in ("+447400123104",) * 10:  # ... and below once more
             api.request("POST", "/v1/messages", token=token, json_body={"to": number, "text": "Hi"})
         pipeline.drain()  # each batch's sender announces the account's callbacks: the alerts among them
-        received = [(headers, body) for headers, body in endpoint.received if json.loads(body)["event"] == "balance.low"]
+        received = [
+            (headers, body) for headers, body in endpoint.received if json.loads(body)["event"] == "balance.low"
+        ]
     finally:
         endpoint.stop()
 
