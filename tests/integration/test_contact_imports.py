@@ -239,3 +239,31 @@ def test_worker_processes_give_the_same_result_in_file_order(
     # The last line of each number wins, as without workers: Name60 .. Name99.
     names = {row["first_name"] for row in conn.execute("SELECT first_name FROM contacts")}
     assert names == {f"Name{n}" for n in range(60, 100)}
+
+
+def test_an_imported_contact_keeps_its_time_zone_and_its_numbers_zones(
+    api: Api, user: dict[str, Any], import_worker: SqsPoller, conn: psycopg.Connection[Any]
+) -> None:
+    csv_text = (
+        "phone,first_name,timezone\n"
+        "+12025550123,Zoë,America/Chicago\n"  # a DC number whose owner lives in Chicago
+        "+919876543210,प्रिया,\n"
+        "+447400123101,Ann,Mars/Olympus_Mons\n"
+    )
+
+    started = _start(api, user["token"], csv_text)
+    _run(import_worker, api, user["token"], started["import_id"])
+    result = _status(api, user["token"], started["import_id"])
+    rows = {
+        row["phone_number"]: (row["country_code"], row["timezone"], row["number_time_zones"])
+        for row in conn.execute("SELECT phone_number, country_code, timezone, number_time_zones FROM contacts")
+    }
+
+    assert (result["imported"], result["invalid"]) == (2, 1)
+    assert result["errors"] == [
+        {"row": 4, "reason": "timezone 'Mars/Olympus_Mons' is not an IANA time zone (e.g. Europe/London)"}
+    ]
+    assert rows == {
+        "+12025550123": ("US", "America/Chicago", "America/New_York"),
+        "+919876543210": ("IN", None, "Asia/Calcutta"),
+    }

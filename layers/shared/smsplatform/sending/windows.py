@@ -106,8 +106,12 @@ def _zone_names() -> frozenset[str]:
     return frozenset(available_timezones())
 
 
+def is_zone(name: str) -> bool:
+    return name in _zone_names()
+
+
 def check_zone(name: str, field: str) -> str:
-    if name not in _zone_names():
+    if not is_zone(name):
         raise InvalidInputError(
             f"{name!r} is not an IANA time zone.", errors=[FieldError(field, "is not an IANA time zone name")]
         )

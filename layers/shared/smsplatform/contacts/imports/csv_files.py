@@ -11,7 +11,7 @@ from typing import BinaryIO
 from smsplatform.contacts import contacts
 
 PHONE_HEADERS = ("phone", "phone_number", "mobile", "msisdn", "number")
-KNOWN_HEADERS = {"first_name": 50, "last_name": 50, "email": 120, "country_code": 5}
+KNOWN_HEADERS = {"first_name": 50, "last_name": 50, "email": 120, "country_code": 5, "timezone": 64}
 
 
 class ImportFileError(Exception):

@@ -34,7 +34,7 @@ def load(
     conn.execute(
         """CREATE TEMP TABLE import_staging (
                line_number integer, phone text, country_code text, number_time_zones text, first_name text,
-               last_name text, email text, custom_fields jsonb, error text) ON COMMIT DROP"""
+               last_name text, email text, timezone text, custom_fields jsonb, error text) ON COMMIT DROP"""
     )
     layout, rows = open_csv(stream)
     total = 0
@@ -63,14 +63,14 @@ def load(
     upserted = conn.execute(
         """WITH latest AS (
                SELECT DISTINCT ON (phone) phone, country_code, number_time_zones, first_name, last_name, email,
-                      custom_fields
+                      timezone, custom_fields
                  FROM import_staging WHERE error IS NULL
                 ORDER BY phone, line_number DESC
            ), written AS (
                INSERT INTO contacts AS c (user_id, phone_number, country_code, number_time_zones, first_name,
-                                          last_name, email, custom_fields, status)
+                                          last_name, email, timezone, custom_fields, status)
                SELECT %(user)s, l.phone, l.country_code, l.number_time_zones, l.first_name, l.last_name, l.email,
-                      l.custom_fields,
+                      l.timezone, l.custom_fields,
                       CASE WHEN o.phone_number IS NULL THEN 'active' ELSE 'unsubscribed' END
                  FROM latest l
                  LEFT JOIN opt_outs o ON o.user_id = %(user)s AND o.phone_number = l.phone
@@ -80,13 +80,15 @@ def load(
                    first_name = coalesce(EXCLUDED.first_name, c.first_name),
                    last_name = coalesce(EXCLUDED.last_name, c.last_name),
                    email = coalesce(EXCLUDED.email, c.email),
+                   timezone = coalesce(EXCLUDED.timezone, c.timezone),
                    custom_fields = c.custom_fields || EXCLUDED.custom_fields,
                    updated_at = now()
-               WHERE (c.country_code, c.first_name, c.last_name, c.email, c.custom_fields)
+               WHERE (c.country_code, c.first_name, c.last_name, c.email, c.timezone, c.custom_fields)
                      IS DISTINCT FROM (coalesce(EXCLUDED.country_code, c.country_code),
                                        coalesce(EXCLUDED.first_name, c.first_name),
                                        coalesce(EXCLUDED.last_name, c.last_name),
                                        coalesce(EXCLUDED.email, c.email),
+                                       coalesce(EXCLUDED.timezone, c.timezone),
                                        c.custom_fields || EXCLUDED.custom_fields)
                RETURNING (xmax = 0) AS inserted
            )

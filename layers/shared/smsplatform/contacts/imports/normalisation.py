@@ -13,13 +13,14 @@ from typing import Any
 from smsplatform.contacts import phones
 from smsplatform.contacts.contacts import MAX_CUSTOM_VALUE_CHARACTERS
 from smsplatform.contacts.imports.csv_files import KNOWN_HEADERS, Layout, Row
+from smsplatform.sending import windows
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 
 def staged(
     line_number: int, fields: list[str], layout: Layout, default_region: str | None
-) -> tuple[int, str | None, str | None, str | None, str | None, str | None, str | None, str, str | None]:
+) -> tuple[int, str | None, str | None, str | None, str | None, str | None, str | None, str | None, str, str | None]:
     """One staging row: the normalised values (with the zones of the number), or the reason it is skipped."""
 
     def field(index: int | None) -> str | None:
@@ -47,6 +48,8 @@ def staged(
                 error = f"{name} is longer than {limit} characters"
         if known.get("email") and not _EMAIL.match(known["email"] or ""):
             error = f"email {known['email']!r} is not an e-mail address"
+        if known.get("timezone") and not windows.is_zone(known["timezone"] or ""):
+            error = f"timezone {known['timezone']!r} is not an IANA time zone (e.g. Europe/London)"
         for name, value in custom.items():
             if len(value) > MAX_CUSTOM_VALUE_CHARACTERS:
                 error = f"{name} is longer than {MAX_CUSTOM_VALUE_CHARACTERS} characters"
@@ -58,6 +61,7 @@ def staged(
         known.get("first_name"),
         known.get("last_name"),
         known.get("email"),
+        known.get("timezone"),
         custom_json,
         error,
     )
