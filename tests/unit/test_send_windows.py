@@ -36,7 +36,8 @@ def test_daylight_saving_moves_the_opening_in_utc() -> None:
     # London 09:00 is 08:00 UTC in summer (BST) and 09:00 UTC in winter; the change is 2026-10-25.
     summer = _window().opening(["Europe/London"], _utc(2026, 10, 24, 5))
     winter = _window().opening(["Europe/London"], _utc(2026, 10, 25, 5))
-    assert summer is not None and winter is not None
+    assert summer is not None
+    assert winter is not None
     assert (summer[0], winter[0]) == (_utc(2026, 10, 24, 8), _utc(2026, 10, 25, 9))
 
 

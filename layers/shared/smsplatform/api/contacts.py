@@ -253,7 +253,8 @@ def contacts_routes() -> Router:
         description=(
             'Send the CSV as the body (text/csv, up to 5 MB), or send JSON {"upload": true} to get a URL '
             "to PUT a larger file to. Columns: phone (or phone_number, mobile), first_name, last_name, email, "
-            "country_code, timezone (IANA); any other column becomes a custom field. Comma or semicolon separated, UTF-8."
+            "country_code, timezone (IANA); any other column becomes a custom field. Comma or semicolon "
+            "separated, UTF-8."
         ),
         security=BEARER,
     )
