@@ -68,6 +68,28 @@ def _seed(p: Platform, size: int) -> tuple[str, str]:
     return token, group["id"]
 
 
+# "windowed": a platform price list (GB at 2 credits, some countries blocked), a sending window in the
+# recipient's zone that is open all day (every message carries its window and is checked at claim) and a
+# validity period, against "plain": the platform default price, no window.
+WINDOWED_SETTINGS = {
+    "send_window": {"start": "00:00", "end": "23:59", "timezone": "recipient"},
+    "validity_period": 86_400,
+}
+
+
+def _price_list(conn: psycopg.Connection[Any]) -> None:
+    import phonenumbers
+
+    regions = sorted(phonenumbers.SUPPORTED_REGIONS)
+    conn.execute(
+        """INSERT INTO destination_prices (country, credits_per_segment, blocked)
+           SELECT r, CASE WHEN r = 'GB' THEN 2 WHEN r IN ('CU', 'KP', 'SO') THEN NULL ELSE 1 + ascii(r) %% 3 END,
+                  r IN ('CU', 'KP', 'SO')
+             FROM unnest(%s::text[]) AS r""",
+        (regions,),
+    )
+
+
 class TimedPoller:
     """Polls in a loop on its own thread, adding up the time spent in the handler."""
 
@@ -110,6 +132,7 @@ def run(
     database_url: str,
     senders: int = 1,
     queue: str = "moto",
+    kind: str = "plain",
 ) -> dict[str, Any]:
     from smsplatform.core import db, queues
     from smsplatform.core.config import get_settings
@@ -128,10 +151,13 @@ def run(
     get_settings.cache_clear()
     db.close_pool()
     with psycopg.connect(database_url, autocommit=True) as conn:
-        conn.execute("TRUNCATE simulator_messages, simulator_calls")
+        conn.execute("TRUNCATE simulator_messages, simulator_calls, destination_prices")
+        if kind == "windowed":
+            _price_list(conn)
+    settings = WINDOWED_SETTINGS if kind == "windowed" else {}
     campaign = p.call("POST", "/v1/campaigns", token, {
         "name": f"bench {latency_ms} ms", "message_template": "Hi {{first_name}}, see you in {{custom_fields.city}}!",
-        "group_ids": [group_id]})  # fmt: skip
+        "group_ids": [group_id], "settings": settings})  # fmt: skip
 
     began = time.perf_counter()
     p.call("POST", f"/v1/campaigns/{campaign['id']}/send", token)
@@ -222,10 +248,12 @@ def main(
     latencies: tuple[int, ...] = (0, 50),
     senders: tuple[int, ...] = (1,),
     queues: tuple[str, ...] = ("moto", "memory"),
+    kinds: tuple[str, ...] = ("plain", "windowed"),
 ) -> None:
     print("send pipeline: POST /send -> dispatcher -> sender(s) -> simulator -> webhook -> receipts")
     print(
-        f"  {'recipients':>10} {'queue':>6} {'latency':>7} {'senders':>7} {'release s':>9} {'drain s':>8} {'msg/s':>8}"
+        f"  {'recipients':>10} {'campaign':>8} {'queue':>6} {'latency':>7} {'senders':>7} {'release s':>9}"
+        f" {'drain s':>8} {'msg/s':>8}"
         f" {'in sender s':>11} {'in receipts s':>13} {'SQS+wait s':>10}  check"
     )
     with tempfile.TemporaryDirectory() as scratch, platform(Path(scratch), "sms_bench_send") as p:
@@ -237,12 +265,19 @@ def main(
         try:
             for size in sizes:
                 token, group_id = _seed(p, size)
-                cases = [(q, latency, count) for latency in latencies for count in senders for q in queues]
-                for queue, latency, count in cases:
-                    r = run(p, size, latency, token, group_id, p.database_url, count, queue)
+                cases = [
+                    (q, latency, count, kind)
+                    for latency in latencies
+                    for count in senders
+                    for q in queues
+                    for kind in kinds
+                ]
+                for queue, latency, count, kind in cases:
+                    r = run(p, size, latency, token, group_id, p.database_url, count, queue, kind)
                     overhead = r["drain"] - r["sender"]
                     print(
-                        f"  {size:>10,} {queue:>6} {latency:>5} ms {count:>7} {r['release']:9.1f} {r['drain']:8.1f}"
+                        f"  {size:>10,} {kind:>8} {queue:>6} {latency:>5} ms {count:>7} {r['release']:9.1f}"
+                        f" {r['drain']:8.1f}"
                         f" {r['rate']:8,.0f}"
                         f" {r['sender']:11.1f} {r['receipts']:13.1f} {overhead:10.1f}"
                         f"  {'ok' if r['ok'] else 'MISMATCH'} ({r['outbox']:,} sent, {r['delivered']:,} delivered)",
@@ -264,5 +299,10 @@ if __name__ == "__main__":
     parser.add_argument("--latencies", type=int, nargs="+", default=[0, 50])
     parser.add_argument("--senders", type=int, nargs="+", default=[1], help="sender pollers side by side")
     parser.add_argument("--queues", nargs="+", default=["moto", "memory"], choices=["moto", "memory"])
+    parser.add_argument(
+        "--campaigns", nargs="+", default=["plain", "windowed"], choices=["plain", "windowed"],
+        help="plain: default price, no window; windowed: a price list, an all-day window in the recipient's zone "
+        "and a validity period",
+    )  # fmt: skip
     args = parser.parse_args()
-    main(tuple(args.sizes), tuple(args.latencies), tuple(args.senders), tuple(args.queues))
+    main(tuple(args.sizes), tuple(args.latencies), tuple(args.senders), tuple(args.queues), tuple(args.campaigns))
