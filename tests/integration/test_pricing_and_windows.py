@@ -121,6 +121,32 @@ def test_a_batch_that_arrives_after_its_window_closed_waits_for_the_next_opening
     assert api.request("GET", f"/v1/campaigns/{campaign_id}", token=token).json()["status"] == "completed"
 
 
+def test_a_number_whose_zones_never_share_the_window_fails_at_release_uncharged(
+    api: Api, admin: dict[str, Any], user: dict[str, Any], pipeline: Pipeline, conn: psycopg.Connection[Any]
+) -> None:
+    token = user["token"]
+    give_credits(api, admin, user, 10)
+    congo = "+243991234567"  # a DR Congo mobile: Kinshasa (UTC+1) or Lubumbashi (UTC+2)
+    window = {"start": "09:00", "end": "09:30", "timezone": "recipient"}
+    people = [{"phone_number": congo}, {"phone_number": LONDON}]
+    campaign_id = make_campaign(api, token, [make_group(api, token, "two", people)], settings={"send_window": window})
+
+    at_nine = _at(datetime(2026, 12, 1, 9, 5, tzinfo=UTC))
+    _release_at(api, token, campaign_id, pipeline, conn, at_nine)
+    pipeline.drain(send_clock=at_nine)
+
+    rows = {
+        r["phone_number"]: r
+        for r in conn.execute("SELECT phone_number, status, error_code, cost FROM sms_delivery_logs")
+    }
+    stats = _stats(api, token, campaign_id)
+    assert (rows[congo]["status"], rows[congo]["error_code"], rows[congo]["cost"]) == ("failed", "no_send_window", 0)
+    assert rows[LONDON]["status"] == "delivered"
+    assert _sent_to(conn) == [LONDON]
+    assert (stats["credits_reserved"], stats["credits_spent"], stats["credits_refunded"]) == (1, 1, 0)
+    assert api.request("GET", f"/v1/campaigns/{campaign_id}", token=token).json()["status"] == "completed"
+
+
 def test_a_validity_period_expires_what_still_waits_and_refunds_it_exactly(
     api: Api, admin: dict[str, Any], user: dict[str, Any], pipeline: Pipeline, conn: psycopg.Connection[Any]
 ) -> None:
@@ -247,6 +273,7 @@ def test_a_scheduled_message_waits_can_be_cancelled_and_otherwise_goes_at_its_ti
     pipeline.drain()
     balance_while_scheduled = balance_of(api, token)
     nothing_yet = _sent_to(conn)
+    too_early = _tick(pipeline, _at(at - timedelta(minutes=1)))  # the scheduler a minute before: not yet
     dropped_id = dropped.json()["data"][0]["id"]
     cancelled = api.request("POST", f"/v1/messages/{dropped_id}/cancel", token=token)
     again = api.request("POST", f"/v1/messages/{dropped_id}/cancel", token=token)
@@ -258,6 +285,7 @@ def test_a_scheduled_message_waits_can_be_cancelled_and_otherwise_goes_at_its_ti
     assert (first["status"], first["not_before"]) == ("scheduled", at.isoformat().replace("+00:00", "Z"))
     assert first["expires_at"] == (at + timedelta(seconds=600)).isoformat().replace("+00:00", "Z")
     assert nothing_yet == []
+    assert too_early.woken == 0
     assert balance_while_scheduled == 10 - 2  # reserved when scheduled
     assert cancelled.status == 200, cancelled.body
     assert (cancelled.json()["status"], cancelled.json()["error_code"]) == ("cancelled", "cancelled")
