@@ -114,6 +114,7 @@ ROUTES = [
     # Prices are what every account pays: operators' billing.
     ("PUT", "/v1/pricing/{country}", permissions.BILLING_ADMIN, {"credits_per_segment": 2}),
     ("DELETE", "/v1/pricing/{country}", permissions.BILLING_ADMIN, None),
+    ("GET", "/v1/users/{user_id}/pricing", permissions.BILLING_ADMIN, None),
     ("PUT", "/v1/users/{user_id}/pricing/{country}", permissions.BILLING_ADMIN, {"blocked": True}),
     ("DELETE", "/v1/users/{user_id}/pricing/{country}", permissions.BILLING_ADMIN, None),
 ]

@@ -206,6 +206,7 @@ def test_preview_stats_and_ledger_agree_over_mixed_prices_and_a_blocked_country(
 
     preview = api.request("POST", f"/v1/campaigns/{campaign_id}/preview", token=token, json_body={}).json()
     prices = api.request("GET", "/v1/pricing", token=token).json()
+    seen_by_operator = api.request("GET", f"/v1/users/{user['id']}/pricing", token=admin["token"]).json()
     _release_at(api, token, campaign_id, pipeline, conn, _at(datetime.now(UTC)))
     _price(api, admin, "GB", {"credits_per_segment": 50}, user_id=user["id"])  # after release: changes nothing
     pipeline.drain()
@@ -224,6 +225,7 @@ def test_preview_stats_and_ledger_agree_over_mixed_prices_and_a_blocked_country(
         "IN": (None, True, "platform"),
         "US": (3, False, "platform"),
     }
+    assert seen_by_operator == prices
     assert (stats["total"], stats["delivered"], stats["skipped_blocked"]) == (3, 3, 1)
     assert (stats["credits_reserved"], stats["credits_spent"], stats["credits_refunded"]) == (13, 13, 0)
     assert sorted(_sent_to(conn)) == sorted([NEW_YORK, LONDON, "+447400123102"])

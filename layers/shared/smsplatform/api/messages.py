@@ -26,7 +26,8 @@ from smsplatform.contacts import contacts, phones
 from smsplatform.core import db, pagination
 from smsplatform.core.config import get_settings
 from smsplatform.core.errors import FieldError, InvalidInputError
-from smsplatform.sending import encoding, history, messages, routing
+from smsplatform.core.observability import logger
+from smsplatform.sending import encoding, history, messages, routing, status_callbacks
 from smsplatform.sending.keywords import Keyword
 from smsplatform.sending.messages import MessageStatus
 
@@ -201,7 +202,12 @@ def messages_routes() -> Router:
                 send_at=body.send_at,
                 validity_period=body.validity_period,
             )
+            alerts = status_callbacks.accounts_due(conn, [principal.user_id])  # a balance.low the reserve wrote
         messages.announce(accepted)  # committed: a sender finds the rows however fast it is
+        try:
+            status_callbacks.announce(alerts)
+        except Exception:
+            logger.exception("announcing callbacks failed; the scheduler's sweep will")
         response = SendResponse(
             request_id=accepted.request_id,
             credits_reserved=accepted.credits,

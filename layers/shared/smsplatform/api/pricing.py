@@ -9,7 +9,7 @@ from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Body
 from pydantic import Field
 
-from smsplatform.accounts import permissions
+from smsplatform.accounts import accounts, permissions
 from smsplatform.api.context import caller, request_meta
 from smsplatform.api.models import RequestModel, ResponseModel
 from smsplatform.api.resolver import BEARER
@@ -85,6 +85,20 @@ def pricing_routes() -> Router:
         with db.transaction() as conn:
             pricing.delete_price(conn, principal.user_id, None, country, request_meta(router))
         return Response(status_code=204)
+
+    @router.get(
+        "/v1/users/<user_id>/pricing",
+        tags=["Operators"],
+        summary="An account's effective prices, as it sees them",
+        description="Rows with source 'account' are its own overrides.",
+        security=BEARER,
+    )
+    def effective_for(user_id: UUID) -> PriceListResponse:
+        caller(router, permissions.BILLING_ADMIN)
+        with db.transaction() as conn:
+            accounts.get_user(conn, user_id)  # 404 if there is none
+            prices = pricing.effective(conn, user_id, get_settings().default_credits_per_segment)
+        return PriceListResponse.model_validate(prices)
 
     @router.put(
         "/v1/users/<user_id>/pricing/<country>",
