@@ -131,7 +131,7 @@ def dispatch(
     )
     _announce(campaign_id, "sending", batches)  # batches whose every message waits for its window: woken later
     if not batches:
-        with conn.transaction():  # every recipient's window was never open: nothing waits, it completes now
+        with conn.transaction():  # nothing to send now; if nothing waits either (no window ever opens), it ends
             settlement.settle(conn, "campaign", campaign_id)
     return Dispatched(campaign_id, "sending", recipients, credits, len(batches), skipped)
 
