@@ -24,6 +24,7 @@ LONDON = "+447400123101"  # a UK mobile: Europe/London (and the Crown Dependenci
 KOLKATA = "+919876543210"  # India: Asia/Calcutta, UTC+05:30
 TUESDAY_10_UTC = datetime(2026, 12, 1, 10, 0, tzinfo=UTC)
 WINDOW = {"start": "09:00", "end": "20:00", "timezone": "recipient"}
+ONE_SEGMENT = '50% off "today" only \\o/ — ¡gracias! 🎉'  # UCS-2, one segment: one credit at the default price
 
 
 def _at(moment: datetime) -> RecordingClock:
@@ -47,6 +48,15 @@ def _release_at(
     assert api.request("POST", f"/v1/campaigns/{campaign_id}/send", token=token).status == 202
     pipeline.discard()
     return dispatch.dispatch(conn, campaign_id, get_settings(), clock)  # type: ignore[arg-type]
+
+
+def _rows(conn: psycopg.Connection[Any]) -> dict[str, dict[str, Any]]:
+    """Every delivery-log row, by number."""
+    return {row["phone_number"]: row for row in conn.execute("SELECT * FROM sms_delivery_logs")}
+
+
+def _campaign_status(api: Api, token: str, campaign_id: str) -> str:
+    return str(api.request("GET", f"/v1/campaigns/{campaign_id}", token=token).json()["status"])
 
 
 def _stats(api: Api, token: str, campaign_id: str) -> dict[str, Any]:
@@ -99,10 +109,36 @@ def test_a_campaign_over_three_zones_sends_each_only_inside_its_window_and_compl
     assert still == after_release
     assert opened.woken == 1
     assert _sent_to(conn) == sorted([NEW_YORK, LONDON, KOLKATA])
-    campaign = api.request("GET", f"/v1/campaigns/{campaign_id}", token=token).json()
     stats = _stats(api, token, campaign_id)
-    assert campaign["status"] == "completed"
+    assert _campaign_status(api, token, campaign_id) == "completed"
     assert (stats["delivered"], stats["waiting"], stats["credits_spent"], stats["credits_refunded"]) == (3, 0, 3, 0)
+
+
+def test_a_campaign_message_waiting_for_its_window_can_be_cancelled_and_is_refunded_at_once(
+    api: Api, admin: dict[str, Any], user: dict[str, Any], pipeline: Pipeline, conn: psycopg.Connection[Any]
+) -> None:
+    token = user["token"]
+    give_credits(api, admin, user, 10)
+    _price(api, admin, "US", {"credits_per_segment": 3})
+    people = [{"phone_number": NEW_YORK, "first_name": "O'Neil"}, {"phone_number": LONDON, "first_name": "Zoë"}]
+    campaign_id = make_campaign(api, token, [make_group(api, token, "two", people)], settings={"send_window": WINDOW})
+
+    ten = _at(TUESDAY_10_UTC)  # New York waits for 14:00 UTC, London goes now
+    _release_at(api, token, campaign_id, pipeline, conn, ten)
+    pipeline.drain(send_clock=ten)
+    waiting = _rows(conn)[NEW_YORK]
+    cancelled = api.request("POST", f"/v1/messages/{waiting['id']}/cancel", token=token)
+    swept = _tick(pipeline, _at(TUESDAY_10_UTC + timedelta(hours=4, minutes=5)))  # its window opens: nothing left
+    stats = _stats(api, token, campaign_id)
+
+    assert cancelled.status == 200, cancelled.body
+    assert (cancelled.json()["status"], cancelled.json()["campaign_id"]) == ("cancelled", campaign_id)
+    assert swept.woken == 0
+    assert _sent_to(conn) == [LONDON]
+    assert (stats["cancelled"], stats["delivered"], stats["waiting"]) == (1, 1, 0)
+    assert (stats["credits_reserved"], stats["credits_spent"], stats["credits_refunded"]) == (4, 1, 3)
+    assert balance_of(api, token) == 10 - 1
+    assert _campaign_status(api, token, campaign_id) == "completed"
 
 
 def test_a_batch_that_arrives_after_its_window_closed_waits_for_the_next_opening(
@@ -119,14 +155,14 @@ def test_a_batch_that_arrives_after_its_window_closed_waits_for_the_next_opening
     _release_at(api, token, campaign_id, pipeline, conn, _at(TUESDAY_10_UTC + timedelta(hours=4)))
     late = _at(TUESDAY_10_UTC + timedelta(hours=4, minutes=45))
     pipeline.drain(send_clock=late)
-    held = conn.execute("SELECT status, held, not_before FROM sms_delivery_logs").fetchone()
+    held = _rows(conn)[KOLKATA]
     # Wednesday 03:31 UTC is 09:01 in Kolkata.
     _tick(pipeline, _at(datetime(2026, 12, 2, 3, 31, tzinfo=UTC)))
 
     assert (held["status"], held["held"]) == ("queued", True)
     assert held["not_before"] == datetime(2026, 12, 2, 3, 30, tzinfo=UTC)
     assert _sent_to(conn) == [KOLKATA]
-    assert api.request("GET", f"/v1/campaigns/{campaign_id}", token=token).json()["status"] == "completed"
+    assert _campaign_status(api, token, campaign_id) == "completed"
 
 
 def test_a_number_whose_zones_never_share_the_window_fails_at_release_uncharged(
@@ -143,16 +179,13 @@ def test_a_number_whose_zones_never_share_the_window_fails_at_release_uncharged(
     _release_at(api, token, campaign_id, pipeline, conn, at_nine)
     pipeline.drain(send_clock=at_nine)
 
-    rows = {
-        r["phone_number"]: r
-        for r in conn.execute("SELECT phone_number, status, error_code, cost FROM sms_delivery_logs")
-    }
+    rows = _rows(conn)
     stats = _stats(api, token, campaign_id)
     assert (rows[congo]["status"], rows[congo]["error_code"], rows[congo]["cost"]) == ("failed", "no_send_window", 0)
     assert rows[LONDON]["status"] == "delivered"
     assert _sent_to(conn) == [LONDON]
     assert (stats["credits_reserved"], stats["credits_spent"], stats["credits_refunded"]) == (1, 1, 0)
-    assert api.request("GET", f"/v1/campaigns/{campaign_id}", token=token).json()["status"] == "completed"
+    assert _campaign_status(api, token, campaign_id) == "completed"
 
 
 def test_a_validity_period_expires_what_still_waits_and_refunds_it_exactly(
@@ -176,10 +209,7 @@ def test_a_validity_period_expires_what_still_waits_and_refunds_it_exactly(
     reserved = _stats(api, token, campaign_id)["credits_reserved"]
     swept = _tick(pipeline, _at(TUESDAY_10_UTC + timedelta(hours=4, minutes=5)))  # New York opens, too late
 
-    rows = {
-        row["phone_number"]: row
-        for row in conn.execute("SELECT phone_number, status, error_code, cost, expires_at FROM sms_delivery_logs")
-    }
+    rows = _rows(conn)
     stats = _stats(api, token, campaign_id)
     assert swept.expired == 1
     assert (rows[NEW_YORK]["status"], rows[NEW_YORK]["error_code"]) == ("failed", "expired")
@@ -191,7 +221,7 @@ def test_a_validity_period_expires_what_still_waits_and_refunds_it_exactly(
     assert stats["credits_refunded"] == int(rows[NEW_YORK]["cost"])
     assert stats["credits_spent"] == int(rows[LONDON]["cost"])
     assert balance_of(api, token) == 20 - int(rows[LONDON]["cost"])
-    assert api.request("GET", f"/v1/campaigns/{campaign_id}", token=token).json()["status"] == "completed"
+    assert _campaign_status(api, token, campaign_id) == "completed"
 
 
 def test_preview_stats_and_ledger_agree_over_mixed_prices_and_a_blocked_country(
@@ -318,7 +348,10 @@ def test_send_at_must_be_5_minutes_to_35_days_ahead_with_an_offset(
 ) -> None:
     give_credits(api, admin, user, 5)
     response = api.request(
-        "POST", "/v1/messages", token=user["token"], json_body={"to": LONDON, "text": "x", "send_at": send_at()}
+        "POST",
+        "/v1/messages",
+        token=user["token"],
+        json_body={"to": LONDON, "text": MESSAGES[2][1], "send_at": send_at()},
     )
 
     assert response.status == 422
@@ -339,12 +372,12 @@ def test_crossing_the_low_balance_threshold_emits_one_signed_event_and_an_audit_
         assert api.request("PUT", "/v1/users/me", token=token, json_body=threshold).status == 200
         give_credits(api, admin, user, 12)
         for number in ("+447400123101", "+447400123102", "+447400123103"):  # 12 -> 11 -> 10 -> 9: crosses once
-            sent = api.request("POST", "/v1/messages", token=token, json_body={"to": number, "text": "Hi"})
+            sent = api.request("POST", "/v1/messages", token=token, json_body={"to": number, "text": ONE_SEGMENT})
             assert sent.status == 202
         pipeline.drain()
         give_credits(api, admin, user, 10)  # 19: above again
         for number in ("+447400123104",) * 10:  # ... and below once more
-            api.request("POST", "/v1/messages", token=token, json_body={"to": number, "text": "Hi"})
+            api.request("POST", "/v1/messages", token=token, json_body={"to": number, "text": ONE_SEGMENT})
         pipeline.drain()  # each batch's sender announces the account's callbacks: the alerts among them
         received = [
             (headers, body) for headers, body in endpoint.received if json.loads(body)["event"] == "balance.low"

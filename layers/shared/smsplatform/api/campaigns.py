@@ -12,7 +12,7 @@ from pydantic import AnyHttpUrl, Field
 from smsplatform.accounts import permissions
 from smsplatform.accounts.principals import Principal
 from smsplatform.api.context import caller, request_meta
-from smsplatform.api.messages import MAX_VALIDITY_SECONDS, MIN_VALIDITY_SECONDS, MessageResponse
+from smsplatform.api.messages import MessageResponse, ValidityPeriod
 from smsplatform.api.models import (
     CursorParam,
     Limit,
@@ -73,14 +73,10 @@ class CampaignSettings(RequestModel):
         Field(description="Messages go only while this window is open; the others wait (queued, with not_before)"),
     ] = None
     validity_period: Annotated[
-        int | None,
-        Field(
-            ge=MIN_VALIDITY_SECONDS,
-            le=MAX_VALIDITY_SECONDS,
-            description="Seconds from release: a message not handed to a provider by then fails as expired and "
-            "is refunded",
-        ),
-    ] = None
+        ValidityPeriod | None,
+        Field(description="Counted from release: a message not handed to a provider by then fails as expired "
+              "and is refunded"),
+    ] = None  # fmt: skip
     throughput_per_second: Annotated[
         int | None, Field(ge=1, le=1000, description="At most this many messages per second, across all senders")
     ] = None

@@ -33,7 +33,8 @@ from smsplatform.sending.messages import MessageStatus
 
 MAX_TEXT_CHARACTERS = 1600
 MAX_RECIPIENTS = 100
-MIN_VALIDITY_SECONDS, MAX_VALIDITY_SECONDS = 60, 259_200
+# Seconds a message may wait to be handed to a provider; past them it fails as expired and is refunded.
+ValidityPeriod = Annotated[int, Field(ge=60, le=259_200, description="Seconds; past them an unsent message expires")]
 SEND_AT_EARLIEST, SEND_AT_LATEST = timedelta(minutes=5), timedelta(days=35)
 Text = Annotated[str, Field(min_length=1, max_length=MAX_TEXT_CHARACTERS)]
 Number = Annotated[str, Field(min_length=3, max_length=32)]
@@ -69,14 +70,10 @@ class SendRequest(RequestModel):
         Field(description="Send then instead of now: 5 minutes to 35 days ahead, with a UTC offset"),
     ] = None
     validity_period: Annotated[
-        int | None,
-        Field(
-            ge=MIN_VALIDITY_SECONDS,
-            le=MAX_VALIDITY_SECONDS,
-            description="Seconds: not handed to a provider within them (from send_at, if given), the message "
-            "fails as expired and is refunded",
-        ),
-    ] = None
+        ValidityPeriod | None,
+        Field(description="Counted from send_at, if given: not handed to a provider by then, the message fails "
+              "as expired and is refunded"),
+    ] = None  # fmt: skip
 
 
 class MessageResponse(ResponseModel):

@@ -18,12 +18,14 @@ from uuid import UUID
 from psycopg import Connection, sql
 from psycopg.rows import DictRow
 
+from smsplatform.contacts import phones
 from smsplatform.core import audit
 from smsplatform.core.audit import RequestMeta
 from smsplatform.core.errors import FieldError, InvalidInputError, NotFoundError
 
 # The account's effective rows, one per country it or the platform lists (the account's row wins).
-_EFFECTIVE = """SELECT DISTINCT ON (country) country, credits_per_segment AS credits, blocked
+_EFFECTIVE = """SELECT DISTINCT ON (country) country, credits_per_segment AS credits, blocked,
+                       CASE WHEN user_id IS NULL THEN 'platform' ELSE 'account' END AS source, updated_at
                   FROM destination_prices WHERE user_id = %(price_user)s OR user_id IS NULL
                  ORDER BY country, user_id NULLS LAST"""
 
@@ -74,14 +76,14 @@ class PriceList:
 
 
 def effective(conn: Connection[DictRow], user_id: UUID, default_price: int) -> PriceList:
-    rows = conn.execute(
-        """SELECT DISTINCT ON (country) country, credits_per_segment, blocked,
-                  CASE WHEN user_id IS NULL THEN 'platform' ELSE 'account' END AS source, updated_at
-             FROM destination_prices WHERE user_id = %s OR user_id IS NULL
-            ORDER BY country, user_id NULLS LAST""",
-        (user_id,),
-    ).fetchall()
-    return PriceList(default_price or None, [CountryPrice(**row) for row in rows])
+    rows = conn.execute(_EFFECTIVE, params(user_id, default_price)).fetchall()
+    return PriceList(
+        default_price or None,
+        [
+            CountryPrice(row["country"], row["credits"], row["blocked"], row["source"], row["updated_at"])
+            for row in rows
+        ],
+    )
 
 
 def quote(
@@ -102,10 +104,8 @@ def quote(
 
 
 def check_country(country: str) -> str:
-    import phonenumbers
-
     code = country.upper()
-    if len(code) != 2 or code not in phonenumbers.SUPPORTED_REGIONS:
+    if len(code) != 2 or not phones.is_region(code):
         raise InvalidInputError(
             f"{country!r} is not an ISO 3166-1 alpha-2 country code.",
             errors=[FieldError("country", "is not an ISO 3166-1 alpha-2 code")],

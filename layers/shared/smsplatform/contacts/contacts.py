@@ -154,10 +154,7 @@ def account_region(conn: Connection[DictRow], user_id: UUID) -> str | None:
     row = conn.execute("SELECT phone_number FROM users WHERE id = %s", (user_id,)).fetchone()
     if row is None or not row["phone_number"]:
         return None
-    try:
-        return phones.parse(row["phone_number"])[1]
-    except phones.UnusableNumberError:
-        return None
+    return phones.region_of(row["phone_number"])
 
 
 def get_contact(conn: Connection[DictRow], user_id: UUID, contact_id: UUID) -> Contact:
@@ -267,17 +264,10 @@ def fill_number_time_zones(conn: Connection[DictRow], user_id: UUID) -> int:
                 (
                     [row["id"] for row in rows],
                     [phones.time_zones(row["phone_number"]) for row in rows],
-                    [_region(row["phone_number"]) for row in rows],
+                    [phones.region_of(row["phone_number"]) for row in rows],
                 ),
             )
         filled += len(rows)
-
-
-def _region(number: str) -> str | None:
-    try:
-        return phones.parse(number)[1]
-    except phones.UnusableNumberError:
-        return None
 
 
 def delete_contact(conn: Connection[DictRow], user_id: UUID, contact_id: UUID, meta: RequestMeta) -> None:

@@ -34,6 +34,14 @@ def parse(raw: str, default_region: str | None = None) -> tuple[str, str | None]
     return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164), region
 
 
+def region_of(number: str) -> str | None:
+    """The ISO region of a number, or None where libphonenumber cannot place it (so nothing is priced for it)."""
+    try:
+        return parse(number)[1]
+    except UnusableNumberError:
+        return None
+
+
 def time_zones(e164: str) -> str:
     """The IANA zones a number may be in, '|'-joined ('' if libphonenumber does not know).
 

@@ -90,7 +90,7 @@ def dispatch(
         expires_at = now + timedelta(seconds=int(validity)) if validity else None
         try:
             zones = _zones(conn, campaign, window, now)
-            shares = _materialise(campaign, sender, size, settings, zones, expires_at)
+            shares = _materialise(campaign, sender, size, settings, window, zones, expires_at)
         except (DomainError, psycopg.DataError, psycopg.IntegrityError, psycopg.ProgrammingError) as exc:
             # Retrying cannot fix a template or data the database refuses: fail now, with the reason.
             return _fail(conn, campaign_id, f"The messages could not be rendered: {_reason(exc)}")
@@ -193,6 +193,7 @@ def _materialise(
     sender: str | None,
     size: int,
     settings: Settings,
+    window: SendWindow | None,
     zones: windows.Openings | None,
     expires_at: datetime | None,
 ) -> list[dict[str, Any]]:
@@ -202,7 +203,6 @@ def _materialise(
     out and counted) and, with a sending window, given its zone's opening: rows of a closed zone are held,
     and rows are numbered zone by zone so that a batch is, as far as it can be, all of one opening.
     """
-    window = SendWindow.from_settings(campaign["settings"])
     rendered, template_params = templates.parse(campaign["message_template"]).sql_expression()
     price_join, price = pricing.join(sql.SQL("a.country_code"))
     workers = settings.dispatch_workers

@@ -87,7 +87,7 @@ def reply(
                 "users": [row["user_id"] for row, _ in wanted],
                 "numbers": [row["from_number"] for row, _ in wanted],
                 "written_to": [row["to_number"] for row, _ in wanted],
-                "countries": [_country(row["from_number"]) for row, _ in wanted],
+                "countries": [phones.region_of(row["from_number"]) for row, _ in wanted],
                 "default_price": settings.default_credits_per_segment,
             },
         )
@@ -150,13 +150,6 @@ def reply(
         _write(conn, written)
     _mark(conn, {r.inbound_id: r.id for r in written}, skipped)
     return accepted
-
-
-def _country(number: str) -> str | None:
-    try:
-        return phones.parse(number)[1]
-    except phones.UnusableNumberError:
-        return None
 
 
 def _write(conn: Connection[DictRow], rows: list[_Reply]) -> None:
