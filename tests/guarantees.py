@@ -278,10 +278,18 @@ BREAKS = [
     (
         "wake a scheduled message before its time",
         L + "sending/windows.py",
-        "                WHERE held AND status IN ('scheduled', 'queued') AND not_before <= %s",
-        "                WHERE held AND status IN ('scheduled', 'queued') AND not_before <= %s + interval '1 hour'",
+        "                WHERE l.held AND l.status IN ('scheduled', 'queued') AND l.not_before <= %s",
+        "                WHERE l.held AND l.status IN ('scheduled', 'queued') AND l.not_before <= %s + interval '1 hour'",
         T
         + "test_pricing_and_windows.py::test_a_scheduled_message_waits_can_be_cancelled_and_otherwise_goes_at_its_time",
+    ),
+    (
+        "wake the messages of a campaign still being dispatched",
+        L + "sending/windows.py",
+        "                  AND NOT EXISTS (SELECT 1 FROM sms_campaigns c WHERE c.id = l.campaign_id AND c.status <> 'sending')\n",
+        "",
+        T
+        + "test_pricing_and_windows.py::test_a_campaign_still_being_dispatched_keeps_its_messages_held_until_it_is_sending",
     ),
     (
         "never expire what waits past its validity period",

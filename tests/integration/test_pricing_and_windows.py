@@ -141,6 +141,30 @@ def test_a_campaign_message_waiting_for_its_window_can_be_cancelled_and_is_refun
     assert _campaign_status(api, token, campaign_id) == "completed"
 
 
+def test_a_campaign_still_being_dispatched_keeps_its_messages_held_until_it_is_sending(
+    api: Api, admin: dict[str, Any], user: dict[str, Any], pipeline: Pipeline, conn: psycopg.Connection[Any]
+) -> None:
+    token = user["token"]
+    give_credits(api, admin, user, 10)
+    people = [{"phone_number": NEW_YORK, "first_name": "Zoë"}]
+    campaign_id = make_campaign(api, token, [make_group(api, token, "ny", people)], settings={"send_window": WINDOW})
+    _release_at(api, token, campaign_id, pipeline, conn, _at(TUESDAY_10_UTC))
+    # As if a dispatcher had committed its rows but not yet moved the campaign to sending.
+    conn.execute("UPDATE sms_campaigns SET status = 'queued' WHERE id = %s", (campaign_id,))
+
+    opened = _at(TUESDAY_10_UTC + timedelta(hours=4, minutes=5))
+    while_dispatching = _tick(pipeline, opened)
+    still_held = _rows(conn)[NEW_YORK]["held"]
+    conn.execute("UPDATE sms_campaigns SET status = 'sending' WHERE id = %s", (campaign_id,))
+    once_sending = _tick(pipeline, opened)
+
+    assert while_dispatching.woken == 0
+    assert still_held is True
+    assert once_sending.woken == 1
+    assert _sent_to(conn) == [NEW_YORK]
+    assert _campaign_status(api, token, campaign_id) == "completed"
+
+
 def test_a_batch_that_arrives_after_its_window_closed_waits_for_the_next_opening(
     api: Api, admin: dict[str, Any], user: dict[str, Any], pipeline: Pipeline, conn: psycopg.Connection[Any]
 ) -> None:

@@ -195,13 +195,16 @@ class Woken:
 def wake(conn: Connection[DictRow], now: datetime) -> Woken:
     """The scheduler's tick: held messages whose time has come are queued again; their batches to announce.
 
-    Flat as history grows: it reads the partial index of held messages only.
+    Flat as history grows: it reads the partial index of held messages only. A campaign's messages wait
+    until it is sending: while it is still being dispatched, its dispatcher announces only what it found
+    open, and a batch woken then would find nothing to claim and be left to the stall sweep.
     """
     rows = conn.execute(
         """WITH due AS (
-               SELECT id, created_at FROM sms_delivery_logs
-                WHERE held AND status IN ('scheduled', 'queued') AND not_before <= %s
-                ORDER BY not_before LIMIT %s FOR UPDATE SKIP LOCKED)
+               SELECT l.id, l.created_at FROM sms_delivery_logs l
+                WHERE l.held AND l.status IN ('scheduled', 'queued') AND l.not_before <= %s
+                  AND NOT EXISTS (SELECT 1 FROM sms_campaigns c WHERE c.id = l.campaign_id AND c.status <> 'sending')
+                ORDER BY l.not_before LIMIT %s FOR UPDATE OF l SKIP LOCKED)
            UPDATE sms_delivery_logs l SET held = false, status = 'queued', updated_at = now()
              FROM due WHERE l.id = due.id AND l.created_at = due.created_at
          RETURNING CASE WHEN l.campaign_id IS NOT NULL THEN 'campaign' ELSE 'request' END AS kind,
