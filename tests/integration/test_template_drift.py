@@ -36,7 +36,7 @@ def test_the_openapi_document_describes_exactly_the_template_routes(stack_spec: 
     document = json.loads(openapi_document())
     documented = {f"{method.upper()} {path}" for path, item in document["paths"].items() for method in item}
 
-    assert documented == {route.route_key for route in stack_spec.routes}
+    assert documented == {route.route_key for route in stack_spec.routes if not _twilio(route.route_key)}
 
 
 def test_protected_routes_in_the_template_are_those_the_handlers_protect(stack_spec: StackSpec) -> None:
@@ -50,4 +50,12 @@ def test_protected_routes_in_the_template_are_those_the_handlers_protect(stack_s
         if operation.get("security")
     }
 
-    assert secured == {route.route_key for route in stack_spec.routes if route.authorized}
+    assert secured == {
+        route.route_key for route in stack_spec.routes if route.authorized and not _twilio(route.route_key)
+    }
+
+
+def _twilio(route_key: str) -> bool:
+    """The Twilio-compatible API is Twilio's contract, described by Twilio's reference and tested with its SDK
+    (test_twilio_api.py); the OpenAPI document describes this platform's own /v1 API."""
+    return route_key.split(" ", 1)[1].startswith("/2010-04-01/")

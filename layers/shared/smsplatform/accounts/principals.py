@@ -7,6 +7,8 @@ authorizer, so a failed authentication is passed on as `auth_error` and the
 handler answers it as problem+json (see docs/adr/0002-authorizer.md).
 """
 
+import base64
+import binascii
 from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
@@ -69,6 +71,11 @@ def from_context(context: dict[str, Any] | None) -> Principal:
     )
 
 
+def twilio_account_sid(user_id: UUID) -> str:
+    """The account's Twilio-style AccountSid: the username of HTTP Basic auth on the Twilio-compatible API."""
+    return "AC" + user_id.hex
+
+
 def bearer_token(authorization: str | None) -> str:
     if not authorization:
         raise AuthenticationError("This route needs an Authorization: Bearer <token> header.")
@@ -78,8 +85,16 @@ def bearer_token(authorization: str | None) -> str:
     return token.strip()
 
 
-def resolve(conn: Connection[DictRow], authorization: str | None, signing_key: str) -> Principal:
-    """Resolves an Authorization header to an active account's principal, or raises."""
+def resolve(
+    conn: Connection[DictRow], authorization: str | None, signing_key: str, *, basic: bool = False
+) -> Principal:
+    """Resolves an Authorization header to an active account's principal, or raises.
+
+    With `basic` (the Twilio-compatible API) HTTP Basic is accepted too: the AccountSid and an API token.
+    """
+    scheme, _, value = (authorization or "").strip().partition(" ")
+    if basic and scheme.lower() == "basic":
+        return _resolve_basic(conn, value.strip())
     credential = bearer_token(authorization)
     if tokens.looks_like_token(credential):
         return _resolve_api_token(conn, credential)
@@ -102,6 +117,19 @@ def resolve(conn: Connection[DictRow], authorization: str | None, signing_key: s
         credential="session",
         credential_id=f"session:{claims.session_id}",
     )
+
+
+def _resolve_basic(conn: Connection[DictRow], encoded: str) -> Principal:
+    try:
+        username, _, password = base64.b64decode(encoded, validate=True).decode().partition(":")
+    except (binascii.Error, UnicodeDecodeError) as exc:
+        raise AuthenticationError("The Basic credentials are not base64 of 'AccountSid:token'.") from exc
+    if not tokens.looks_like_token(password):
+        raise AuthenticationError("Basic auth takes the AccountSid and an API token (sk_live_...) as the password.")
+    principal = _resolve_api_token(conn, password)
+    if username != twilio_account_sid(principal.user_id):
+        raise AuthenticationError("The username is not the AccountSid of the token's account.")
+    return principal
 
 
 def _resolve_api_token(conn: Connection[DictRow], credential: str) -> Principal:

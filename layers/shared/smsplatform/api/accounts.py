@@ -7,9 +7,9 @@ from uuid import UUID
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Body
 from aws_lambda_powertools.metrics import MetricUnit
-from pydantic import BaseModel, EmailStr, Field
+from pydantic import BaseModel, EmailStr, Field, computed_field
 
-from smsplatform.accounts import accounts, permissions, sessions
+from smsplatform.accounts import accounts, permissions, principals, sessions
 from smsplatform.api.context import caller, request_meta
 from smsplatform.api.models import RequestModel, ResponseModel, UpdateRequestModel
 from smsplatform.api.resolver import BEARER
@@ -75,6 +75,10 @@ class UserResponse(ResponseModel):
     company_name: str | None
     phone_number: str | None
     low_balance_threshold: int | None
+
+    @computed_field(description="The AccountSid of the Twilio-compatible API (/2010-04-01/Accounts/{AccountSid})")
+    def twilio_account_sid(self) -> str:
+        return principals.twilio_account_sid(self.id)
 
 
 class SessionResponse(BaseModel):

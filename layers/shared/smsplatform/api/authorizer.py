@@ -8,6 +8,9 @@ from smsplatform.core.config import get_settings
 from smsplatform.core.errors import DomainError
 from smsplatform.core.secret_store import jwt_signing_key
 
+# The Twilio-compatible API, where HTTP Basic (AccountSid : API token) is accepted too.
+TWILIO_PREFIX = "/2010-04-01/"
+
 
 def authorize(event: dict[str, Any]) -> dict[str, Any]:
     """Always authorizes the request through; the context says who called, or why they are not let in.
@@ -18,7 +21,12 @@ def authorize(event: dict[str, Any]) -> dict[str, Any]:
     headers = event.get("headers") or {}
     try:
         with db.transaction() as conn:
-            principal = principals.resolve(conn, headers.get("authorization"), jwt_signing_key(get_settings()))
+            principal = principals.resolve(
+                conn,
+                headers.get("authorization"),
+                jwt_signing_key(get_settings()),
+                basic=str(event.get("rawPath") or "").startswith(TWILIO_PREFIX),
+            )
         context = principal.to_context()
     except DomainError as error:
         context = principals.failure_context(error)

@@ -166,7 +166,8 @@ def messages_routes() -> Router:
         description="Through the same queue, credits and receipts as campaigns. Each number is priced by its "
         "country (GET /v1/pricing); a blocked or unpriced one is a 422 naming it. Opted-out numbers are not sent "
         "to or charged: their message is failed with error_code opted_out. 402 if the credits do not cover it. "
-        "With send_at the messages are scheduled (credits reserved now) and can be cancelled until sent.",
+        "With send_at the messages are scheduled (credits reserved now) and can be cancelled until sent. 429 "
+        "(queue-full) while the account already has max_queued_messages single messages waiting.",
         security=BEARER,
     )
     def send(body: Annotated[SendRequest, Body()]) -> Response[str]:
@@ -198,6 +199,7 @@ def messages_routes() -> Router:
                 default_price=settings.default_credits_per_segment,
                 send_at=body.send_at,
                 validity_period=body.validity_period,
+                max_queued=settings.max_queued_messages,
             )
             alerts = status_callbacks.accounts_due(conn, [principal.user_id])  # a balance.low the reserve wrote
         messages.announce(accepted)  # committed: a sender finds the rows however fast it is

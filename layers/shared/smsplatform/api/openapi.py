@@ -50,7 +50,7 @@ _DESCRIPTIONS = {
     413: "The body is too large",
     415: "The body is not of a media type this operation takes",
     422: "Invalid input",
-    429: "Too many attempts: retry after the Retry-After header's seconds",
+    429: "Too many attempts, or too many messages waiting: retry after the Retry-After header's seconds",
     500: "Something went wrong on our side; it was logged",
 }
 # Operations whose bodies are not JSON, or not only JSON: media type -> schema.
@@ -137,7 +137,7 @@ def _complete_operation(method: str, path: str, operation: dict[str, Any]) -> No
         statuses.add(413)
     if (method, path) in (("post", "/v1/messages"), ("post", "/v1/users/{user_id}/credits")):
         statuses.add(402)
-    if (method, path) == ("post", "/v1/auth/login"):
+    if (method, path) in (("post", "/v1/auth/login"), ("post", "/v1/messages")):
         statuses |= {401, 429}
     if (method, path) == ("post", "/v1/auth/signup"):
         statuses.add(409)

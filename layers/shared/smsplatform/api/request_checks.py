@@ -28,6 +28,8 @@ _JSON = "application/json"
 # Operations whose bodies are not only JSON, by route key; webhooks take whatever their provider sends.
 _MEDIA_TYPES = {"POST /v1/contacts/imports": frozenset({"text/csv", "application/csv", "text/plain", _JSON})}
 _ANY_MEDIA_TYPE_PREFIX = "POST /v1/webhooks/"
+# The Twilio-compatible API takes Twilio's form-encoded parameters (its routes check the fields themselves).
+_FORM_PREFIX, _FORM = "POST /2010-04-01/", frozenset({"application/x-www-form-urlencoded"})
 
 
 class _NotAJsonNumberError(ValueError):
@@ -38,7 +40,7 @@ def unusable_input(event: APIGatewayProxyEventV2) -> DomainError | None:
     """The problem with this request's input, if it is one of those above; None otherwise."""
     for where, values in (("query", event.query_string_parameters), ("path", event.path_parameters)):
         for name, value in (values or {}).items():
-            if not _storable(name) or not _storable(value):
+            if not storable(name) or not storable(value):
                 return _unstorable(f"{where}.{name}")
     raw = event.decoded_body or ""
     body = raw if isinstance(raw, str) else raw.decode("utf-8", "replace")
@@ -52,7 +54,7 @@ def unusable_input(event: APIGatewayProxyEventV2) -> DomainError | None:
         return None
     content_type = (event.headers.get("content-type") or "").split(";")[0].strip().lower()
     route = str(event.raw_event.get("routeKey") or "")
-    accepted = _MEDIA_TYPES.get(route, frozenset({_JSON}))
+    accepted = _FORM if route.startswith(_FORM_PREFIX) else _MEDIA_TYPES.get(route, frozenset({_JSON}))
     if content_type and content_type not in accepted and not route.startswith(_ANY_MEDIA_TYPE_PREFIX):
         return UnsupportedMediaTypeError(f"This operation takes {' or '.join(sorted(accepted))} bodies.")
     if content_type not in ("", _JSON):
@@ -76,11 +78,11 @@ def _check(value: Any, path: str, depth: int) -> DomainError | None:
     if depth > MAX_JSON_DEPTH:
         return _too_deep()
     if isinstance(value, str):
-        return None if _storable(value) else _unstorable(path or "body")
+        return None if storable(value) else _unstorable(path or "body")
     if isinstance(value, dict):
         for key, item in value.items():
             where = f"{path}.{key}" if path else str(key)
-            if not _storable(key):
+            if not storable(key):
                 return _unstorable(path or "body")
             found = _check(item, where, depth + 1)
             if found:
@@ -93,7 +95,7 @@ def _check(value: Any, path: str, depth: int) -> DomainError | None:
     return None
 
 
-def _storable(text: str) -> bool:
+def storable(text: str) -> bool:
     if "\x00" in text:
         return False
     try:

@@ -35,6 +35,10 @@ class PlatformResolver(APIGatewayHttpResolver):
         if error is None:
             return super().resolve(event, context)
         logger.info("request refused", extra={"route": event.get("routeKey"), "status": error.status})
+        return self.refusal(error)
+
+    def refusal(self, error: DomainError) -> dict[str, Any]:
+        """The response to input refused before any route: problem+json."""
         response = problems.problem(error.status, error.slug, error.title, error.detail, errors=error.errors)
         return {
             "statusCode": response.status_code,

@@ -14,7 +14,7 @@ from smsplatform.api.resolver import BEARER
 from smsplatform.core import db
 from smsplatform.core.config import get_settings
 from smsplatform.core.secret_store import callback_signing_key
-from smsplatform.sending import status_callbacks
+from smsplatform.sending import status_callbacks, twilio_compatible
 
 
 class StatusCallbackRequest(RequestModel):
@@ -33,6 +33,13 @@ class StatusCallbackResponse(BaseModel):
 
 class SecretResponse(StatusCallbackResponse):
     secret: Annotated[str, Field(description="Shown once: verify X-Signature with it")]
+    twilio_auth_token: Annotated[
+        str,
+        Field(
+            description="Shown once: the auth token of the Twilio-compatible API's StatusCallbacks; Twilio's "
+            "RequestValidator verifies their X-Twilio-Signature with it"
+        ),
+    ]
 
 
 def _response(found: status_callbacks.CallbackSettings) -> StatusCallbackResponse:
@@ -68,7 +75,7 @@ def status_callback_routes() -> Router:
     @router.post(
         "/v1/status-callback/secret",
         tags=["Status callbacks"],
-        summary="Rotate the signing secret",
+        summary="Rotate the signing secret (and the Twilio-compatible auth token)",
         description="The new secret signs every callback sent from now on, retries included; it is shown only here.",
         security=BEARER,
     )
@@ -76,8 +83,12 @@ def status_callback_routes() -> Router:
         principal = caller(router, permissions.WEBHOOKS_WRITE)
         with db.transaction() as conn:
             found = status_callbacks.rotate_secret(conn, principal.user_id, request_meta(router))
-        key = status_callbacks.secret(callback_signing_key(get_settings()), principal.user_id, found.secret_version)
+        master = callback_signing_key(get_settings())
         withhold_from_replay(router)
-        return SecretResponse(**_response(found).model_dump(), secret=key)
+        return SecretResponse(
+            **_response(found).model_dump(),
+            secret=status_callbacks.secret(master, principal.user_id, found.secret_version),
+            twilio_auth_token=twilio_compatible.auth_token(master, principal.user_id, found.secret_version),
+        )
 
     return router

@@ -74,6 +74,13 @@ def remove_opt_out(conn: Connection[DictRow], user_id: UUID, phone_number: str, 
     audit.record(conn, user_id, "opt_out.remove", {"phone_number": phone_number}, meta)
 
 
+def is_opted_out(conn: Connection[DictRow], user_id: UUID, phone_number: str) -> bool:
+    row = conn.execute(
+        "SELECT 1 FROM opt_outs WHERE user_id = %s AND phone_number = %s", (user_id, phone_number)
+    ).fetchone()
+    return row is not None
+
+
 def list_opt_outs(conn: Connection[DictRow], user_id: UUID, limit: int, cursor: Cursor | None) -> Page[OptOut]:
     keyset, params = pagination.after(cursor)
     rows = conn.execute(

@@ -69,6 +69,9 @@ class Settings(BaseSettings):
     # Credits a segment costs to a country neither the platform's price list nor the account's names;
     # 0 means such countries are unpriced (refused on single sends, skipped in campaigns).
     default_credits_per_segment: Annotated[int, Field(ge=0, le=10_000)] = 1
+    # Single messages an account may have waiting (scheduled, queued or sending); a send beyond it is refused
+    # (429 queue-full; Twilio's 21611 on the Twilio-compatible API). Campaigns do not count.
+    max_queued_messages: Annotated[int, Field(ge=1, le=1_000_000)] = 10_000
 
     # The default provider route: names tried in order, comma-separated ("twilio,aws_sms"); an
     # account's own route (users.provider_route) replaces it. A transient failure fails over to the next.

@@ -87,6 +87,15 @@ class TooManyAttemptsError(DomainError):
         return {"Retry-After": str(self.retry_after_seconds)}
 
 
+class QueueFullError(DomainError):
+    status = 429
+    slug = "queue-full"
+    title = "Too many messages waiting"
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": "60"}
+
+
 class PayloadTooLargeError(DomainError):
     status = 413
     slug = "payload-too-large"

@@ -29,6 +29,9 @@ class MessageFilter:
     to: str | None = None
     since: datetime | None = None
     until: datetime | None = None
+    sender_id: str | None = None
+    sent_since: datetime | None = None
+    sent_until: datetime | None = None
 
 
 def _conditions(given: dict[str, tuple[str, object]]) -> tuple[str, dict[str, object]]:
@@ -52,6 +55,10 @@ def list_messages(
             "to": ("phone_number = %(to)s", where.to),
             "since": ("created_at >= %(since)s", where.since),
             "until": ("created_at < %(until)s", where.until),
+            "sender": ("sender_id = %(sender)s", where.sender_id),
+            "sent_since": ("sent_at >= %(sent_since)s", where.sent_since),
+            # Nothing is sent before it is created: the bound on created_at lets the index stop early.
+            "sent_until": ("sent_at < %(sent_until)s AND created_at < %(sent_until)s", where.sent_until),
         }
     )
     params: dict[str, object] = {"user": user_id, "limit": limit + 1, **values}

@@ -23,7 +23,7 @@ from psycopg.rows import DictRow
 from smsplatform.billing import ledger, pricing, settlement
 from smsplatform.core import audit, queues
 from smsplatform.core.audit import RequestMeta
-from smsplatform.core.errors import ConflictError, FieldError, InvalidInputError, NotFoundError
+from smsplatform.core.errors import ConflictError, FieldError, InvalidInputError, NotFoundError, QueueFullError
 from smsplatform.core.observability import logger
 from smsplatform.core.queue_messages import SendBatch, SendKind
 from smsplatform.sending import encoding
@@ -103,6 +103,8 @@ def send(
     default_price: int,
     send_at: datetime | None = None,
     validity_period: int | None = None,
+    status_callback_url: str | None = None,
+    max_queued: int | None = None,
 ) -> Accepted:
     """Numbers are E.164 and distinct. Opted-out numbers get a failed row and no charge; a destination the
     account's prices block or leave unpriced is a 422 naming it (nothing is written); 402 if credits are short.
@@ -120,12 +122,13 @@ def send(
                 for d in refused
             ],
         )
+    _check_backlog(conn, user_id, len(destinations), max_queued)
     request_id = uuid4()
     with conn.transaction():
         rows = conn.execute(
             f"""INSERT INTO sms_delivery_logs (user_id, request_id, phone_number, status, batch_number, segments,
                                                encoding, cost, body, sender_id, error_code, error_message,
-                                               not_before, held, expires_at)
+                                               not_before, held, expires_at, status_callback_url)
                 SELECT %(user)s, %(request)s, n.number,
                        CASE WHEN o.phone_number IS NOT NULL THEN 'failed'
                             WHEN %(send_at)s::timestamptz IS NOT NULL THEN 'scheduled' ELSE 'queued' END,
@@ -136,7 +139,8 @@ def send(
                        CASE WHEN o.phone_number IS NOT NULL THEN 'The recipient opted out of this account''s messages.'
                        END,
                        %(send_at)s, %(send_at)s::timestamptz IS NOT NULL AND o.phone_number IS NULL,
-                       coalesce(%(send_at)s, now()) + make_interval(secs => %(validity)s)
+                       coalesce(%(send_at)s, now()) + make_interval(secs => %(validity)s),
+                       %(callback)s
                   FROM unnest(%(numbers)s::text[], %(prices)s::int[]) WITH ORDINALITY AS n(number, price, position)
                   LEFT JOIN opt_outs o ON o.user_id = %(user)s AND o.phone_number = n.number
                  ORDER BY n.position
@@ -153,6 +157,7 @@ def send(
                 "batch_size": batch_size,
                 "send_at": send_at,
                 "validity": validity_period,
+                "callback": status_callback_url,
             },
         ).fetchall()
         messages = [Message.from_row(row) for row in rows]
@@ -165,6 +170,26 @@ def send(
         audit.record(conn, user_id, "messages.send", details, meta)
     batches = max(1, -(-len(destinations) // batch_size))
     return Accepted(request_id, messages, credits, 0 if send_at is not None else batches)
+
+
+def _check_backlog(conn: Connection[DictRow], user_id: UUID, adding: int, limit: int | None) -> None:
+    """Refuses a send that would take the account's waiting single messages past `limit`. The count stops at
+    the limit, along a partial index of waiting single sends, so it costs at most `limit` index entries."""
+    if limit is None:
+        return
+    row = conn.execute(
+        """SELECT count(*) AS n FROM (
+               SELECT 1 FROM sms_delivery_logs
+                WHERE user_id = %s AND request_id IS NOT NULL AND status IN ('scheduled', 'queued', 'sending')
+                LIMIT %s) waiting""",
+        (user_id, limit),
+    ).fetchone()
+    waiting = row["n"] if row else 0
+    if waiting + adding > limit:
+        raise QueueFullError(
+            f"The account has {waiting} messages waiting to be sent, and at most {limit} may wait; "
+            "retry once some have gone."
+        )
 
 
 def cancel(conn: Connection[DictRow], user_id: UUID, message_id: UUID, meta: RequestMeta) -> Message:

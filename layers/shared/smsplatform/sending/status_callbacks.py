@@ -34,7 +34,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 from uuid import UUID
 
 from psycopg import Connection
@@ -45,6 +45,7 @@ from smsplatform.core.audit import RequestMeta
 from smsplatform.core.config import Settings
 from smsplatform.core.errors import FieldError, InvalidInputError, NotFoundError
 from smsplatform.core.queue_messages import CallbacksDue
+from smsplatform.sending import twilio_compatible
 
 SIGNATURE_HEADER = "X-Signature"
 ID_HEADER = "X-Callback-Id"
@@ -353,7 +354,11 @@ def deliver(
         version = conn.execute("SELECT callback_secret_version FROM users WHERE id = %s", (user_id,)).fetchone()
     if version is None:  # the account is gone, and its callbacks with it
         return Delivery(0, 0, None)
-    key = secret(master_key, user_id, version["callback_secret_version"])
+    keys = _Keys(
+        user_id,
+        secret(master_key, user_id, version["callback_secret_version"]),
+        twilio_compatible.auth_token(master_key, user_id, version["callback_secret_version"]),
+    )
     delivered = failed = 0
     out_of_time = False
     for _ in range(_ROUNDS_PER_INVOCATION):
@@ -370,7 +375,7 @@ def deliver(
         if not claimed:
             break
         with ThreadPoolExecutor(max_workers=min(settings.callback_concurrency, len(claimed))) as pool:
-            attempts = list(pool.map(_attempt, claimed, [key] * len(claimed), [post] * len(claimed)))
+            attempts = list(pool.map(_attempt, claimed, [keys] * len(claimed), [post] * len(claimed)))
         with db.transaction() as conn:
             _record(conn, attempts, settings)
         delivered += sum(attempt.delivered for attempt in attempts)
@@ -399,20 +404,37 @@ def _claim(conn: Connection[DictRow], user_id: UUID, settings: Settings, limit: 
                     WHERE user_id = %(user)s AND status = 'pending' AND next_attempt_at <= now()
                     ORDER BY next_attempt_at, created_at LIMIT %(n)s FOR UPDATE SKIP LOCKED) due
             WHERE s.id = due.id
-        RETURNING s.id, s.url, s.payload, s.created_at""",
+        RETURNING s.id, s.url, s.payload, s.format, s.created_at""",
         {"user": user_id, "lease": lease, "n": limit},
     ).fetchall()
 
 
-def _attempt(row: DictRow, key: str, post: Post) -> Attempt:
-    payload: dict[str, Any] = {"id": str(row["id"]), **row["payload"]}
-    body = json.dumps(payload, separators=(",", ":"), sort_keys=True).encode()
-    headers = {
-        "Content-Type": "application/json",
-        "User-Agent": "smsplatform-status-callbacks/1",
-        SIGNATURE_HEADER: sign(key, body),
-        ID_HEADER: str(row["id"]),
-    }
+@dataclass(frozen=True)
+class _Keys:
+    user_id: UUID
+    secret: str  # X-Signature's
+    twilio: str  # X-Twilio-Signature's
+
+
+def _attempt(row: DictRow, keys: _Keys, post: Post) -> Attempt:
+    if row["format"] == "twilio":
+        fields = twilio_compatible.callback_fields(keys.user_id, row["payload"])
+        body = urlencode(fields).encode()
+        headers = {
+            "Content-Type": "application/x-www-form-urlencoded",
+            "User-Agent": "smsplatform-status-callbacks/1",
+            twilio_compatible.SIGNATURE_HEADER: twilio_compatible.signature(keys.twilio, row["url"], fields),
+            "I-Twilio-Idempotency-Token": str(row["id"]),
+        }
+    else:
+        payload: dict[str, Any] = {"id": str(row["id"]), **row["payload"]}
+        body = json.dumps(payload, separators=(",", ":"), sort_keys=True).encode()
+        headers = {
+            "Content-Type": "application/json",
+            "User-Agent": "smsplatform-status-callbacks/1",
+            SIGNATURE_HEADER: sign(keys.secret, body),
+            ID_HEADER: str(row["id"]),
+        }
     try:
         post(row["url"], body, headers)
     except Exception as exc:  # the endpoint's failure, whatever it is, is this attempt's outcome
