@@ -317,33 +317,42 @@ def test_an_unknown_route_is_a_404(api: Api) -> None:
     assert api.request("GET", "/v1/nothing-here").status == 404
 
 
-def test_swagger_ui_loads_its_cdn_assets_only_with_their_integrity_hashes(api: Api) -> None:
+def test_swagger_ui_loads_only_its_own_assets_and_they_are_the_npm_packages_files(api: Api) -> None:
     import base64
+    import gzip
     import hashlib
     import io
     import re
     import tarfile
     import urllib.request
 
-    from smsplatform.api.health_and_docs import SWAGGER_UI_VERSION
+    from smsplatform.api.health_and_docs import SWAGGER_UI_DIR, SWAGGER_UI_VERSION
 
     page = api.request("GET", "/v1/docs").body.decode()
-    tags = re.findall(r'<(?:link|script)[^>]*(?:href|src)="(https://[^"]+)"[^>]*>', page)
-    integrity = dict(re.findall(r'(?:href|src)="https://[^"]+/([^/"]+)"\s+integrity="([^"]+)"', page))
+    sources = re.findall(r'<(?:link|script)[^>]*(?:href|src)="([^"]+)"[^>]*>', page)
+    integrity = dict(re.findall(r'(?:href|src)="docs/([^"?]+)\?v=[^"]+"\s+integrity="([^"]+)"', page))
 
-    assert len(tags) == 2
+    assert [source.split("?")[0] for source in sources] == ["docs/swagger-ui.css", "docs/swagger-ui-bundle.js"]
+    assert "https://" not in page  # nothing from a CDN: the page works offline
     assert set(integrity) == {"swagger-ui.css", "swagger-ui-bundle.js"}
-    assert page.count('crossorigin="anonymous"') == 2
+    for name, expected in integrity.items():
+        served = api.request("GET", f"/v1/docs/{name}", headers={"accept-encoding": "gzip"})
+        assert served.status == 200
+        assert served.headers["content-encoding"] == "gzip"
+        assert served.headers["cache-control"] == "public, max-age=86400"
+        body = gzip.decompress(served.body)
+        assert body == (SWAGGER_UI_DIR / name).read_bytes()
+        assert expected == "sha384-" + base64.b64encode(hashlib.sha384(body).digest()).decode(), name
+    assert api.request("GET", "/v1/docs/index.html").status == 404
 
-    try:  # the hashes are the npm package's own files (the registry is reachable wherever tests run)
+    try:  # the shipped files are the npm package's own (the registry is reachable wherever tests run)
         url = f"https://registry.npmjs.org/swagger-ui-dist/-/swagger-ui-dist-{SWAGGER_UI_VERSION}.tgz"
         with urllib.request.urlopen(url, timeout=20) as answer:
             tarball = answer.read()
     except OSError as exc:
-        pytest.skip(f"the npm registry is unreachable, so the hashes are not checked against the package: {exc}")
+        pytest.skip(f"the npm registry is unreachable, so the files are not checked against the package: {exc}")
     with tarfile.open(fileobj=io.BytesIO(tarball)) as package:
-        for name, expected in integrity.items():
+        for name in integrity:
             member = package.extractfile(f"package/{name}")
             assert member is not None
-            digest = base64.b64encode(hashlib.sha384(member.read()).digest()).decode()
-            assert expected == f"sha384-{digest}", name
+            assert member.read() == (SWAGGER_UI_DIR / name).read_bytes(), name

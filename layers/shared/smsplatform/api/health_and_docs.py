@@ -2,6 +2,7 @@
 
 import json
 from functools import lru_cache
+from pathlib import Path
 from typing import Any, Literal
 
 from aws_lambda_powertools.event_handler import Response
@@ -9,11 +10,15 @@ from aws_lambda_powertools.event_handler.api_gateway import Router
 from pydantic import BaseModel
 
 from smsplatform.core import db
+from smsplatform.core.errors import NotFoundError
 from smsplatform.core.observability import logger
 
 SWAGGER_UI_VERSION = "5.17.14"
-# Subresource Integrity: the browser runs the CDN's files only if they are byte for byte the npm package's
-# (sha384 of swagger-ui-dist-5.17.14.tgz's package/swagger-ui.css and package/swagger-ui-bundle.js).
+# Swagger UI's two files, shipped in the layer (swagger_ui/, from npm's swagger-ui-dist, Apache-2.0) and served
+# by this function, so the page works where the browser has no internet. Subresource Integrity still pins them:
+# the sha384 of swagger-ui-dist-5.17.14.tgz's package/swagger-ui.css and package/swagger-ui-bundle.js.
+SWAGGER_UI_DIR = Path(__file__).parent / "swagger_ui"
+_ASSET_TYPES = {"swagger-ui.css": "text/css; charset=utf-8", "swagger-ui-bundle.js": "text/javascript; charset=utf-8"}
 SWAGGER_UI_INTEGRITY = {
     "swagger-ui.css": "sha384-wxLW6kwyHktdDGr6Pv1zgm/VGJh99lfUbzSn6HNHBENZlCN7W602k9VkGdxuFvPn",
     "swagger-ui-bundle.js": "sha384-wmyclcVGX/WhUkdkATwhaK1X1JtiNrr2EoYJ+diV3vj4v6OC5yCeSu+yW13SYJep",
@@ -23,13 +28,11 @@ _SWAGGER_PAGE = """<!doctype html>
 <head>
   <meta charset="utf-8">
   <title>Bulk SMS Platform API</title>
-  <link rel="stylesheet" href="https://cdn.jsdelivr.net/npm/swagger-ui-dist@{version}/swagger-ui.css"
-        integrity="{css}" crossorigin="anonymous">
+  <link rel="stylesheet" href="docs/swagger-ui.css?v={version}" integrity="{css}">
 </head>
 <body>
   <div id="swagger-ui"></div>
-  <script src="https://cdn.jsdelivr.net/npm/swagger-ui-dist@{version}/swagger-ui-bundle.js"
-          integrity="{js}" crossorigin="anonymous"></script>
+  <script src="docs/swagger-ui-bundle.js?v={version}" integrity="{js}"></script>
   <script>
     window.ui = SwaggerUIBundle({{url: "openapi.json", dom_id: "#swagger-ui", deepLinking: true}});
   </script>
@@ -85,4 +88,23 @@ def health_and_docs_routes() -> Router:
             ),
         )
 
+    @router.get(
+        "/v1/docs/<asset>",
+        tags=["Platform"],
+        summary="Swagger UI's script and stylesheet",
+        description="swagger-ui-bundle.js or swagger-ui.css, served from the platform itself.",
+        compress=True,
+        cache_control="public, max-age=86400",
+    )
+    def docs_asset(asset: str) -> Response[str]:
+        content_type = _ASSET_TYPES.get(asset)
+        if content_type is None:
+            raise NotFoundError("No such Swagger UI asset.")
+        return Response(status_code=200, content_type=content_type, body=_asset(asset))
+
     return router
+
+
+@lru_cache(maxsize=2)
+def _asset(name: str) -> str:
+    return (SWAGGER_UI_DIR / name).read_text(encoding="utf-8")
