@@ -49,7 +49,7 @@ $(TOOLS)/bin/.installed: requirements-tools.txt
 tools: $(TOOLS)/bin/.installed
 
 run: venv
-	$(BIN)/python -m local run --port $(PORT)
+	$(BIN)/python -m local run --port $(PORT) $(if $(JSON_LOGS),--json-logs)
 
 psql: venv
 	$(BIN)/python -m local psql

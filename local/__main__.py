@@ -8,9 +8,11 @@ import signal
 import subprocess
 import sys
 import threading
+import warnings
 from pathlib import Path
 
 from local import database
+from local.console import Console
 from local.stack import ROOT, LocalStack
 
 
@@ -23,6 +25,11 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--data-dir", type=Path, default=ROOT / ".data" / "local")
     run.add_argument("--template", type=Path, default=ROOT / "template.yaml")
     run.add_argument("--root", type=Path, default=ROOT, help="folder CodeUri and sql/ are relative to")
+    run.add_argument(
+        "--json-logs",
+        action="store_true",
+        help="print the functions' JSON logs and metrics as they come, instead of one line per request",
+    )
     psql = commands.add_parser("psql", help="open psql on the local stack's database")
     psql.add_argument("--data-dir", type=Path, default=ROOT / ".data" / "local")
     for name, text in (("dlq", "list the running stack's dead-letter queues"), ("redrive", "move one back")):
@@ -54,6 +61,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "inbound":
         return _inbound(args)
 
+    _quiet_libraries()
+    console = None
+    if not args.json_logs:  # everything but the console's lines goes to the log file
+        console = Console.take_over(args.data_dir.resolve() / "logs" / "platform.log")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     for noisy in ("werkzeug", "pgserver", "botocore", "urllib3"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
@@ -64,20 +75,38 @@ def main(argv: list[str] | None = None) -> int:
         template=args.template.resolve(),
         root=args.root.resolve(),
         database_url=os.environ.get("DATABASE_URL"),
+        on_request=console.request if console else None,
     )
+    say = console.say if console else print
     stopping = threading.Event()
     # SIGTERM ends the stack as cleanly as Ctrl-C, so the embedded database stops too.
     signal.signal(signal.SIGTERM, lambda *_: stopping.set())
     try:
+        if console:
+            console.follow()
+            say(f"Starting the local stack (logs: {console.log_path})...")
         stack.start()
-        _banner(stack)
+        say(_banner(stack, console.log_path if console else None))
         stopping.wait()
     except KeyboardInterrupt:
         pass
+    except BaseException:
+        if console:  # the traceback is in the log file; say where
+            say(f"The local stack failed to start; see {console.log_path}")
+        raise
     finally:
-        print("\nStopping the local stack...", file=sys.stderr)
+        say("\nStopping the local stack...")
         stack.stop()
+        if console:
+            console.stop()
     return 0
+
+
+def _quiet_libraries() -> None:
+    """Warnings a clean start would otherwise print: none of them is the user's to act on."""
+    warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR")  # platformdirs, under pgserver
+    warnings.filterwarnings("ignore", message="No application metrics to publish")  # Powertools, per invocation
+    warnings.filterwarnings("ignore", category=DeprecationWarning, module="botocore")
 
 
 def _dead_letters(args: argparse.Namespace) -> int:
@@ -125,7 +154,7 @@ def _psql(data_dir: Path) -> int:
     return subprocess.run([psql, url], check=False).returncode  # noqa: S603  # the user's own shell session
 
 
-def _banner(stack: LocalStack) -> None:
+def _banner(stack: LocalStack, log_path: Path | None) -> str:
     url = stack.base_url
     lines = [
         "",
@@ -145,7 +174,12 @@ def _banner(stack: LocalStack) -> None:
             f"  Operator account created: login '{stack.admin.username}', password {stack.admin.generated_password}",
             "  (shown once; set SMS_ADMIN_EMAIL and SMS_ADMIN_PASSWORD to choose them)",
         ]
-    print("\n".join(lines), flush=True)
+    lines += (
+        ["", f"  One line per request below; the functions' JSON logs and metrics: {log_path}", ""]
+        if log_path
+        else [""]
+    )
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

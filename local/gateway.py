@@ -10,6 +10,7 @@ import logging
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -29,11 +30,22 @@ def _is_text(content_type: str) -> bool:
     return not content_type or content_type.startswith(_TEXT_TYPES) or "+json" in content_type
 
 
+# Told of each request served: method, path (with its query), status, milliseconds.
+RequestObserver = Callable[[str, str, int, float], None]
+
+
 class Gateway:
-    def __init__(self, spec: StackSpec, runtimes: dict[str, FunctionRuntime], api_id: str = "local") -> None:
+    def __init__(
+        self,
+        spec: StackSpec,
+        runtimes: dict[str, FunctionRuntime],
+        api_id: str = "local",
+        observer: RequestObserver | None = None,
+    ) -> None:
         self.spec = spec
         self.runtimes = runtimes
         self.api_id = api_id
+        self.observer = observer
 
     def handle(
         self, method: str, target: str, headers: dict[str, str], body: bytes, source_ip: str
@@ -174,6 +186,7 @@ class _RequestHandler(BaseHTTPRequestHandler):
     server_version = "sms-platform-local-gateway"
 
     def _serve(self) -> None:
+        started = time.perf_counter()
         length = int(self.headers.get("content-length") or 0)
         if length > MAX_BODY_BYTES:
             status, headers, cookies, body = _json(413, {"message": "Request Entity Too Large"})
@@ -198,6 +211,8 @@ class _RequestHandler(BaseHTTPRequestHandler):
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(body)
+        if self.gateway.observer is not None:
+            self.gateway.observer(self.command, self.path, status, (time.perf_counter() - started) * 1000)
 
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _serve  # noqa: N815
 

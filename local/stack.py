@@ -12,7 +12,7 @@ from psycopg.rows import dict_row
 
 from local import aws, database
 from local.aws import MotoServer
-from local.gateway import Gateway, GatewayServer
+from local.gateway import Gateway, GatewayServer, RequestObserver
 from local.pollers import ChildPoller, SqsPoller
 from local.runtime import FunctionRuntime
 from local.scheduler import Scheduler
@@ -48,6 +48,8 @@ class LocalStack:
     children: dict[str, ChildPoller] = field(init=False, default_factory=dict)
     _scheduler: Scheduler | None = field(init=False, default=None)
     database_display: str = field(init=False, default="")
+    # Told of each request the gateway serves (the console's request lines).
+    on_request: RequestObserver | None = None
 
     @property
     def base_url(self) -> str:
@@ -90,7 +92,7 @@ class LocalStack:
             runtime.warm()
         self.admin = _ensure_admin(db_url)
 
-        self._gateway = GatewayServer(Gateway(self.spec, runtimes), self.host, self.port)
+        self._gateway = GatewayServer(Gateway(self.spec, runtimes, observer=self.on_request), self.host, self.port)
         self._gateway.start()
         (self.data_dir / "base-url").write_text(self.base_url)  # for `python -m local inbound`
         sqs = aws.client("sqs", endpoint)

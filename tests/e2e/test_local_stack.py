@@ -1,6 +1,7 @@
 """A newcomer's first session, over HTTP against the local stack."""
 
 import json
+import re
 import subprocess
 import time
 import uuid
@@ -260,6 +261,31 @@ def test_a_personalised_campaign_reaches_each_recipient_once(client: httpx.Clien
     assert (later["status"], later["total_recipients"]) == ("completed", 3)  # released by the scheduler's tick
     balance = client.get("/v1/users/me", headers=auth).json()["sms_credits"]
     assert balance == 100 - 4 - 3
+    # The console told the story: the requests, the release and the completion, the imports.
+    short = campaign["id"][:8]
+    console = _wait(
+        lambda: {"text": stack.output}, lambda out: f"campaign {short} completed: 4 credits spent" in out["text"]
+    )
+    assert re.search(rf"campaign {short} released: 4 recipients, 4 credits reserved, \d batch(es)?\n", console["text"])
+    assert re.search(rf"\d\d:\d\d:\d\d POST   /v1/campaigns/{campaign['id']}/send 202 \d+ ms", console["text"])
+    assert console["text"].count(" imported, 0 invalid") >= 2
+
+
+def test_the_console_shows_a_line_per_request_and_the_json_logs_go_to_a_file(
+    client: httpx.Client, stack: StackProcess
+) -> None:
+    client.get("/v1/health")
+    client.get("/v1/no-such-route?to=%2B447400100001")
+    lines = _wait(lambda: {"text": stack.output}, lambda out: "GET    /v1/no-such-route 404" in out["text"])["text"]
+    log = (stack.data_dir / "logs" / "platform.log").read_text()
+
+    assert re.search(r"^\d\d:\d\d:\d\d GET    /v1/health 200 \d+ ms$", lines, re.MULTILINE)
+    assert "%2B447400100001" not in lines  # the query is not shown: it may hold numbers
+    assert not [line for line in lines.splitlines() if line.lstrip().startswith(("{", "Traceback"))]
+    assert "Warning" not in lines
+    assert "WARNING" not in lines
+    assert '"message":"request"' in log.replace(" ", "")
+    assert '"CloudWatchMetrics"' in log
 
 
 def _wait(read: Any, done: Any, timeout: float = 60) -> dict[str, Any]:

@@ -14,6 +14,7 @@ from psycopg import Connection
 from psycopg.rows import DictRow
 
 from smsplatform.billing import ledger
+from smsplatform.core.observability import logger
 from smsplatform.core.queue_messages import SendKind
 
 CREDITS_PER_SEGMENT = 1
@@ -48,11 +49,15 @@ def settle(conn: Connection[DictRow], kind: SendKind, reference_id: UUID) -> boo
         conn.execute("SELECT 1 FROM users WHERE id = %s FOR UPDATE", (user_id,))
         if in_flight(conn, kind, reference_id):
             return False
+        completed = False
         if kind == "campaign":
-            conn.execute(
-                """UPDATE sms_campaigns SET status = 'completed', completed_at = now(), updated_at = now()
-                    WHERE id = %s AND status = 'sending'""",
-                (reference_id,),
+            completed = (
+                conn.execute(
+                    """UPDATE sms_campaigns SET status = 'completed', completed_at = now(), updated_at = now()
+                        WHERE id = %s AND status = 'sending'""",
+                    (reference_id,),
+                ).rowcount
+                == 1
             )
         used = conn.execute(
             f"""SELECT coalesce(sum(cost), 0)::int AS credits FROM sms_delivery_logs
@@ -67,4 +72,6 @@ def settle(conn: Connection[DictRow], kind: SendKind, reference_id: UUID) -> boo
         to_refund = held.outstanding - max(to_spend, 0)
         if to_refund > 0:
             ledger.refund(conn, user_id, to_refund, reference_id, kind)
+    if completed:
+        logger.info("campaign completed", extra={"campaign_id": str(reference_id), "credits": used["credits"]})
     return True
