@@ -32,10 +32,11 @@ help:
 	@echo "make validate  sam validate --lint, cfn-lint, and cfn-lint of the translated template"
 	@echo "make deploy ENV=dev|prod  sam build && sam deploy"
 
-$(BIN)/.installed: requirements-dev.txt layers/shared/requirements.txt
+$(BIN)/.installed: requirements-dev.txt layers/shared/requirements.txt pyproject.toml
 	@test -n "$(PYTHON)" || { echo "error: Python 3.11 or 3.12 is required on PATH" >&2; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps -e .
 	@touch $@
 
 venv: $(BIN)/.installed

@@ -39,3 +39,18 @@ def test_package_files_are_empty_of_code() -> None:
     for init in LIBRARY.rglob("__init__.py"):
         body = [node for node in ast.parse(init.read_text()).body if not isinstance(node, ast.Expr)]
         assert body == [], f"{init.relative_to(LIBRARY)} re-exports or runs code"
+
+
+def test_the_command_lines_dependencies_are_pinned_as_the_dev_environment_pins_them() -> None:
+    """`pip install .` (an operator's laptop) and `make` (.venv) install the same smsctl dependencies."""
+    import tomllib
+
+    declared = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    pinned = {
+        line.split("==")[0].split("[")[0].lower(): line.strip()
+        for line in (ROOT / "requirements-dev.txt").read_text().splitlines()
+        if "==" in line and not line.startswith("#")
+    }
+    assert declared
+    for requirement in declared:
+        assert pinned[requirement.split("==")[0].lower()] == requirement
