@@ -197,6 +197,22 @@ def test_the_send_pipeline_and_webhook_sample_events_drive_each_function(
     message_id = json.loads(accepted["body"])["data"][0]["id"]
     shown = messages.invoke(_as("messages/get_message.json", context, {"message_id": message_id}))
     assert json.loads(shown["body"])["status"] in ("queued", "sent")
+
+    twilio_api = runtimes["TwilioMessagesFunction"]
+    account_hex = context["user_id"].replace("-", "")
+    create = _as("twilio_messages/create_message.json", context, {"account_sid": f"AC{account_hex}"})
+    create["body"] = create["body"].replace("MG00000000000040008000000000000001", f"MG{account_hex}")
+    created = twilio_api.invoke(create)
+    assert created["statusCode"] == 201, created["body"]
+    sid = json.loads(created["body"])["sid"]
+    fetched = twilio_api.invoke(
+        _as(
+            "twilio_messages/fetch_message.json",
+            context,
+            {"account_sid": f"AC{account_hex}", "message_file": f"{sid}.json"},
+        )
+    )
+    assert json.loads(fetched["body"])["body"] == "Your code is 482913 — valid 10% of an hour"
     assert runtimes["SchedulerFunction"].invoke(_event("scheduler/schedule.json"))["campaigns_released"] == 0
 
     # Webhooks, signed as each provider signs: receipts and replies go onto the receipts queue (200 each).

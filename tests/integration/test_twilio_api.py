@@ -62,8 +62,15 @@ def client(server: str, account: dict[str, Any], monkeypatch: pytest.MonkeyPatch
     return sdk
 
 
+RESOURCE_KEYS = {
+    "sid", "account_sid", "messaging_service_sid", "to", "from", "body", "status", "num_segments", "num_media",
+    "direction", "price", "price_unit", "error_code", "error_message", "date_created", "date_updated", "date_sent",
+    "uri", "api_version", "subresource_uris",
+}  # fmt: skip
+
+
 def test_create_fetch_and_a_signed_status_callback(
-    client: Client, account: dict[str, Any], api: Api, pipeline: Pipeline
+    client: Client, account: dict[str, Any], api: Api, pipeline: Pipeline, server: str
 ) -> None:
     endpoint = Endpoint()
     try:
@@ -88,6 +95,9 @@ def test_create_fetch_and_a_signed_status_callback(
     assert fetched.date_sent is not None
     assert fetched.error_code is None
     assert fetched.price == "-2"
+    raw = httpx.get(server + created.uri, auth=(account["sid"], account["api_token"])).json()
+    assert set(raw) == RESOURCE_KEYS  # Twilio's keys, no others
+    assert raw["date_created"].endswith(" GMT")  # RFC 2822
     assert fetched.price_unit == "credits"
 
     validator = RequestValidator(auth_token)

@@ -10,7 +10,6 @@ from aws_lambda_powertools.event_handler.api_gateway import Router
 from pydantic import BaseModel
 
 from smsplatform.core import db
-from smsplatform.core.errors import NotFoundError
 from smsplatform.core.observability import logger
 
 SWAGGER_UI_VERSION = "5.17.14"
@@ -18,6 +17,7 @@ SWAGGER_UI_VERSION = "5.17.14"
 # by this function, so the page works where the browser has no internet. Subresource Integrity still pins them:
 # the sha384 of swagger-ui-dist-5.17.14.tgz's package/swagger-ui.css and package/swagger-ui-bundle.js.
 SWAGGER_UI_DIR = Path(__file__).parent / "swagger_ui"
+SwaggerAsset = Literal["swagger-ui.css", "swagger-ui-bundle.js"]
 _ASSET_TYPES = {"swagger-ui.css": "text/css; charset=utf-8", "swagger-ui-bundle.js": "text/javascript; charset=utf-8"}
 SWAGGER_UI_INTEGRITY = {
     "swagger-ui.css": "sha384-wxLW6kwyHktdDGr6Pv1zgm/VGJh99lfUbzSn6HNHBENZlCN7W602k9VkGdxuFvPn",
@@ -96,11 +96,8 @@ def health_and_docs_routes() -> Router:
         compress=True,
         cache_control="public, max-age=86400",
     )
-    def docs_asset(asset: str) -> Response[str]:
-        content_type = _ASSET_TYPES.get(asset)
-        if content_type is None:
-            raise NotFoundError("No such Swagger UI asset.")
-        return Response(status_code=200, content_type=content_type, body=_asset(asset))
+    def docs_asset(asset: SwaggerAsset) -> Response[str]:
+        return Response(status_code=200, content_type=_ASSET_TYPES[asset], body=_asset(asset))
 
     return router
 

@@ -160,3 +160,7 @@ def _complete_operation(method: str, path: str, operation: dict[str, Any]) -> No
         responses["200"]["content"] = {"application/json": {"schema": {"type": "object"}}}
     if (method, path) == ("get", "/v1/docs"):
         responses["200"]["content"] = {"text/html": {"schema": {"type": "string"}}}
+    if (method, path) == ("get", "/v1/docs/{asset}"):
+        responses["200"]["content"] = {
+            media: {"schema": {"type": "string"}} for media in ("text/css", "text/javascript")
+        }

@@ -45,6 +45,7 @@ from smsplatform.core.audit import RequestMeta
 from smsplatform.core.config import Settings
 from smsplatform.core.errors import FieldError, InvalidInputError, NotFoundError
 from smsplatform.core.queue_messages import CallbacksDue
+from smsplatform.providers import twilio
 from smsplatform.sending import twilio_compatible
 
 SIGNATURE_HEADER = "X-Signature"
@@ -423,7 +424,7 @@ def _attempt(row: DictRow, keys: _Keys, post: Post) -> Attempt:
         headers = {
             "Content-Type": "application/x-www-form-urlencoded",
             "User-Agent": "smsplatform-status-callbacks/1",
-            twilio_compatible.SIGNATURE_HEADER: twilio_compatible.signature(keys.twilio, row["url"], fields),
+            twilio.SIGNATURE_HEADER: twilio.signature(keys.twilio, row["url"], fields.items()),
             "I-Twilio-Idempotency-Token": str(row["id"]),
         }
     else:

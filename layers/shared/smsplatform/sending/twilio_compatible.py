@@ -9,7 +9,6 @@ Twilio's keys and a list page exactly Twilio's meta keys plus `messages`: the
 SDK takes the one non-meta key of a page as its records.
 """
 
-import base64
 import hashlib
 import hmac
 import re
@@ -26,7 +25,6 @@ from smsplatform.sending.messages import Message
 API_VERSION = "2010-04-01"
 BASE_PATH = f"/{API_VERSION}/Accounts"
 MORE_INFO = "https://www.twilio.com/docs/errors/{code}"
-SIGNATURE_HEADER = "X-Twilio-Signature"
 PRICE_UNIT = "credits"  # a price is in the platform's credits, not a currency
 
 # Twilio's numeric codes for the errors this API answers with.
@@ -208,9 +206,3 @@ def callback_fields(user_id: UUID, payload: Mapping[str, Any]) -> dict[str, str]
     if code is not None:
         fields["ErrorCode"] = str(code)
     return fields
-
-
-def signature(key: str, url: str, fields: Mapping[str, str]) -> str:
-    """Twilio's X-Twilio-Signature: base64 HMAC-SHA1 of the URL followed by each field's name and value, sorted."""
-    data = url + "".join(name + fields[name] for name in sorted(fields))
-    return base64.b64encode(hmac.new(key.encode(), data.encode(), hashlib.sha1).digest()).decode()
