@@ -188,6 +188,11 @@ def test_twilios_error_codes_reach_the_sdk(
     unsubscribed = refused(to=NUMBERS[5], from_=SENDER, body="We miss you")
     no_body = refused(to=NUMBERS[4], from_=SENDER, body="")
     bad_callback = refused(to=NUMBERS[4], from_=SENDER, body="Hi", status_callback="ftp://example.com/x")
+    unscheduled = refused(to=NUMBERS[4], from_=SENDER, body="Hi", send_at=datetime.now(UTC) + timedelta(hours=1))
+    too_soon = refused(
+        to=NUMBERS[4], from_=SENDER, body="Hi", send_at=datetime.now(UTC) + timedelta(minutes=1), schedule_type="fixed"
+    )
+    no_validity = refused(to=NUMBERS[4], from_=SENDER, body="Hi", validity_period=0)
     with pytest.raises(TwilioRestException) as missing:
         client.messages("SM" + "0" * 32).fetch()
     stranger = Client(account["sid"], "sk_live_" + "x" * 40)
@@ -204,6 +209,9 @@ def test_twilios_error_codes_reach_the_sdk(
         "unsubscribed": (unsubscribed.code, unsubscribed.status),
         "no_body": (no_body.code, no_body.status),
         "bad_callback": (bad_callback.code, bad_callback.status),
+        "unscheduled": (unscheduled.code, unscheduled.status),
+        "too_soon": (too_soon.code, too_soon.status),
+        "no_validity": (no_validity.code, no_validity.status),
         "missing": (missing.value.code, missing.value.status),
         "unauthenticated": (unauthenticated.value.code, unauthenticated.value.status),
         "overflow": (overflow.code, overflow.status),
@@ -214,6 +222,9 @@ def test_twilios_error_codes_reach_the_sdk(
         "unsubscribed": (21610, 400),
         "no_body": (21602, 400),
         "bad_callback": (21609, 400),
+        "unscheduled": (35111, 400),
+        "too_soon": (35114, 400),
+        "no_validity": (21624, 400),
         "missing": (20404, 404),
         "unauthenticated": (20003, 401),
         "overflow": (21611, 400),

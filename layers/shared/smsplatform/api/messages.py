@@ -133,7 +133,8 @@ class SendResponse(BaseModel):
     data: list[MessageResponse]
 
 
-def _check_send_at(send_at: datetime | None) -> None:
+def check_send_at(send_at: datetime | None) -> None:
+    """5 minutes to 35 days ahead (the Twilio-compatible API's SendAt too); raises a 422 on send_at."""
     if send_at is None:
         return
     ahead = send_at - datetime.now(UTC)
@@ -173,7 +174,7 @@ def messages_routes() -> Router:
     def send(body: Annotated[SendRequest, Body()]) -> Response[str]:
         principal = caller(router, permissions.MESSAGES_SEND)
         raw = [body.to] if isinstance(body.to, str) else body.to
-        _check_send_at(body.send_at)
+        check_send_at(body.send_at)
         with db.transaction() as conn:
             region = body.default_region or contacts.account_region(conn, principal.user_id)
             destinations: dict[str, messages.Destination] = {}

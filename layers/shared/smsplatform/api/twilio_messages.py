@@ -22,7 +22,7 @@ from smsplatform.accounts import permissions, sender_ids
 from smsplatform.accounts.principals import Principal
 from smsplatform.api import request_checks
 from smsplatform.api.context import caller, http_event, request_meta
-from smsplatform.api.messages import MAX_TEXT_CHARACTERS, SEND_AT_EARLIEST, SEND_AT_LATEST
+from smsplatform.api.messages import MAX_TEXT_CHARACTERS, check_send_at
 from smsplatform.api.resolver import PlatformResolver, access_log
 from smsplatform.contacts import contacts, opt_outs, phones
 from smsplatform.core import db
@@ -169,9 +169,7 @@ def _send_at(fields: Mapping[str, str]) -> datetime | None:
         moment = None
     if moment is None or moment.tzinfo is None:
         raise TwilioError(twilio.INVALID_SEND_AT, "SendAt is an ISO 8601 time with a UTC offset.")
-    ahead = moment - datetime.now(UTC)
-    if not SEND_AT_EARLIEST <= ahead <= SEND_AT_LATEST:
-        raise TwilioError(twilio.INVALID_SEND_AT, "SendAt is 5 minutes to 35 days ahead.")
+    _translate(lambda: check_send_at(moment), twilio.INVALID_SEND_AT, lambda exc: f"SendAt: {exc.errors[0].message}.")
     return moment
 
 
