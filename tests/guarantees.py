@@ -306,6 +306,34 @@ BREAKS = [
         T
         + "test_pricing_and_windows.py::test_crossing_the_low_balance_threshold_emits_one_signed_event_and_an_audit_row",
     ),
+    (
+        "sign Twilio-form callbacks with the JSON secret instead of the Twilio auth token",
+        L + "sending/status_callbacks.py",
+        '            twilio.SIGNATURE_HEADER: twilio.signature(keys.twilio, row["url"], fields.items()),',
+        '            twilio.SIGNATURE_HEADER: twilio.signature(keys.secret, row["url"], fields.items()),',
+        T + "test_twilio_api.py::test_create_fetch_and_a_signed_status_callback",
+    ),
+    (
+        "accept Basic auth whatever AccountSid names it",
+        L + "accounts/principals.py",
+        "    if username != twilio_account_sid(principal.user_id):",
+        "    if False:",
+        T + "test_twilio_api.py::test_another_accounts_sid_or_message_is_not_reachable",
+    ),
+    (
+        "send to an opted-out number through the Twilio-compatible API",
+        L + "api/twilio_messages.py",
+        "            if opt_outs.is_opted_out(conn, principal.user_id, number):",
+        "            if False:",
+        T + "test_twilio_api.py::test_twilios_error_codes_reach_the_sdk",
+    ),
+    (
+        "let single sends past the account's queue limit",
+        L + "sending/messages.py",
+        "    if waiting + adding > limit:",
+        "    if False:",
+        T + "test_messages_api.py::test_a_send_past_the_accounts_queue_limit_is_refused_and_writes_nothing",
+    ),
 ]
 
 

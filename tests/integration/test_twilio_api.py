@@ -262,8 +262,15 @@ def test_another_accounts_sid_or_message_is_not_reachable(
     with pytest.raises(TwilioRestException) as mismatched:
         mixed.messages(message.sid).fetch()
 
+    misnamed = Client("AC" + "0" * 32, other_token, account_sid=other_sid)  # right URL, wrong Basic username
+    misnamed.api.base_url = server
+    with pytest.raises(TwilioRestException) as misnamed_fetch:
+        misnamed.messages(message.sid).fetch()
+
     assert (fetched.value.code, fetched.value.status) == (20404, 404)
     assert (mismatched.value.code, mismatched.value.status) == (20003, 401)
+    assert (misnamed_fetch.value.code, misnamed_fetch.value.status) == (20003, 401)
+    assert theirs.messages(message.sid).fetch().body == "Private"
 
 
 def test_a_token_needs_messages_send_to_send_and_messages_read_to_read(
