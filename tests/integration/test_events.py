@@ -69,10 +69,13 @@ def test_the_sample_events_drive_each_function(
 
     result = runtimes["MaintenanceFunction"].invoke(_event("maintenance/schedule.json"))
     assert result == {
+        "default_partition_rows": 0,
+        "default_partition_rows_moved": 0,
         "partitions_created": [],
         "login_failures_purged": 0,
         "idempotency_keys_purged": 0,
         "status_callbacks_purged": 0,
+        "failed_steps": [],
     }
 
     contacts = runtimes["ContactsFunction"]

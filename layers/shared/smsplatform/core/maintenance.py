@@ -1,14 +1,137 @@
-"""Scheduled upkeep that keeps the database ready without anyone present."""
+"""Scheduled upkeep that keeps the database ready without anyone present, and cannot jam.
 
-from psycopg import Connection
+Each step runs in its own transaction (`run_steps`): one that fails is reported,
+and fails the function so its alarm fires, without undoing or stopping the
+others. DDL waits for a lock only briefly (`lock_timeout`) and retries, so it
+never queues the pipeline's statements behind it for long.
+
+The default partition of sms_delivery_logs stays as a safety net: a row whose
+month has no partition still lands somewhere instead of failing a send. Such a
+row blocks creating its month's partition, so maintenance moves those rows out
+first (`move_default_partition_rows`) and reports how many it found (the
+DefaultPartitionRows metric, which alarms above zero). See docs/adr/0010.
+"""
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from psycopg import Connection, errors, sql
 from psycopg.rows import DictRow
+
+from smsplatform.core import db
+from smsplatform.core.observability import logger
 
 # Partitions exist this many months ahead, so a missed run or two never sends
 # rows into the default partition.
 PARTITION_MONTHS_AHEAD = 3
+LOCK_TIMEOUT_MS = 2_000
+LOCK_ATTEMPTS = 5
 
 
-def create_delivery_log_partitions(conn: Connection[DictRow], months_ahead: int = PARTITION_MONTHS_AHEAD) -> list[str]:
+class LockBusyError(RuntimeError):
+    """The lock a DDL step needs stayed taken through every attempt; the next run tries again."""
+
+
+def _with_lock_timeout(
+    conn: Connection[DictRow], work: Callable[[], Any], attempts: int, lock_timeout_ms: int, what: str
+) -> Any:
+    for attempt in range(attempts):
+        try:
+            with conn.transaction():
+                conn.execute(sql.SQL("SET LOCAL lock_timeout = {}").format(sql.Literal(f"{int(lock_timeout_ms)}ms")))
+                return work()
+        except errors.LockNotAvailable:
+            logger.warning("lock busy; retrying", extra={"step": what, "attempt": attempt + 1})
+            time.sleep(min(0.1 * 2**attempt, 2.0))
+    raise LockBusyError(f"{what}: the lock stayed busy through {attempts} attempts")
+
+
+def create_delivery_log_partitions(
+    conn: Connection[DictRow],
+    months_ahead: int = PARTITION_MONTHS_AHEAD,
+    *,
+    attempts: int = LOCK_ATTEMPTS,
+    lock_timeout_ms: int = LOCK_TIMEOUT_MS,
+) -> list[str]:
     """Creates the monthly sms_delivery_logs partitions still missing; returns their names."""
-    rows = conn.execute("SELECT create_delivery_log_partitions(%s) AS name", (months_ahead,)).fetchall()
-    return [row["name"] for row in rows]
+
+    def create() -> list[str]:
+        rows = conn.execute("SELECT create_delivery_log_partitions(%s) AS name", (months_ahead,)).fetchall()
+        return [row["name"] for row in rows]
+
+    result: list[str] = _with_lock_timeout(conn, create, attempts, lock_timeout_ms, "create partitions")
+    return result
+
+
+def default_partition_rows(conn: Connection[DictRow]) -> int:
+    row = conn.execute("SELECT count(*) AS n FROM sms_delivery_logs_default").fetchone()
+    return int(row["n"]) if row else 0
+
+
+def move_default_partition_rows(
+    conn: Connection[DictRow], *, attempts: int = LOCK_ATTEMPTS, lock_timeout_ms: int = LOCK_TIMEOUT_MS
+) -> int:
+    """Moves rows out of the default partition into partitions of their months (created for them), in one
+    transaction: detach the default, create the months, re-insert, empty and re-attach it. Returns the count.
+
+    Rows only get there when partitions were not made ahead (maintenance stopped for months) or a row was
+    written with an old or far-future created_at; the probe is one read of an empty table otherwise.
+    """
+    if default_partition_rows(conn) == 0:
+        return 0
+
+    def move() -> int:
+        conn.execute("ALTER TABLE sms_delivery_logs DETACH PARTITION sms_delivery_logs_default")
+        months = conn.execute(
+            """SELECT DISTINCT date_trunc('month', created_at AT TIME ZONE 'UTC') AS month
+                 FROM sms_delivery_logs_default"""
+        ).fetchall()
+        for row in months:
+            name = f"sms_delivery_logs_{row['month']:%Y_%m}"
+            exists = conn.execute("SELECT to_regclass(%s) IS NOT NULL AS found", (name,)).fetchone()
+            if exists and not exists["found"]:
+                conn.execute(
+                    sql.SQL(
+                        """CREATE TABLE {} PARTITION OF sms_delivery_logs
+                           FOR VALUES FROM ({} AT TIME ZONE 'UTC') TO (({} + interval '1 month') AT TIME ZONE 'UTC')"""
+                    ).format(sql.Identifier(name), sql.Literal(row["month"]), sql.Literal(row["month"]))
+                )
+        columns = [
+            sql.Identifier(row["attname"])
+            for row in conn.execute(
+                """SELECT attname FROM pg_attribute
+                    WHERE attrelid = 'sms_delivery_logs'::regclass AND attnum > 0 AND NOT attisdropped
+                    ORDER BY attnum"""
+            )
+        ]
+        listed = sql.SQL(", ").join(columns)
+        moved = conn.execute(
+            sql.SQL("INSERT INTO sms_delivery_logs ({}) SELECT {} FROM sms_delivery_logs_default").format(
+                listed, listed
+            )
+        ).rowcount
+        conn.execute("TRUNCATE sms_delivery_logs_default")
+        conn.execute("ALTER TABLE sms_delivery_logs ATTACH PARTITION sms_delivery_logs_default DEFAULT")
+        return moved
+
+    moved: int = _with_lock_timeout(conn, move, attempts, lock_timeout_ms, "move default partition rows")
+    logger.warning("rows moved out of the default partition", extra={"rows": moved})
+    return moved
+
+
+Step = tuple[str, Callable[[Connection[DictRow]], Any]]
+
+
+def run_steps(steps: list[Step]) -> tuple[dict[str, Any], list[str]]:
+    """Runs each step in its own transaction; returns each step's result and the names of those that failed."""
+    results: dict[str, Any] = {}
+    failed: list[str] = []
+    for name, step in steps:
+        try:
+            with db.transaction() as conn:
+                results[name] = step(conn)
+        except Exception:
+            logger.exception("maintenance step failed", extra={"step": name})
+            failed.append(name)
+    return results, failed
