@@ -1,15 +1,16 @@
-"""Messages API: preview, send (through the campaign pipeline) and status of single messages."""
+"""Messages API: preview, send (through the campaign pipeline) and status of single messages; exports."""
 
 from typing import Any
 
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from smsplatform.api.exports import exports_routes
 from smsplatform.api.messages import messages_routes
 from smsplatform.api.resolver import create_resolver
 from smsplatform.core.observability import logger
 
-app = create_resolver(messages_routes())
+app = create_resolver(messages_routes(), exports_routes())
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)

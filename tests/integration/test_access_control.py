@@ -110,6 +110,8 @@ ROUTES = [
     ("DELETE", "/v1/users/{user_id}/sender-ids/{sender_id}", permissions.USERS_ADMIN, None),
     ("PUT", "/v1/users/me", permissions.ACCOUNT_WRITE, {"low_balance_threshold": 5}),
     ("POST", "/v1/messages/{message_id}/cancel", permissions.MESSAGES_SEND, None),
+    ("POST", "/v1/exports", permissions.MESSAGES_READ, {"kind": "messages"}),
+    ("GET", "/v1/exports/{export_id}", permissions.MESSAGES_READ, None),
     ("GET", "/v1/pricing", permissions.BILLING_READ, None),
     # Prices are what every account pays: operators' billing.
     ("PUT", "/v1/pricing/{country}", permissions.BILLING_ADMIN, {"credits_per_segment": 2}),
@@ -134,6 +136,7 @@ def _owned_resources(api: Api, session: str) -> dict[str, str]:
         json_body={"name": "c", "message_template": "t", "group_ids": [group["id"]]},
     ).json()
     sent = api.request("POST", "/v1/messages", token=session, json_body={"to": "+447911123456", "text": "hi"}).json()
+    exported = api.request("POST", "/v1/exports", token=session, json_body={"kind": "messages"}).json()
     me = api.request("GET", "/v1/users/me", token=session).json()
     api.request(
         "POST",
@@ -148,6 +151,7 @@ def _owned_resources(api: Api, session: str) -> dict[str, str]:
         "phone_number": "%2B447911123457",
         "campaign_id": campaign["id"],
         "message_id": sent["data"][0]["id"],
+        "export_id": exported["export_id"],
         "sender_id": "OWNED",
         "country": "GB",
     }

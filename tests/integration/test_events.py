@@ -201,6 +201,9 @@ def test_the_send_pipeline_and_webhook_sample_events_drive_each_function(
     shown = messages.invoke(_as("messages/get_message.json", context, {"message_id": message_id}))
     assert json.loads(shown["body"])["status"] in ("queued", "sent")
 
+    # An export request for an export that is not there (or already built) does nothing, and is acknowledged.
+    assert runtimes["ExportFunction"].invoke(_event("export/requested.json")) == {"batchItemFailures": []}
+
     twilio_api = runtimes["TwilioMessagesFunction"]
     account_hex = context["user_id"].replace("-", "")
     create = _as("twilio_messages/create_message.json", context, {"account_sid": f"AC{account_hex}"})

@@ -10,6 +10,7 @@ def all_routers() -> list[Router]:
     from smsplatform.api.billing import billing_routes
     from smsplatform.api.campaigns import campaigns_routes
     from smsplatform.api.contacts import contacts_routes
+    from smsplatform.api.exports import exports_routes
     from smsplatform.api.groups import groups_routes
     from smsplatform.api.health_and_docs import health_and_docs_routes
     from smsplatform.api.inbound_settings import inbound_settings_routes
@@ -35,5 +36,6 @@ def all_routers() -> list[Router]:
         opt_outs_routes(),
         campaigns_routes(),
         messages_routes(),
+        exports_routes(),
         webhooks_routes(),
     ]

@@ -40,6 +40,12 @@ class Settings(BaseSettings):
     # The migration files, as the shared layer ships them (/opt is the layer's root in Lambda).
     sql_dir: Path = Path("/opt/sql")
     upload_url_ttl_seconds: Annotated[int, Field(ge=60, le=86_400)] = 3600
+    # Exports (gzip CSVs of an account's messages): their bucket, queue, how long a download URL works and
+    # how long the object is kept (the bucket's lifecycle deletes it then).
+    exports_bucket: str | None = None
+    export_queue_url: str | None = None
+    export_url_ttl_seconds: Annotated[int, Field(ge=60, le=604_800)] = 3600
+    export_retention_days: Annotated[int, Field(ge=1, le=365)] = 7
 
     # The send pipeline's queues (URLs): release messages, batch descriptors, receipts.
     release_queue_url: str | None = None

@@ -90,6 +90,12 @@ class CallbacksDue(QueueMessage):
     user_id: UUID
 
 
+class ExportRequested(QueueMessage):
+    """An export to build (sending/exports.py)."""
+
+    export_id: UUID
+
+
 class S3Bucket(QueueMessage):
     name: str
 
@@ -128,6 +134,10 @@ class ProviderEventsRecord(SqsRecordModel):
 
 class CallbacksDueRecord(SqsRecordModel):
     body: Json[CallbacksDue]
+
+
+class ExportRequestedRecord(SqsRecordModel):
+    body: Json[ExportRequested]
 
 
 class ImportFileRecord(SqsRecordModel):

@@ -11,7 +11,7 @@ from smsplatform.core.config import get_settings
 from smsplatform.core.queue_messages import QueueMessage
 
 _ENTRIES_PER_CALL = 10  # SendMessageBatch takes at most ten entries
-QueueName = Literal["release", "send", "receipts", "callbacks"]
+QueueName = Literal["release", "send", "receipts", "callbacks", "export"]
 
 
 @cache

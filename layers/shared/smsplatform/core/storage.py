@@ -25,6 +25,15 @@ def presigned_upload_url(bucket: str, key: str, expires_in: int) -> str:
     )
 
 
+def upload_file(bucket: str, key: str, path: str, content_type: str) -> None:
+    """A local file to S3, in parts when large (boto3's managed transfer)."""
+    _s3().upload_file(path, bucket, key, ExtraArgs={"ContentType": content_type})
+
+
+def presigned_download_url(bucket: str, key: str, expires_in: int) -> str:
+    return str(_s3().generate_presigned_url("get_object", Params={"Bucket": bucket, "Key": key}, ExpiresIn=expires_in))
+
+
 class MissingObjectError(Exception):
     pass
 

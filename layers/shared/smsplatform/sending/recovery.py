@@ -40,7 +40,7 @@ from smsplatform.core.clock import SYSTEM_CLOCK, Clock
 from smsplatform.core.config import Settings
 from smsplatform.core.observability import logger
 from smsplatform.core.queue_messages import SendBatch, SendKind
-from smsplatform.sending import windows
+from smsplatform.sending import exports, windows
 from smsplatform.sending.sender import EXPIRED_TEXT
 
 _BATCH = 10_000  # rows per statement; a larger backlog is taken over the next ticks
@@ -164,6 +164,7 @@ def sweep(settings: Settings, clock: Clock = SYSTEM_CLOCK) -> Swept:
         stopped = _stopped_campaigns(conn, settings)
         idle = _idle_rows(conn, settings)
         idle_campaigns = _sending_with_nothing_in_flight(conn)
+        exports.fail_stale(conn)
     again = sorted({(row["kind"], row["id"], row["batch"]) for row in idle if not row["finalised"]})
     queues.send_many("send", (SendBatch(kind=kind, id=ref, batch=batch) for kind, ref, batch in again))
     # Should this fail, the woken rows are queued and idle: the stall sweep announces them.
