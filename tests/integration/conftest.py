@@ -23,7 +23,7 @@ _CLEANUP = """
     TRUNCATE api_tokens, billing_transactions, audit_logs, contact_groups, contacts, contact_group_members,
              opt_outs, sms_campaigns, campaign_target_groups, sms_delivery_logs, login_failures,
              contact_imports, contact_import_errors, idempotency_keys, simulator_messages, simulator_calls,
-             inbound_messages, status_callbacks, provider_slots, destination_prices, exports;
+             inbound_messages, status_callbacks, provider_slots, destination_prices, exports, archived_months;
     DELETE FROM user_roles WHERE user_id IS NOT NULL;
     DELETE FROM users;
 """
@@ -52,6 +52,7 @@ def platform_env(database_url: str, aws_resources: aws.Resources) -> Iterator[No
     patch = pytest.MonkeyPatch()
     patch.setenv("SMS_IMPORTS_BUCKET", aws_resources.refs["ImportsBucket"])
     patch.setenv("SMS_EXPORTS_BUCKET", aws_resources.refs["ExportsBucket"])
+    patch.setenv("SMS_ARCHIVE_BUCKET", aws_resources.refs["ArchiveBucket"])
     for queue in ("Release", "Send", "Receipts", "Callbacks", "Export"):
         patch.setenv(f"SMS_{queue.upper()}_QUEUE_URL", aws_resources.refs[f"{queue}Queue"])
     # Receipts go straight onto the receipts queue here (no HTTP server); the e2e tests

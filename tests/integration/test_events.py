@@ -72,9 +72,12 @@ def test_the_sample_events_drive_each_function(
         "default_partition_rows": 0,
         "default_partition_rows_moved": 0,
         "partitions_created": [],
+        "audit_default_partition_rows_moved": 0,
+        "audit_partitions_created": [],
         "login_failures_purged": 0,
         "idempotency_keys_purged": 0,
         "status_callbacks_purged": 0,
+        "inbound_messages_purged": 0,
         "failed_steps": [],
     }
 
@@ -200,6 +203,8 @@ def test_the_send_pipeline_and_webhook_sample_events_drive_each_function(
     message_id = json.loads(accepted["body"])["data"][0]["id"]
     shown = messages.invoke(_as("messages/get_message.json", context, {"message_id": message_id}))
     assert json.loads(shown["body"])["status"] in ("queued", "sent")
+
+    assert runtimes["ArchiveFunction"].invoke(_event("archive/schedule.json")) == {"archived": []}
 
     # An export request for an export that is not there (or already built) does nothing, and is acknowledged.
     assert runtimes["ExportFunction"].invoke(_event("export/requested.json")) == {"batchItemFailures": []}

@@ -24,6 +24,7 @@ def test_the_real_template_declares_the_accounts_routes_behind_the_authorizer() 
     # No identity source: the authorizer runs on every request, even without a header.
     assert spec.authorizer.identity_sources == ()
     assert sorted((s.function, s.expression) for s in spec.schedules) == [
+        ("ArchiveFunction", "rate(1 day)"),
         ("MaintenanceFunction", "rate(1 day)"),
         ("SchedulerFunction", "rate(1 minute)"),
     ]

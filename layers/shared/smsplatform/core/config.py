@@ -46,6 +46,12 @@ class Settings(BaseSettings):
     export_queue_url: str | None = None
     export_url_ttl_seconds: Annotated[int, Field(ge=60, le=604_800)] = 3600
     export_retention_days: Annotated[int, Field(ge=1, le=365)] = 7
+    # Retention: months of delivery logs and audit logs kept live (older months are archived to the archive
+    # bucket, then dropped), and days of inbound messages kept (older ones are deleted).
+    archive_bucket: str | None = None
+    delivery_log_retention_months: Annotated[int, Field(ge=1, le=120)] = 13
+    audit_log_retention_months: Annotated[int, Field(ge=1, le=240)] = 25
+    inbound_retention_days: Annotated[int, Field(ge=1, le=3650)] = 400
 
     # The send pipeline's queues (URLs): release messages, batch descriptors, receipts.
     release_queue_url: str | None = None

@@ -33,7 +33,7 @@ class LockBusyError(RuntimeError):
     """The lock a DDL step needs stayed taken through every attempt; the next run tries again."""
 
 
-def _with_lock_timeout(
+def with_lock_timeout(
     conn: Connection[DictRow], work: Callable[[], Any], attempts: int, lock_timeout_ms: int, what: str
 ) -> Any:
     for attempt in range(attempts):
@@ -60,17 +60,34 @@ def create_delivery_log_partitions(
         rows = conn.execute("SELECT create_delivery_log_partitions(%s) AS name", (months_ahead,)).fetchall()
         return [row["name"] for row in rows]
 
-    result: list[str] = _with_lock_timeout(conn, create, attempts, lock_timeout_ms, "create partitions")
+    result: list[str] = with_lock_timeout(conn, create, attempts, lock_timeout_ms, "create partitions")
     return result
 
 
-def default_partition_rows(conn: Connection[DictRow]) -> int:
-    row = conn.execute("SELECT count(*) AS n FROM sms_delivery_logs_default").fetchone()
+# Tables partitioned by month of created_at, each with a default partition.
+PARTITIONED = ("sms_delivery_logs", "audit_logs")
+
+
+def create_audit_log_partitions(conn: Connection[DictRow], months_ahead: int = PARTITION_MONTHS_AHEAD) -> list[str]:
+    def create() -> list[str]:
+        rows = conn.execute("SELECT create_month_partitions('audit_logs', %s) AS name", (months_ahead,)).fetchall()
+        return [row["name"] for row in rows]
+
+    result: list[str] = with_lock_timeout(conn, create, LOCK_ATTEMPTS, LOCK_TIMEOUT_MS, "create audit partitions")
+    return result
+
+
+def default_partition_rows(conn: Connection[DictRow], table: str = "sms_delivery_logs") -> int:
+    row = conn.execute(sql.SQL("SELECT count(*) AS n FROM {}").format(sql.Identifier(f"{table}_default"))).fetchone()
     return int(row["n"]) if row else 0
 
 
 def move_default_partition_rows(
-    conn: Connection[DictRow], *, attempts: int = LOCK_ATTEMPTS, lock_timeout_ms: int = LOCK_TIMEOUT_MS
+    conn: Connection[DictRow],
+    table: str = "sms_delivery_logs",
+    *,
+    attempts: int = LOCK_ATTEMPTS,
+    lock_timeout_ms: int = LOCK_TIMEOUT_MS,
 ) -> int:
     """Moves rows out of the default partition into partitions of their months (created for them), in one
     transaction: detach the default, create the months, re-insert, empty and re-attach it. Returns the count.
@@ -78,45 +95,37 @@ def move_default_partition_rows(
     Rows only get there when partitions were not made ahead (maintenance stopped for months) or a row was
     written with an old or far-future created_at; the probe is one read of an empty table otherwise.
     """
-    if default_partition_rows(conn) == 0:
+    if default_partition_rows(conn, table) == 0:
         return 0
+    parent, default = sql.Identifier(table), sql.Identifier(f"{table}_default")
 
     def move() -> int:
-        conn.execute("ALTER TABLE sms_delivery_logs DETACH PARTITION sms_delivery_logs_default")
+        conn.execute(sql.SQL("ALTER TABLE {} DETACH PARTITION {}").format(parent, default))
         months = conn.execute(
-            """SELECT DISTINCT date_trunc('month', created_at AT TIME ZONE 'UTC') AS month
-                 FROM sms_delivery_logs_default"""
+            sql.SQL("SELECT DISTINCT date_trunc('month', created_at AT TIME ZONE 'UTC')::date AS month FROM {}").format(
+                default
+            )
         ).fetchall()
         for row in months:
-            name = f"sms_delivery_logs_{row['month']:%Y_%m}"
-            exists = conn.execute("SELECT to_regclass(%s) IS NOT NULL AS found", (name,)).fetchone()
-            if exists and not exists["found"]:
-                conn.execute(
-                    sql.SQL(
-                        """CREATE TABLE {} PARTITION OF sms_delivery_logs
-                           FOR VALUES FROM ({} AT TIME ZONE 'UTC') TO (({} + interval '1 month') AT TIME ZONE 'UTC')"""
-                    ).format(sql.Identifier(name), sql.Literal(row["month"]), sql.Literal(row["month"]))
-                )
+            conn.execute("SELECT create_month_partition(%s, %s)", (table, row["month"]))
         columns = [
             sql.Identifier(row["attname"])
             for row in conn.execute(
                 """SELECT attname FROM pg_attribute
-                    WHERE attrelid = 'sms_delivery_logs'::regclass AND attnum > 0 AND NOT attisdropped
-                    ORDER BY attnum"""
+                    WHERE attrelid = %s::regclass AND attnum > 0 AND NOT attisdropped ORDER BY attnum""",
+                (table,),
             )
         ]
         listed = sql.SQL(", ").join(columns)
         moved = conn.execute(
-            sql.SQL("INSERT INTO sms_delivery_logs ({}) SELECT {} FROM sms_delivery_logs_default").format(
-                listed, listed
-            )
+            sql.SQL("INSERT INTO {} ({}) SELECT {} FROM {}").format(parent, listed, listed, default)
         ).rowcount
-        conn.execute("TRUNCATE sms_delivery_logs_default")
-        conn.execute("ALTER TABLE sms_delivery_logs ATTACH PARTITION sms_delivery_logs_default DEFAULT")
+        conn.execute(sql.SQL("TRUNCATE {}").format(default))
+        conn.execute(sql.SQL("ALTER TABLE {} ATTACH PARTITION {} DEFAULT").format(parent, default))
         return moved
 
-    moved: int = _with_lock_timeout(conn, move, attempts, lock_timeout_ms, "move default partition rows")
-    logger.warning("rows moved out of the default partition", extra={"rows": moved})
+    moved: int = with_lock_timeout(conn, move, attempts, lock_timeout_ms, f"move {table}'s default partition rows")
+    logger.warning("rows moved out of the default partition", extra={"table": table, "rows": moved})
     return moved
 
 

@@ -177,3 +177,19 @@ def _opt_in(conn: Connection[DictRow], pairs: list[tuple[UUID, str]]) -> int:
         _pairs(pairs),
     ).fetchone()
     return int(removed["n"]) if removed else 0
+
+
+def purge_expired(conn: Connection[DictRow], keep_days: int, chunk: int = 10_000) -> int:
+    """Deletes inbound messages received more than `keep_days` ago, oldest first, `chunk` rows a statement
+    along the received_at index, so neither a statement nor the daily run grows with the table."""
+    purged = 0
+    while True:
+        deleted = conn.execute(
+            """DELETE FROM inbound_messages WHERE id IN (
+                   SELECT id FROM inbound_messages
+                    WHERE received_at < now() - make_interval(days => %s) ORDER BY received_at LIMIT %s)""",
+            (keep_days, chunk),
+        ).rowcount
+        purged += deleted
+        if deleted < chunk:
+            return purged
