@@ -38,7 +38,8 @@ def _fill(conn: psycopg.Connection[Any], user_id: str, month: date, texts: list[
     rows = conn.execute(
         """INSERT INTO sms_delivery_logs (user_id, request_id, phone_number, status, body, cost, created_at, sent_at)
            SELECT %s, gen_random_uuid(), '+4474001231' || lpad(n::text, 2, '0'), 'delivered', t.body, 1.5,
-                  %s::timestamptz + make_interval(hours => n::int), %s::timestamptz + make_interval(hours => n::int, secs => 3)
+                  %s::timestamptz + make_interval(hours => n::int),
+                  %s::timestamptz + make_interval(hours => n::int, secs => 3)
              FROM unnest(%s::text[]) WITH ORDINALITY AS t(body, n)
         RETURNING id::text""",
         (user_id, datetime(month.year, month.month, 2, tzinfo=UTC), datetime(month.year, month.month, 2, tzinfo=UTC),
