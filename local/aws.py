@@ -29,6 +29,8 @@ class Resources:
     arns: dict[str, str] = field(default_factory=dict)
     # Other !GetAtt values, by "LogicalId.Attribute" (e.g. DatabaseProxy.Endpoint).
     attributes: dict[str, str] = field(default_factory=dict)
+    # The template's conditions, evaluated with the parameters used here (Stage dev: IsProd is false).
+    conditions: dict[str, bool] = field(default_factory=dict)
     # Where moto answers, for clients of these resources.
     endpoint_url: str = ""
 
@@ -91,6 +93,8 @@ def create_resources(
             resources.refs[name] = str(parameter["Default"])
     resources.refs.update(parameters or {})
     resources.refs.update({"AWS::AccountId": ACCOUNT_ID, "AWS::Region": REGION, "AWS::Partition": "aws"})
+    for name, condition in spec.conditions.items():
+        resources.conditions[name] = _condition(condition, resources)
     sqs = client("sqs", endpoint_url)
     # Dead-letter queues first: a source queue's redrive policy names its DLQ's ARN.
     ordered = sorted(spec.queues.values(), key=lambda queue: queue.dead_letter_queue is not None)
@@ -164,8 +168,27 @@ def create_secret(endpoint_url: str, name: str, value: str) -> str:
         return str(manager.describe_secret(SecretId=name)["ARN"])
 
 
+def _condition(value: Any, resources: Resources) -> bool:
+    """Fn::Equals / Fn::Not / Fn::And / Fn::Or over parameters, as CloudFormation evaluates them."""
+    if "Fn::Equals" in value:
+        left, right = (resolve(side, resources) for side in value["Fn::Equals"])
+        return left == right
+    if "Fn::Not" in value:
+        return not _condition(value["Fn::Not"][0], resources)
+    if "Fn::And" in value:
+        return all(_condition(part, resources) for part in value["Fn::And"])
+    if "Fn::Or" in value:
+        return any(_condition(part, resources) for part in value["Fn::Or"])
+    if "Condition" in value:
+        return resources.conditions[value["Condition"]]
+    raise ValueError(f"the local stack cannot evaluate the condition {value!r}")
+
+
 def resolve(value: Any, resources: Resources) -> str:
-    """An environment value from the template, with !Ref / !GetAtt .Arn resolved locally."""
+    """An environment value from the template, with !Ref / !GetAtt .Arn / !If resolved locally."""
+    if isinstance(value, dict) and "Fn::If" in value:
+        name, when_true, when_false = value["Fn::If"]
+        return resolve(when_true if resources.conditions[name] else when_false, resources)
     if isinstance(value, str | int | float | bool):
         return str(value).lower() if isinstance(value, bool) else str(value)
     if isinstance(value, dict) and "Ref" in value and value["Ref"] in resources.refs:

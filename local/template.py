@@ -152,6 +152,8 @@ class StackSpec:
     secrets: dict[str, SecretSpec] = field(default_factory=dict)
     buckets: dict[str, BucketSpec] = field(default_factory=dict)
     topics: dict[str, TopicSpec] = field(default_factory=dict)
+    # The template's Conditions, as written (evaluated against the parameters where a value needs one).
+    conditions: dict[str, Any] = field(default_factory=dict)
     # Resources the local stack only names (e.g. an End User Messaging configuration set): logical id -> name.
     named: dict[str, str] = field(default_factory=dict)
 
@@ -191,7 +193,9 @@ def load_stack(template_path: Path, root: Path | None = None) -> StackSpec:
     root = root or template_path.parent
     resources: dict[str, Any] = document["Resources"]
     function_globals = (document.get("Globals") or {}).get("Function") or {}
-    spec = StackSpec(root=root, parameters=document.get("Parameters") or {})
+    spec = StackSpec(
+        root=root, parameters=document.get("Parameters") or {}, conditions=document.get("Conditions") or {}
+    )
 
     for logical_id, resource in resources.items():
         kind = resource.get("Type")

@@ -20,6 +20,10 @@ class Settings(BaseSettings):
     # Deployed: RDS keeps only {username, password} in its managed secret; where to
     # connect (the RDS Proxy endpoint) and which database come from here.
     database_host: str | None = None
+    # The read replica's endpoint (the proxy's read-only endpoint deployed): lists, statistics and exports
+    # read there. Unset or empty, or with read_from_writer, they read from the writer (read-after-write).
+    database_reader_host: str | None = None
+    read_from_writer: bool = False
     database_port: int | None = None
     database_name: str | None = None
     db_pool_max_size: Annotated[int, Field(ge=1, le=50)] = 1

@@ -19,16 +19,17 @@ from smsplatform.core.config import Settings, get_settings
 from smsplatform.core.secret_store import get_secret_json
 
 _pool: ConnectionPool[Connection[DictRow]] | None = None
+_reader_pool: ConnectionPool[Connection[DictRow]] | None = None
 _pool_lock = threading.Lock()
 
 
-def database_conninfo(settings: Settings) -> str:
+def database_conninfo(settings: Settings, host: str | None = None) -> str:
     if settings.database_url is not None:
         return settings.database_url.get_secret_value()
     if settings.database_secret_arn:
         secret = get_secret_json(settings.database_secret_arn, settings)
         return conninfo.make_conninfo(
-            host=settings.database_host or secret["host"],
+            host=host or settings.database_host or secret["host"],
             port=str(settings.database_port or secret.get("port", 5432)),
             user=secret["username"],
             password=secret["password"],
@@ -38,33 +39,58 @@ def database_conninfo(settings: Settings) -> str:
     raise RuntimeError("no database configured: set DATABASE_URL or SMS_DATABASE_SECRET_ARN")
 
 
+def _new_pool(settings: Settings, host: str | None, name: str) -> ConnectionPool[Connection[DictRow]]:
+    kwargs: dict[str, Any] = {"row_factory": dict_row, "connect_timeout": int(settings.db_connect_timeout_seconds)}
+    return ConnectionPool(
+        database_conninfo(settings, host),
+        connection_class=Connection[DictRow],
+        kwargs=kwargs,
+        min_size=1,
+        max_size=settings.db_pool_max_size,
+        timeout=settings.db_connect_timeout_seconds,
+        # A connection left idle while Lambda froze the container may be dead.
+        check=ConnectionPool.check_connection,
+        name=name,
+        open=True,
+    )
+
+
 def get_pool() -> ConnectionPool[Connection[DictRow]]:
     global _pool
     with _pool_lock:
         if _pool is None:
-            settings = get_settings()
-            kwargs: dict[str, Any] = {
-                "row_factory": dict_row,
-                "connect_timeout": int(settings.db_connect_timeout_seconds),
-            }
-            _pool = ConnectionPool(
-                database_conninfo(settings),
-                connection_class=Connection[DictRow],
-                kwargs=kwargs,
-                min_size=1,
-                max_size=settings.db_pool_max_size,
-                timeout=settings.db_connect_timeout_seconds,
-                # A connection left idle while Lambda froze the container may be dead.
-                check=ConnectionPool.check_connection,
-                name="sms-platform",
-                open=True,
-            )
+            _pool = _new_pool(get_settings(), None, "sms-platform")
         return _pool
+
+
+def reads_from_replica(settings: Settings) -> bool:
+    return bool(settings.database_reader_host) and not settings.read_from_writer and settings.database_url is None
+
+
+def get_reader_pool() -> ConnectionPool[Connection[DictRow]]:
+    """The read replica's pool, or the writer's where there is no replica (locally) or reads must see the
+    latest writes (read_from_writer)."""
+    global _reader_pool
+    settings = get_settings()
+    if not reads_from_replica(settings):
+        return get_pool()
+    with _pool_lock:
+        if _reader_pool is None:
+            _reader_pool = _new_pool(settings, settings.database_reader_host, "sms-platform-reader")
+        return _reader_pool
 
 
 @contextmanager
 def transaction() -> Iterator[Connection[DictRow]]:
     with get_pool().connection() as conn:
+        yield conn
+
+
+@contextmanager
+def read_transaction() -> Iterator[Connection[DictRow]]:
+    """For lists, statistics and exports: on the read replica where there is one (Aurora's lag is typically
+    under 100 ms); read_from_writer sends them to the writer where read-after-write matters."""
+    with get_reader_pool().connection() as conn:
         yield conn
 
 
@@ -92,8 +118,9 @@ def connect_direct(*, autocommit: bool = True) -> Connection[DictRow]:
 
 
 def close_pool() -> None:
-    global _pool
+    global _pool, _reader_pool
     with _pool_lock:
-        if _pool is not None:
-            _pool.close()
-            _pool = None
+        for pool in (_pool, _reader_pool):
+            if pool is not None:
+                pool.close()
+        _pool = _reader_pool = None
