@@ -82,3 +82,7 @@ CREATE TABLE archived_months (
 
 -- Inbound messages past retention are deleted by age, in bounded chunks.
 CREATE INDEX idx_inbound_messages_age ON inbound_messages (received_at);
+
+-- The daily purge of settled status callbacks read the whole outbox (one row per status change):
+-- along this index it reads only what it deletes.
+CREATE INDEX idx_status_callbacks_settled ON status_callbacks (created_at) WHERE status <> 'pending';
