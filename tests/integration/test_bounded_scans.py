@@ -3,14 +3,18 @@ statement the scheduler's tick and the daily maintenance run reads the big table
 
 import json
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
 import pytest
 from psycopg import sql
 
+from local.pollers import SqsPoller
 from local.runtime import FunctionRuntime
+from tests.support.harness import Api, Pipeline
 from tests.support.paths import ROOT
+from tests.support.scenarios import PEOPLE, give_credits, make_campaign, make_group
 
 # Tables that grow with traffic and history (a partition is named after its table).
 BIG = ("sms_delivery_logs", "status_callbacks", "audit_logs", "inbound_messages", "billing_transactions", "exports")
@@ -18,7 +22,7 @@ SCHEDULE = json.loads((ROOT / "events" / "maintenance" / "schedule.json").read_t
 
 
 @pytest.fixture
-def history(conn: psycopg.Connection[Any], user: dict[str, Any]) -> Iterator[None]:
+def history(conn: psycopg.Connection[Any], user: dict[str, Any]) -> None:
     """A year's worth of finished work, as far as the planner can tell: settled rows in every big table."""
     conn.execute(
         """INSERT INTO sms_delivery_logs (user_id, request_id, phone_number, status, segments, cost, body,
@@ -49,7 +53,6 @@ def history(conn: psycopg.Connection[Any], user: dict[str, Any]) -> Iterator[Non
         {"u": user["id"]},
     )
     conn.execute("ANALYZE")
-    yield
 
 
 class Recorder:
@@ -82,8 +85,7 @@ def _explain(conn: psycopg.Connection[Any], statements: list[tuple[str, Any]]) -
     """Seq scans, by statement, of the big tables that hold rows: an empty partition (a future month) is
     read whole because it is empty, which costs nothing and changes once it fills and is analysed."""
     filled = {
-        row["relname"]
-        for row in conn.execute("SELECT relname FROM pg_class WHERE relkind = 'r' AND reltuples >= 1000")
+        row["relname"] for row in conn.execute("SELECT relname FROM pg_class WHERE relkind = 'r' AND reltuples >= 1000")
     }
     found: dict[str, list[str]] = {}
     for text, params in statements:
@@ -109,3 +111,49 @@ def test_the_scheduler_tick_and_the_maintenance_read_the_big_tables_along_indexe
 
     assert len(statements) > 10  # the tick and the maintenance ran their queries
     assert _explain(conn, statements) == {}
+
+
+def test_a_large_dispatch_and_a_large_import_leave_fresh_planner_statistics(
+    api: Api,
+    admin: dict[str, Any],
+    user: dict[str, Any],
+    pipeline: Pipeline,
+    import_worker: SqsPoller,
+    conn: psycopg.Connection[Any],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from smsplatform.core import db
+
+    monkeypatch.setattr(db, "ANALYZE_AFTER_ROWS", 3)  # "large", for a test
+    give_credits(api, admin, user, 100)
+    conn.execute("SELECT pg_stat_reset_single_table_counters('contacts'::regclass)")
+    csv_text = "phone,first_name\n" + "".join(f"07400 1230{n:02d},Zoë\n" for n in range(10, 20))
+    started = api.request(
+        "POST", "/v1/contacts/imports?default_region=GB", token=user["token"], raw_body=csv_text.encode(),
+        headers={"content-type": "text/csv"},
+    ).json()  # fmt: skip
+    while import_worker.poll_once():
+        pass
+    assert (
+        api.request("GET", f"/v1/contacts/imports/{started['import_id']}", token=user["token"]).json()["status"]
+        == "completed"
+    )
+    group = make_group(api, user["token"], "all", PEOPLE)
+    campaign = make_campaign(api, user["token"], [group])
+    conn.execute("SELECT pg_stat_reset_single_table_counters(%s::regclass)", (_this_month(),))
+    api.request("POST", f"/v1/campaigns/{campaign}/send", token=user["token"])
+    pipeline.drain()
+
+    analysed = {
+        row["relname"]: row["last_analyze"]
+        for row in conn.execute(
+            "SELECT relname, last_analyze FROM pg_stat_user_tables WHERE relname IN ('contacts', %s)",
+            (_this_month(),),
+        )
+    }
+    assert analysed["contacts"] is not None
+    assert analysed[_this_month()] is not None
+
+
+def _this_month() -> str:
+    return datetime.now(UTC).strftime("sms_delivery_logs_%Y_%m")

@@ -119,6 +119,8 @@ def dispatch(
             return _fail(conn, campaign_id, reason)
 
     batches = [number for share in shares for number in share["batch_numbers"]]
+    if recipients >= db.ANALYZE_AFTER_ROWS:  # the month's partition just grew by a campaign's audience
+        db.analyze(conn, now.strftime("sms_delivery_logs_%Y_%m"))
     logger.info(
         "campaign dispatched",
         extra={

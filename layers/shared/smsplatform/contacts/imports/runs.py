@@ -57,6 +57,9 @@ def process_uploaded_file(bucket: str, key: str) -> ContactImport | None:
             with db.transaction() as conn:
                 fail(conn, job.id, str(exc))
             return None
+    if done.imported + done.updated >= db.ANALYZE_AFTER_ROWS:
+        with db.transaction() as conn:
+            db.analyze(conn, "contacts", "contact_group_members")
     logger.info(
         "import completed",
         extra={"import_id": str(done.id), "rows": done.total_rows, "imported": done.imported, "invalid": done.invalid},
