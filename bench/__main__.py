@@ -1,6 +1,14 @@
 """`python -m bench`: every benchmark, one after the other."""
 
-from bench import api_latency, cold_import, contact_import, message_history, send_pipeline, status_callbacks
+from bench import (
+    api_latency,
+    cold_import,
+    contact_import,
+    data_lifecycle,
+    message_history,
+    send_pipeline,
+    status_callbacks,
+)
 
 cold_import.main()
 print()
@@ -13,3 +21,5 @@ print()
 status_callbacks.main(10_000, (0, 50), 2)
 print()
 message_history.main()
+print()
+data_lifecycle.main()

@@ -157,3 +157,20 @@ def test_messages_send_and_list_and_the_exit_codes_scripts_rely_on(account: dict
     assert "Not logged in" in unauthenticated.stderr
     assert as_json.returncode == 4
     assert json.loads(as_json.stdout)["status"] == 422
+
+
+def test_an_export_is_built_and_downloaded(account: dict[str, Any], tmp_path: Path) -> None:
+    import gzip
+
+    cli: Cli = account["cli"]
+    cli.json("messages", "send", "--to", "+447400100911", "--text", "Line one\nline two — 50% off")
+    saved = tmp_path / "messages.csv.gz"
+
+    done = cli("exports", "create", "--output", str(saved))
+
+    assert done.returncode == 0, done.stderr
+    assert "export" in done.stderr
+    assert done.stdout.startswith("Exported 1 messages to")
+    lines = gzip.decompress(saved.read_bytes()).decode().splitlines()
+    assert lines[0].startswith("id,campaign_id,to,from,status")
+    assert "+447400100911" in lines[1]
