@@ -29,7 +29,10 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
             ("audit_partitions_created", lambda conn: maintenance.create_audit_log_partitions(conn)),
             ("login_failures_purged", lambda conn: login_throttle.purge_expired(conn)),
             ("idempotency_keys_purged", lambda conn: idempotency.purge_expired(conn)),
-            ("status_callbacks_purged", lambda conn: status_callbacks.purge_settled(conn)),
+            (
+                "status_callbacks_purged",
+                lambda conn: status_callbacks.purge_settled(conn, settings.callback_retention_days),
+            ),
             ("inbound_messages_purged", lambda conn: inbound.purge_expired(conn, settings.inbound_retention_days)),
         ]
     )

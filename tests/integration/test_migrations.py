@@ -111,3 +111,47 @@ def test_badly_named_files_are_refused(fresh_database: DatabaseFactory, tmp_path
 
     with pytest.raises(MigrationError, match="NNNN_description"):
         apply_migrations(url, tmp_path)
+
+
+def test_partitioning_the_audit_trail_keeps_every_row_and_the_append_only_rule(
+    fresh_database: DatabaseFactory, tmp_path: Path
+) -> None:
+    url = fresh_database.create(migrated=False)
+    for migration in sorted((ROOT / "sql").glob("*.sql")):
+        if migration.name < "0019":
+            (tmp_path / migration.name).write_text(migration.read_text())
+    apply_migrations(url, tmp_path)
+    with psycopg.connect(url, autocommit=True) as conn:
+        user = conn.execute(
+            "INSERT INTO users (username, email, password_hash) VALUES ('old', 'old@example.com', 'x') RETURNING id"
+        ).fetchone()
+        assert user is not None
+        conn.execute(
+            """INSERT INTO audit_logs (user_id, action, details, ip_address, created_at)
+               SELECT %s, 'login', jsonb_build_object('n', n, 'note', 'ünïcødé "quoted"'), '203.0.113.7',
+                      now() - make_interval(days => n * 20)
+                 FROM generate_series(0, 40) n""",
+            (user[0],),
+        )
+        before = conn.execute("SELECT id, user_id, action, details, ip_address, created_at FROM audit_logs ORDER BY id")
+        kept_before = before.fetchall()
+
+    (tmp_path / "0019_retention_and_archive.sql").write_text(
+        (ROOT / "sql" / "0019_retention_and_archive.sql").read_text()
+    )
+    assert "0019_retention_and_archive" in apply_migrations(url, tmp_path)
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        after = conn.execute(
+            "SELECT id, user_id, action, details, ip_address, created_at FROM audit_logs ORDER BY id"
+        ).fetchall()
+        partitioned = conn.execute("SELECT relkind FROM pg_class WHERE relname = 'audit_logs'").fetchone()
+        in_default = conn.execute("SELECT count(*) FROM audit_logs_default").fetchone()
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            conn.execute("DELETE FROM audit_logs")
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            conn.execute("UPDATE audit_logs SET action = 'forged'")
+    assert after == kept_before
+    assert len(after) == 41
+    assert partitioned == ("p",)
+    assert in_default == (0,)  # every month, back to the oldest row, got its own partition

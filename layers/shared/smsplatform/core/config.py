@@ -56,6 +56,8 @@ class Settings(BaseSettings):
     delivery_log_retention_months: Annotated[int, Field(ge=1, le=120)] = 13
     audit_log_retention_months: Annotated[int, Field(ge=1, le=240)] = 25
     inbound_retention_days: Annotated[int, Field(ge=1, le=3650)] = 400
+    # Days delivered or abandoned status callbacks are kept (for support questions) before they are purged.
+    callback_retention_days: Annotated[int, Field(ge=1, le=365)] = 7
 
     # The send pipeline's queues (URLs): release messages, batch descriptors, receipts.
     release_queue_url: str | None = None
