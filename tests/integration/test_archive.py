@@ -169,3 +169,28 @@ def test_nothing_is_due_within_retention(conn: psycopg.Connection[Any]) -> None:
     assert _month(-retention) not in due
     assert all(month < _month(-retention) for month in due)
     assert datetime.now(UTC).date() - timedelta(days=31 * retention) > max(due, default=date.min)
+
+
+def test_an_archive_that_does_not_hold_every_row_is_never_dropped(
+    archiver: FunctionRuntime, user: dict[str, Any], conn: psycopg.Connection[Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import gzip
+
+    month = _month(-18)
+    ids = _fill(conn, user["id"], month, ["One", "Two ✅", "Three\nlines"])
+    real = storage.upload_file
+
+    def lossy(bucket: str, key: str, path: str, content_type: str) -> None:  # S3 kept all but the last row
+        with gzip.open(path, "rt", encoding="utf-8") as whole:
+            lines = whole.readlines()
+        with gzip.open(path, "wt", encoding="utf-8") as cut:
+            cut.writelines(lines[:-1])
+        real(bucket, key, path, content_type)
+
+    monkeypatch.setattr(storage, "upload_file", lossy)
+    with pytest.raises(archive.ArchiveMismatchError):
+        archiver.invoke(EVENT)
+
+    assert {row["id"] for row in conn.execute("SELECT id::text FROM sms_delivery_logs")} == ids
+    assert f"sms_delivery_logs_{month:%Y_%m}" in _partition_names(conn, "sms_delivery_logs")
+    assert conn.execute("SELECT verified_at FROM archived_months").fetchone()["verified_at"] is None

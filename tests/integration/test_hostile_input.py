@@ -142,3 +142,21 @@ def test_the_openapi_document_declares_every_problem_as_problem_json(api: Api) -
                 assert {"401", "403", "404"} <= set(operation["responses"]), (method, path)
             if "requestBody" in operation:
                 assert {"400", "415"} <= set(operation["responses"]), (method, path)
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [
+        ("PATCH", "/v1/users/me", {"low_balance_threshold": True}),
+        ("POST", "/v1/messages", {"to": "+447400123101", "text": "Hi 👋", "validity_period": True}),
+        ("PUT", "/v1/pricing/GB", {"credits_per_segment": True}),
+        ("POST", "/v1/messages", {"to": "+447400123101", "text": "Hi", "validity_period": 3600.0}),
+    ],
+)
+def test_a_json_boolean_or_float_is_not_a_whole_number(
+    api: Api, admin: dict[str, Any], method: str, path: str, body: dict[str, Any]
+) -> None:
+    refused = api.request(method, path, token=admin["token"], json_body=body)
+
+    assert refused.status == 422, refused.body
+    assert refused.headers["content-type"] == "application/problem+json"

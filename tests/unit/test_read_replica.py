@@ -6,6 +6,13 @@ from smsplatform.core import db
 from smsplatform.core.config import Settings
 
 
+@pytest.fixture(autouse=True)
+def no_database_url(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Only what each case gives: the suite's own DATABASE_URL must not leak into these settings."""
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    monkeypatch.delenv("SMS_DATABASE_URL", raising=False)
+
+
 @pytest.mark.parametrize(
     ("values", "replica"),
     [

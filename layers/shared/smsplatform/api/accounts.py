@@ -53,6 +53,7 @@ class ProfileUpdateRequest(UpdateRequestModel):
     low_balance_threshold: Annotated[
         int | None,
         Field(
+            strict=True,  # a JSON true is not 1
             ge=0,
             le=1_000_000_000,
             description="When the balance falls below it, one signed balance.low callback and an audit row; "

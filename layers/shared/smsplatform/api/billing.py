@@ -18,7 +18,9 @@ from smsplatform.core import audit, db, pagination
 
 
 class CreditsRequest(RequestModel):
-    credits: Annotated[int, Field(ge=-10_000_000, le=10_000_000, description="Credits to add (negative to remove)")]
+    credits: Annotated[
+        int, Field(strict=True, ge=-10_000_000, le=10_000_000, description="Credits to add (negative to remove)")
+    ]
     amount: Annotated[Decimal, Field(ge=0, max_digits=10, decimal_places=2, description="Money paid")] = Decimal(0)
     payment_method: Annotated[str | None, Field(max_length=50)] = None
     description: Annotated[str | None, Field(max_length=500)] = None

@@ -78,7 +78,8 @@ class CampaignSettings(RequestModel):
               "and is refunded"),
     ] = None  # fmt: skip
     throughput_per_second: Annotated[
-        int | None, Field(ge=1, le=1000, description="At most this many messages per second, across all senders")
+        int | None,
+        Field(strict=True, ge=1, le=1000, description="At most this many messages per second, across all senders"),
     ] = None
     status_callback_url: Annotated[
         AnyHttpUrl | None, Field(description="Receives each message status change (signed)")

@@ -34,7 +34,9 @@ from smsplatform.sending.messages import MessageStatus
 MAX_TEXT_CHARACTERS = 1600
 MAX_RECIPIENTS = 100
 # Seconds a message may wait to be handed to a provider; past them it fails as expired and is refunded.
-ValidityPeriod = Annotated[int, Field(ge=60, le=259_200, description="Seconds; past them an unsent message expires")]
+ValidityPeriod = Annotated[
+    int, Field(strict=True, ge=60, le=259_200, description="Seconds; past them an unsent message expires")
+]
 SEND_AT_EARLIEST, SEND_AT_LATEST = timedelta(minutes=5), timedelta(days=35)
 Text = Annotated[str, Field(min_length=1, max_length=MAX_TEXT_CHARACTERS)]
 Number = Annotated[str, Field(min_length=3, max_length=32)]

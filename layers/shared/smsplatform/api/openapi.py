@@ -14,6 +14,7 @@ from pydantic import BaseModel
 
 from smsplatform.api.campaigns import CampaignResponse
 from smsplatform.api.contacts import ImportResponse, ImportUploadRequest
+from smsplatform.api.exports import ExportAccepted
 from smsplatform.api.messages import SendResponse
 from smsplatform.api.opt_outs import OptOutResponse
 from smsplatform.api.problems import PROBLEM_CONTENT_TYPE
@@ -73,6 +74,7 @@ _SUCCESS_MODELS: dict[tuple[str, str], dict[str, type[BaseModel]]] = {
     ("post", "/v1/contacts/imports"): {"202": ImportResponse},
     ("post", "/v1/opt-outs"): {"200": OptOutResponse, "201": OptOutResponse},
     ("post", "/v1/messages"): {"202": SendResponse},
+    ("post", "/v1/exports"): {"202": ExportAccepted},
     ("post", "/v1/webhooks/{provider}/inbound"): {"200": Accepted},
 }
 

@@ -19,7 +19,9 @@ from smsplatform.core.config import get_settings
 
 
 class PriceRequest(RequestModel):
-    credits_per_segment: Annotated[int | None, Field(ge=1, le=10_000, description="Omit when blocking")] = None
+    credits_per_segment: Annotated[
+        int | None, Field(strict=True, ge=1, le=10_000, description="Omit when blocking")
+    ] = None
     blocked: Annotated[bool, Field(description="Nothing is sent to this country (premium-rate, fraud)")] = False
 
 
