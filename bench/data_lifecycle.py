@@ -15,19 +15,8 @@ from pathlib import Path
 from uuid import UUID
 
 import psycopg
-from psycopg.rows import dict_row
 
-from local.inprocess import Platform, platform
-
-
-def _account(p: Platform, name: str) -> tuple[str, UUID]:
-    p.call("POST", "/v1/auth/signup", body={"username": name, "email": f"{name}@example.com",
-                                              "password": "correct horse battery"})  # fmt: skip
-    token = p.call("POST", "/v1/auth/login", body={"login": name, "password": "correct horse battery"})["access_token"]
-    with psycopg.connect(p.database_url, row_factory=dict_row) as conn:
-        row = conn.execute("SELECT id FROM users WHERE username = %s", (name,)).fetchone()
-    assert row is not None
-    return token, row["id"]
+from local.inprocess import platform
 
 
 def _fill(database_url: str, user_id: UUID, size: int, month: date | None) -> None:
@@ -62,7 +51,7 @@ def main(size: int = 1_000_000) -> None:
         from smsplatform.core.config import get_settings
         from smsplatform.sending import exports
 
-        token, user_id = _account(p, "lifecycle")
+        token, user_id = p.account("lifecycle")
         now = datetime.now(UTC)
         year, month = divmod(now.month - 1 - 20, 12)
         old = date(now.year + year, month + 1, 1)

@@ -25,16 +25,6 @@ from local.inprocess import Platform, platform
 NUMBERS = 10_000
 
 
-def _account(p: Platform, name: str) -> tuple[str, UUID]:
-    p.call("POST", "/v1/auth/signup", body={"username": name, "email": f"{name}@example.com",
-                                              "password": "correct horse battery"})  # fmt: skip
-    token = p.call("POST", "/v1/auth/login", body={"login": name, "password": "correct horse battery"})["access_token"]
-    with psycopg.connect(p.database_url, row_factory=dict_row) as conn:
-        row = conn.execute("SELECT id FROM users WHERE username = %s", (name,)).fetchone()
-    assert row is not None
-    return token, row["id"]
-
-
 def _fill(database_url: str, user_id: UUID, size: int) -> UUID:
     """`size` outbound messages (a tenth in one campaign) and size/10 inbound ones; returns the campaign."""
     with psycopg.connect(database_url, row_factory=dict_row) as conn:
@@ -104,8 +94,8 @@ def main(size: int = 1_000_000, far_page: int = 1000) -> None:
     print(f"message history at {size:,} outbound messages of one account (+{size // 10:,} inbound; another account")
     print("  as large again), through the in-process gateway: median ms of 7 calls, 50 a page")
     with tempfile.TemporaryDirectory() as scratch, platform(Path(scratch), "sms_bench_history") as p:
-        token, user_id = _account(p, "history")
-        _, other_id = _account(p, "neighbour")
+        token, user_id = p.account("history")
+        _, other_id = p.account("neighbour")
         began = time.perf_counter()
         campaign_id = _fill(p.database_url, user_id, size)
         _fill(p.database_url, other_id, size)

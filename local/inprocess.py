@@ -12,6 +12,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from uuid import UUID
+
+import psycopg
 
 from local import aws, database
 from local.gateway import Gateway
@@ -28,6 +31,18 @@ class Platform:
     resources: aws.Resources
     runtimes: dict[str, FunctionRuntime]
     gateway: Gateway
+
+    def account(self, name: str) -> tuple[str, UUID]:
+        """A signed-up, logged-in account: its session token and id."""
+        password = "correct horse battery"  # noqa: S105  # a benchmark's throwaway account
+        self.call(
+            "POST", "/v1/auth/signup", body={"username": name, "email": f"{name}@example.com", "password": password}
+        )
+        token = self.call("POST", "/v1/auth/login", body={"login": name, "password": password})["access_token"]
+        with psycopg.connect(self.database_url) as conn:
+            row = conn.execute("SELECT id FROM users WHERE username = %s", (name,)).fetchone()
+        assert row is not None
+        return str(token), UUID(str(row[0]))
 
     def call(self, method: str, path: str, token: str | None = None, body: Any = None) -> Any:
         """One API request through the gateway and authorizer; the JSON answer, or AssertionError on >= 300."""

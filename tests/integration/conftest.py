@@ -164,6 +164,27 @@ def admin(api: Api, database_url: str) -> dict[str, Any]:
 
 
 @pytest.fixture
+def sqs_worker(
+    stack_spec: StackSpec, runtimes: dict[str, FunctionRuntime], aws_resources: aws.Resources
+) -> Callable[[str], SqsPoller]:
+    """A poller for `function`'s SQS source, one poll at a time, as Lambda's event source mapping would."""
+
+    def make(function: str) -> SqsPoller:
+        (source,) = [s for s in stack_spec.sqs_sources if s.function == function]
+        sqs = aws.client("sqs", aws_resources.endpoint_url)
+        return SqsPoller(
+            source,
+            aws_resources.refs[source.queue],
+            aws_resources.arns[source.queue],
+            runtimes[source.function],
+            sqs,
+            wait_seconds=1,
+        )
+
+    return make
+
+
+@pytest.fixture
 def import_worker(
     stack_spec: StackSpec, runtimes: dict[str, FunctionRuntime], aws_resources: aws.Resources
 ) -> SqsPoller:

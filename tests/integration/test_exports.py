@@ -3,6 +3,7 @@
 import csv
 import gzip
 import io
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -10,10 +11,7 @@ import httpx
 import psycopg
 import pytest
 
-from local import aws
 from local.pollers import SqsPoller
-from local.runtime import FunctionRuntime
-from local.template import StackSpec
 from smsplatform.core.config import get_settings
 from smsplatform.sending import exports, recovery
 from tests.support.corpus import MESSAGES
@@ -22,14 +20,8 @@ from tests.support.scenarios import PEOPLE, give_credits, make_campaign, make_gr
 
 
 @pytest.fixture
-def export_worker(
-    stack_spec: StackSpec, runtimes: dict[str, FunctionRuntime], aws_resources: aws.Resources
-) -> SqsPoller:
-    (source,) = [s for s in stack_spec.sqs_sources if s.function == "ExportFunction"]
-    sqs = aws.client("sqs", aws_resources.endpoint_url)
-    return SqsPoller(
-        source, aws_resources.refs[source.queue], aws_resources.arns[source.queue], runtimes[source.function], sqs
-    )
+def export_worker(sqs_worker: Callable[[str], SqsPoller]) -> SqsPoller:
+    return sqs_worker("ExportFunction")
 
 
 def _export(api: Api, token: str, worker: SqsPoller, **filters: Any) -> dict[str, Any]:
