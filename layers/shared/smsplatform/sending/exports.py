@@ -136,6 +136,8 @@ def run(export_id: UUID, settings: Settings) -> Export | None:
     A repeat of the queue message for an export already finished, or running under another worker that is
     still alive, does nothing.
     """
+    if not settings.exports_bucket:  # before claiming it: a misconfigured worker leaves the export queued
+        raise RuntimeError("no exports bucket configured: set SMS_EXPORTS_BUCKET")
     with db.transaction() as conn:
         row = conn.execute(
             f"""UPDATE exports SET status = 'running', started_at = now(), rows = 0
@@ -146,8 +148,6 @@ def run(export_id: UUID, settings: Settings) -> Export | None:
         ).fetchone()
     if row is None:
         return None
-    if not settings.exports_bucket:
-        raise RuntimeError("no exports bucket configured: set SMS_EXPORTS_BUCKET")
     key = f"exports/{row['user_id']}/{export_id}.csv.gz"
     try:
         rows, size = _stream(export_id, row["user_id"], row["filters"], key, settings.exports_bucket)
@@ -173,20 +173,23 @@ def run(export_id: UUID, settings: Settings) -> Export | None:
 
 
 def _stream(export_id: UUID, user_id: UUID, filters: dict[str, Any], key: str, bucket: str) -> tuple[int, int]:
-    """COPY's CSV, gzipped into a temporary file as it arrives; the row count is written every few seconds."""
+    """COPY's CSV, gzipped into a temporary file as it arrives; the row count is written every few seconds
+    (counted by line ends: no exported column holds free text) and, at the end, taken from COPY itself."""
     with tempfile.NamedTemporaryFile(suffix=".csv.gz") as spool:
-        rows = 0
+        seen = 0
         last = time.monotonic()
         with gzip.GzipFile(fileobj=spool, mode="wb", compresslevel=5) as zipped:
             zipped.write((HEADER + "\n").encode())
-            with db.read_transaction() as conn, conn.cursor().copy(_query(user_id, filters)) as copy:
-                for chunk in copy:
-                    data = bytes(chunk)
-                    zipped.write(data)
-                    rows += data.count(b"\n")  # no exported column holds free text: a newline ends a row
-                    if time.monotonic() - last > _PROGRESS_SECONDS:
-                        last = time.monotonic()
-                        _progress(export_id, rows)
+            with db.read_transaction() as conn, conn.cursor() as cursor:
+                with cursor.copy(_query(user_id, filters)) as copy:
+                    for chunk in copy:
+                        data = bytes(chunk)
+                        zipped.write(data)
+                        seen += data.count(b"\n")
+                        if time.monotonic() - last > _PROGRESS_SECONDS:
+                            last = time.monotonic()
+                            _progress(export_id, seen)
+                rows = cursor.rowcount
         spool.flush()
         size = spool.tell()
         storage.upload_file(bucket, key, spool.name, "application/gzip")
