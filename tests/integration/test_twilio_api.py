@@ -292,6 +292,19 @@ def test_a_token_needs_messages_send_to_send_and_messages_read_to_read(
     assert readers.messages(sent.sid).fetch().body == "Only a sender may send this"
 
 
+@pytest.mark.parametrize("header", ["Basic ü", "Basic !!!!", "Basic " + "w4g=", "Basic QUNhYmM6", "Bearer sk_live_x"])
+def test_a_malformed_basic_credential_is_twilios_20003_not_an_error(
+    account: dict[str, Any], server: str, header: str
+) -> None:
+    answer = httpx.get(
+        f"{server}/2010-04-01/Accounts/{account['sid']}/Messages.json",
+        headers={"Authorization": header.encode()},  # bytes: "ü" goes as UTF-8, as a client might send it
+    )
+
+    assert answer.status_code == 401
+    assert answer.json()["code"] == 20003
+
+
 NODE_SCRIPT = """
 const twilio = require('twilio');
 const [sid, token, baseUrl, to, from] = process.argv.slice(2);

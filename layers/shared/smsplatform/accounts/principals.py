@@ -8,7 +8,6 @@ handler answers it as problem+json (see docs/adr/0002-authorizer.md).
 """
 
 import base64
-import binascii
 from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
@@ -122,7 +121,7 @@ def resolve(
 def _resolve_basic(conn: Connection[DictRow], encoded: str) -> Principal:
     try:
         username, _, password = base64.b64decode(encoded, validate=True).decode().partition(":")
-    except (binascii.Error, UnicodeDecodeError) as exc:
+    except ValueError as exc:  # not base64 (binascii.Error), not ASCII, or not UTF-8 inside
         raise AuthenticationError("The Basic credentials are not base64 of 'AccountSid:token'.") from exc
     if not tokens.looks_like_token(password):
         raise AuthenticationError("Basic auth takes the AccountSid and an API token (sk_live_...) as the password.")
