@@ -185,23 +185,12 @@ def sqs_worker(
 
 
 @pytest.fixture
-def import_worker(
-    stack_spec: StackSpec, runtimes: dict[str, FunctionRuntime], aws_resources: aws.Resources
-) -> SqsPoller:
-    """Delivers S3 notifications from ImportQueue to ContactImportFunction, one poll at a time."""
-    (source,) = [s for s in stack_spec.sqs_sources if s.function == "ContactImportFunction"]
-    sqs = aws.client("sqs", aws_resources.endpoint_url)
-    poller = SqsPoller(
-        source,
-        aws_resources.refs[source.queue],
-        aws_resources.arns[source.queue],
-        runtimes[source.function],
-        sqs,
-        wait_seconds=1,
-    )
-    # A notification left over from an earlier test names an import that is gone or
-    # finished: the function ignores it, as it would a redelivery.
-    return poller
+def import_worker(sqs_worker: Callable[[str], SqsPoller]) -> SqsPoller:
+    """Delivers S3 notifications from ImportQueue to ContactImportFunction, one poll at a time.
+
+    A notification left over from an earlier test names an import that is gone or finished: the function
+    ignores it, as it would a redelivery."""
+    return sqs_worker("ContactImportFunction")
 
 
 @pytest.fixture

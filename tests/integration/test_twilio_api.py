@@ -91,6 +91,7 @@ def test_create_fetch_and_a_signed_status_callback(
     assert (created.direction, created.num_segments, created.api_version) == ("outbound-api", "2", "2010-04-01")
     assert isinstance(created.date_created, datetime)
     assert created.uri == f"/2010-04-01/Accounts/{account['sid']}/Messages/{created.sid}.json"
+    assert created.messaging_service_sid == "MG" + account["sid"][2:]
     assert fetched.status == "delivered"
     assert fetched.date_sent is not None
     assert fetched.error_code is None
@@ -234,6 +235,12 @@ def test_twilios_error_codes_reach_the_sdk(
         data={"To": "+4412", "From": SENDER, "Body": "Hi"},
         auth=(account["sid"], account["api_token"]),
     )
+    as_json = httpx.post(
+        f"{server}/2010-04-01/Accounts/{account['sid']}/Messages.json",
+        json={"To": NUMBERS[4], "From": SENDER, "Body": "JSON is not what Twilio's API takes"},
+        auth=(account["sid"], account["api_token"]),
+    )
+    assert (as_json.status_code, as_json.json()["code"]) == (415, 20001)  # Twilio's shape, not problem+json
     assert raw.json() == {
         "code": 21211,
         "message": "The 'To' number +4412 is not a valid phone number.",

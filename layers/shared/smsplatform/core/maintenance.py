@@ -64,10 +64,6 @@ def create_delivery_log_partitions(
     return result
 
 
-# Tables partitioned by month of created_at, each with a default partition.
-PARTITIONED = ("sms_delivery_logs", "audit_logs")
-
-
 def create_audit_log_partitions(conn: Connection[DictRow], months_ahead: int = PARTITION_MONTHS_AHEAD) -> list[str]:
     def create() -> list[str]:
         rows = conn.execute("SELECT create_month_partitions('audit_logs', %s) AS name", (months_ahead,)).fetchall()

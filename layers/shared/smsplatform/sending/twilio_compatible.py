@@ -47,7 +47,6 @@ INVALID_VALIDITY_PERIOD = 21624
 INVALID_SEND_AT = 35114
 SCHEDULE_TYPE_REQUIRED = 35111
 NOT_CANCELABLE = 30400  # "cannot cancel": the message is no longer scheduled or queued
-METHOD_NOT_ALLOWED = 20004
 
 _STATUSES = {
     "scheduled": "scheduled",
@@ -117,8 +116,9 @@ def message_uri(user_id: UUID, message: UUID) -> str:
     return f"{BASE_PATH}/{account_sid(user_id)}/Messages/{message_sid(message)}.json"
 
 
-def message_resource(user_id: UUID, message: Message, via_service: bool = False) -> dict[str, Any]:
-    """Twilio's Message resource: its keys, no others."""
+def message_resource(user_id: UUID, message: Message) -> dict[str, Any]:
+    """Twilio's Message resource: its keys, no others. Every message of the account goes through its one
+    messaging service (its senders), so `messaging_service_sid` is always that service."""
     uri = message_uri(user_id, message.id)
     sent = message.status in ("sent", "delivered", "undelivered")
     return {
@@ -132,7 +132,7 @@ def message_resource(user_id: UUID, message: Message, via_service: bool = False)
         "error_code": error_code(message.error_code, message.status),
         "error_message": message.error_message,
         "from": message.sender_id,
-        "messaging_service_sid": messaging_service_sid(user_id) if via_service else None,
+        "messaging_service_sid": messaging_service_sid(user_id),
         "num_media": "0",
         "num_segments": str(message.segments or 0),
         "price": f"-{message.cost.normalize():f}" if sent and message.cost else None,
