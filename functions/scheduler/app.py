@@ -1,6 +1,7 @@
 """Every minute: releases scheduled campaigns whose time has come, wakes messages whose sending window
-opened or whose scheduled time came, expires those past their validity period, and recovers lost work (batches no queue
-message will come back for, rows of stopped campaigns, status callbacks whose announcement was lost)."""
+opened or whose scheduled time came, expires those past their validity period, recovers lost work (batches no queue
+message will come back for, rows of stopped campaigns, status callbacks whose announcement was lost), and folds the
+campaigns' new counter rows."""
 
 from typing import Any
 
@@ -17,6 +18,7 @@ from smsplatform.sending import recovery, status_callbacks
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     with db.transaction() as conn:
         released = campaigns.release_due(conn)
+        campaigns.compact_message_counts(conn)
         overdue = status_callbacks.overdue_accounts(conn)
     swept = recovery.sweep(get_settings())
     status_callbacks.announce(overdue)

@@ -1,0 +1,74 @@
+-- Campaign statistics from counters instead of counting a campaign's rows (160+ ms at 1M recipients).
+--
+-- Every statement that inserts, updates or deletes delivery logs appends, from its transition tables,
+-- one row per (campaign, state) it changed with the net change. Appending takes no lock, so concurrent
+-- senders, receipts and the sweep never wait on each other here, and the counts commit with the rows
+-- they count: a campaign's sum is exact in any snapshot. The scheduler's sweep folds each campaign's
+-- rows into one per state (`compacted`), so a campaign's rows stay a few hundred however large it is.
+
+CREATE TABLE campaign_message_counts (
+    campaign_id uuid NOT NULL,
+    state varchar(20) NOT NULL,
+    messages bigint NOT NULL,
+    compacted boolean NOT NULL DEFAULT false
+);
+CREATE INDEX idx_campaign_message_counts ON campaign_message_counts (campaign_id);
+CREATE INDEX idx_campaign_message_counts_new ON campaign_message_counts (campaign_id) WHERE NOT compacted;
+ALTER TABLE campaign_message_counts SET (autovacuum_vacuum_scale_factor = 0.02);
+
+-- The state a row is counted in: its status, with the queued rows that wait for their window and the
+-- failed rows that expired told apart (stats report both).
+CREATE FUNCTION sms_message_state(status text, held boolean, error_code text) RETURNS text
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT CASE WHEN status = 'queued' AND held THEN 'waiting'
+                WHEN status = 'failed' AND error_code = 'expired' THEN 'expired'
+                ELSE status END
+$$;
+
+CREATE FUNCTION sms_count_inserted() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO campaign_message_counts (campaign_id, state, messages)
+    SELECT campaign_id, sms_message_state(status, held, error_code), count(*)
+      FROM new_rows WHERE campaign_id IS NOT NULL
+     GROUP BY 1, 2;
+    RETURN NULL;
+END
+$$;
+
+CREATE FUNCTION sms_count_updated() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO campaign_message_counts (campaign_id, state, messages)
+    SELECT campaign_id, state, sum(change)
+      FROM (SELECT campaign_id, sms_message_state(status, held, error_code) AS state, 1 AS change
+              FROM new_rows WHERE campaign_id IS NOT NULL
+            UNION ALL
+            SELECT campaign_id, sms_message_state(status, held, error_code), -1
+              FROM old_rows WHERE campaign_id IS NOT NULL) changes
+     GROUP BY 1, 2
+    HAVING sum(change) <> 0;
+    RETURN NULL;
+END
+$$;
+
+CREATE FUNCTION sms_count_deleted() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO campaign_message_counts (campaign_id, state, messages)
+    SELECT campaign_id, sms_message_state(status, held, error_code), -count(*)
+      FROM old_rows WHERE campaign_id IS NOT NULL
+     GROUP BY 1, 2;
+    RETURN NULL;
+END
+$$;
+
+CREATE TRIGGER sms_delivery_logs_count_inserted AFTER INSERT ON sms_delivery_logs
+    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION sms_count_inserted();
+CREATE TRIGGER sms_delivery_logs_count_updated AFTER UPDATE ON sms_delivery_logs
+    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION sms_count_updated();
+CREATE TRIGGER sms_delivery_logs_count_deleted AFTER DELETE ON sms_delivery_logs
+    REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION sms_count_deleted();
+
+-- The campaigns sent before this migration, counted once.
+INSERT INTO campaign_message_counts (campaign_id, state, messages, compacted)
+SELECT campaign_id, sms_message_state(status, held, error_code), count(*), true
+  FROM sms_delivery_logs WHERE campaign_id IS NOT NULL
+ GROUP BY 1, 2;

@@ -1,0 +1,91 @@
+"""Campaign statistics come from counters the database keeps with every change of a message (sql/0020).
+
+The suite's teardown compares every campaign's counters with a count of its rows after each test; these
+tests check stats step by step while a campaign sends, and that the scheduler's folding keeps them.
+"""
+
+from typing import Any
+
+import psycopg
+
+from local.runtime import FunctionRuntime
+from tests.support.harness import Api, Pipeline, scheduler_tick
+from tests.support.scenarios import PEOPLE, give_credits, make_campaign, make_group
+
+REJECTED = {"phone_number": "+447400199990"}  # the simulator refuses it for good
+UNDELIVERED = {"phone_number": "+447400199991"}  # accepted, then reported undelivered
+
+
+def _by_rows(conn: psycopg.Connection[Any], campaign_id: str) -> dict[str, int]:
+    rows = conn.execute(
+        "SELECT status, count(*)::int AS n FROM sms_delivery_logs WHERE campaign_id = %s GROUP BY status",
+        (campaign_id,),
+    ).fetchall()
+    return {row["status"]: row["n"] for row in rows}
+
+
+def _by_stats(api: Api, token: str, campaign_id: str) -> dict[str, int]:
+    stats = api.request("GET", f"/v1/campaigns/{campaign_id}/stats", token=token).json()
+    keys = ("queued", "sending", "sent", "delivered", "failed", "undelivered", "cancelled")
+    return {key: stats[key] for key in keys if stats[key]}
+
+
+def test_stats_are_exact_at_every_step_of_a_send_and_after_the_counters_are_folded(
+    api: Api,
+    admin: dict[str, Any],
+    user: dict[str, Any],
+    pipeline: Pipeline,
+    conn: psycopg.Connection[Any],
+    runtimes: dict[str, FunctionRuntime],
+    configure: Any,
+) -> None:
+    configure(send_batch_size=2, dispatch_workers=2, simulator_rules={"99990": "reject", "99991": "undelivered"})
+    give_credits(api, admin, user, 100)
+    people = [*PEOPLE, REJECTED, UNDELIVERED]
+    campaign_id = make_campaign(api, user["token"], [make_group(api, user["token"], "all", people)])
+    assert api.request("POST", f"/v1/campaigns/{campaign_id}/send", token=user["token"]).status == 202
+    pipeline.pollers["DispatcherFunction"].poll_once()
+    assert _by_stats(api, user["token"], campaign_id) == _by_rows(conn, campaign_id) == {"queued": 8}
+
+    seen = []
+    while pipeline.pollers["SenderFunction"].poll_once() or pipeline.pollers["ReceiptsFunction"].poll_once():
+        seen.append(_by_rows(conn, campaign_id))
+        assert _by_stats(api, user["token"], campaign_id) == seen[-1]
+    assert len(seen) > 2  # it was read mid-send, not only at the ends
+    final = {"delivered": 6, "failed": 1, "undelivered": 1}
+    assert _by_stats(api, user["token"], campaign_id) == _by_rows(conn, campaign_id) == final
+
+    unfolded = conn.execute(
+        "SELECT count(*)::int AS n FROM campaign_message_counts WHERE campaign_id = %s", (campaign_id,)
+    ).fetchone()["n"]
+    scheduler_tick(runtimes)
+    folded = conn.execute(
+        "SELECT state, messages, compacted FROM campaign_message_counts WHERE campaign_id = %s ORDER BY state",
+        (campaign_id,),
+    ).fetchall()
+    assert unfolded > len(folded)
+    assert [(row["state"], row["messages"], row["compacted"]) for row in folded] == [
+        ("delivered", 6, True),
+        ("failed", 1, True),
+        ("undelivered", 1, True),
+    ]
+    assert _by_stats(api, user["token"], campaign_id) == final
+
+
+def test_a_cancelled_and_a_failed_dispatch_leave_counters_that_match_their_rows(
+    api: Api, admin: dict[str, Any], user: dict[str, Any], pipeline: Pipeline, conn: psycopg.Connection[Any]
+) -> None:
+    give_credits(api, admin, user, 4)  # short of the six the first campaign needs
+    group = make_group(api, user["token"], "all", PEOPLE)
+    short = make_campaign(api, user["token"], [group])
+    assert api.request("POST", f"/v1/campaigns/{short}/send", token=user["token"]).status == 202
+    pipeline.pollers["DispatcherFunction"].poll_once()  # not enough credits: its rows are deleted
+    assert api.request("GET", f"/v1/campaigns/{short}", token=user["token"]).json()["status"] == "failed"
+    assert _by_stats(api, user["token"], short) == _by_rows(conn, short) == {}
+
+    give_credits(api, admin, user, 10)
+    cancelled = make_campaign(api, user["token"], [group])
+    assert api.request("POST", f"/v1/campaigns/{cancelled}/send", token=user["token"]).status == 202
+    pipeline.pollers["DispatcherFunction"].poll_once()
+    assert api.request("POST", f"/v1/campaigns/{cancelled}/cancel", token=user["token"]).status == 200
+    assert _by_stats(api, user["token"], cancelled) == _by_rows(conn, cancelled) == {"failed": 6}
