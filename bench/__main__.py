@@ -5,6 +5,7 @@ from bench import (
     cold_import,
     contact_import,
     data_lifecycle,
+    kannel,
     message_history,
     send_pipeline,
     status_callbacks,
@@ -16,7 +17,9 @@ api_latency.main()
 print()
 contact_import.main()
 print()
-send_pipeline.main()
+pipeline = send_pipeline.main()
+print()
+kannel.main(results=pipeline)  # beside Kannel, when it is installed (bench/kannel.py says how)
 print()
 status_callbacks.main(10_000, (0, 50), 2)
 print()

@@ -6,11 +6,13 @@ POST /send -> ReleaseQueue -> DispatcherFunction -> SendQueue -> SenderFunction
 -> simulator -> signed receipts POSTed to the webhook over loopback HTTP ->
 ReceiptsQueue -> ReceiptsFunction.
 
+- first message: from the send request to the simulator's first provider call;
 - release: from the send request to the dispatcher having enqueued the last batch;
 - drain: from the first sender poll to the campaign completed with every
   delivery receipt applied, with one sender poller (one sender process) or
   several side by side (as Lambda runs concurrent senders), and one receipts
   poller, as threads of this process;
+- stats: GET /stats every half second while the campaign sends (median ms), and once it is done;
 - then it checks: exactly one provider call per message in the simulator's
   call log, each recipient's handset holding exactly one copy (the simulator
   is not idempotent, so a second send would show), every message delivered,
@@ -159,7 +161,7 @@ def run(
         "name": f"bench {latency_ms} ms", "message_template": "Hi {{first_name}}, see you in {{custom_fields.city}}!",
         "group_ids": [group_id], "settings": settings})  # fmt: skip
 
-    began = time.perf_counter()
+    began, requested = time.perf_counter(), time.time()
     p.call("POST", f"/v1/campaigns/{campaign['id']}/send", token)
     dispatcher = poller("DispatcherFunction")
     while not dispatcher.poll_once():
@@ -171,8 +173,16 @@ def run(
     drain_began = time.perf_counter()
     for poller in [*pollers, receipts]:
         poller.thread.start()
+    stats_while_sending: list[float] = []
+    next_stats = 0.0
     with psycopg.connect(database_url, autocommit=True, row_factory=dict_row) as conn:
         while True:
+            if time.perf_counter() >= next_stats:  # stats read while the campaign sends, every half second
+                asked = time.perf_counter()
+                read = p.call("GET", f"/v1/campaigns/{campaign['id']}/stats", token)
+                if read["queued"]:
+                    stats_while_sending.append((time.perf_counter() - asked) * 1000)
+                next_stats = time.perf_counter() + 0.5
             row = conn.execute(
                 """SELECT c.status, EXISTS (SELECT 1 FROM sms_delivery_logs l WHERE l.campaign_id = c.id
                                               AND l.status IN ('queued', 'sending', 'sent')) AS open
@@ -193,7 +203,8 @@ def run(
                       (SELECT count(*) FROM simulator_calls) AS calls,
                       (SELECT count(DISTINCT message_id) FROM simulator_calls) AS called,
                       (SELECT count(*) FILTER (WHERE status = 'delivered') FROM sms_delivery_logs
-                        WHERE campaign_id = %(c)s) AS delivered""",
+                        WHERE campaign_id = %(c)s) AS delivered,
+                      (SELECT extract(epoch FROM min(called_at)) FROM simulator_calls) AS first_call""",
             {"c": campaign["id"]},
         ).fetchone()
     stats = p.call("GET", f"/v1/campaigns/{campaign['id']}/stats", token)
@@ -208,6 +219,8 @@ def run(
         "size": size,
         "latency": latency_ms,
         "release": release,
+        "first_message": float(check["first_call"]) - requested,  # send request -> first provider call
+        "stats_sending_ms": sorted(stats_while_sending)[len(stats_while_sending) // 2] if stats_while_sending else 0.0,
         "drain": drain,
         "rate": size / drain,
         "sender": max(poller.handler_seconds for poller in pollers),
@@ -249,10 +262,13 @@ def main(
     senders: tuple[int, ...] = (1,),
     queues: tuple[str, ...] = ("moto", "memory"),
     kinds: tuple[str, ...] = ("plain", "windowed"),
-) -> None:
+) -> list[dict[str, Any]]:
+    """Runs every case and prints a line for each; returns their figures."""
+    results = []
     print("send pipeline: POST /send -> dispatcher -> sender(s) -> simulator -> webhook -> receipts")
     print(
-        f"  {'recipients':>10} {'campaign':>8} {'queue':>6} {'latency':>7} {'senders':>7} {'release s':>9}"
+        f"  {'recipients':>10} {'campaign':>8} {'queue':>6} {'latency':>7} {'senders':>7} {'first msg s':>11}"
+        f" {'release s':>9}"
         f" {'drain s':>8} {'msg/s':>8}"
         f" {'in sender s':>11} {'in receipts s':>13} {'SQS+wait s':>10}  check"
     )
@@ -274,9 +290,11 @@ def main(
                 ]
                 for queue, latency, count, kind in cases:
                     r = run(p, size, latency, token, group_id, p.database_url, count, queue, kind)
+                    results.append({**r, "queue": queue, "kind": kind, "senders": count})
                     overhead = r["drain"] - r["sender"]
                     print(
-                        f"  {size:>10,} {kind:>8} {queue:>6} {latency:>5} ms {count:>7} {r['release']:9.1f}"
+                        f"  {size:>10,} {kind:>8} {queue:>6} {latency:>5} ms {count:>7} {r['first_message']:11.1f}"
+                        f" {r['release']:9.1f}"
                         f" {r['drain']:8.1f}"
                         f" {r['rate']:8,.0f}"
                         f" {r['sender']:11.1f} {r['receipts']:13.1f} {overhead:10.1f}"
@@ -284,12 +302,14 @@ def main(
                         flush=True,
                     )
                     print(
-                        f"  {'':>17} reads (median ms): stats {r['stats_ms']:.1f}, messages page 1 {r['page1_ms']:.1f},"
+                        f"  {'':>17} reads (median ms): stats while sending {r['stats_sending_ms']:.1f}, after"
+                        f" {r['stats_ms']:.1f}, messages page 1 {r['page1_ms']:.1f},"
                         f" page 200 {r['page200_ms']:.1f}, ?status=delivered page 1 {r['delivered_page_ms']:.1f}",
                         flush=True,
                     )
         finally:
             server.stop()
+    return results
 
 
 if __name__ == "__main__":

@@ -372,9 +372,17 @@ BREAKS = [
     (
         "fold a campaign's counters without the rows appended since",
         L + "campaigns/campaigns.py",
-        "               SELECT campaign_id, state, sum(messages), true FROM gone GROUP BY 1, 2 HAVING sum(messages) <> 0)",
-        "               SELECT campaign_id, state, max(messages), true FROM gone GROUP BY 1, 2 HAVING sum(messages) <> 0)",
+        "               SELECT campaign_id, state, sum(messages), sum(credits), true FROM gone GROUP BY 1, 2",
+        "               SELECT campaign_id, state, max(messages), sum(credits), true FROM gone GROUP BY 1, 2",
         T + "test_campaign_counters.py::test_stats_are_exact_at_every_step_of_a_send_and_after_the_counters_are_folded",
+    ),
+    (
+        "settle a campaign while a sender holds some of its messages",
+        L + "billing/settlement.py",
+        'IN_FLIGHT_STATES = ("scheduled", "queued", "waiting", "sending")',
+        'IN_FLIGHT_STATES = ("scheduled", "queued", "waiting")',
+        T
+        + "test_send_faults.py::test_after_a_crash_between_the_call_and_recording_nothing_is_sent_again_and_the_unknown_is_refunded",
     ),
 ]
 

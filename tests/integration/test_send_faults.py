@@ -162,6 +162,11 @@ def _crash_after_the_calls(
     assert conn.execute("SELECT count(*) AS n FROM sms_delivery_logs WHERE status = 'sending'").fetchone()["n"] == (
         in_batch
     )
+    # Every other batch goes, and each sender that finds nothing left tries to settle: nothing settles while a
+    # sender may hold messages.
+    pipeline.drain()
+    status = conn.execute("SELECT status FROM sms_campaigns WHERE id = %s", (sent_campaign["id"],)).fetchone()
+    assert status["status"] == "sending"
     conn.execute("UPDATE sms_delivery_logs SET claimed_at = now() - interval '1 hour' WHERE status = 'sending'")
     return in_batch, event
 

@@ -18,15 +18,21 @@ from smsplatform.core.observability import logger
 from smsplatform.core.queue_messages import SendKind
 
 CREDITS_PER_SEGMENT = 1
-_COLUMN = {"campaign": "campaign_id", "request": "request_id"}
 ACCEPTED = ("sent", "delivered", "undelivered")
 
 
+IN_FLIGHT_STATES = ("scheduled", "queued", "waiting", "sending")  # sql/0020's states not final yet
+
+
 def in_flight(conn: Connection[DictRow], kind: SendKind, reference_id: UUID) -> bool:
+    """A campaign's from its counters (a few rows however large it is), an API send's from its rows."""
     row = conn.execute(
-        f"""SELECT EXISTS (SELECT 1 FROM sms_delivery_logs
-                            WHERE {_COLUMN[kind]} = %s AND status IN ('scheduled', 'queued', 'sending')) AS busy""",
-        (reference_id,),
+        """SELECT coalesce(sum(messages), 0) > 0 AS busy FROM campaign_message_counts
+            WHERE campaign_id = %s AND state = ANY(%s)"""
+        if kind == "campaign"
+        else """SELECT EXISTS (SELECT 1 FROM sms_delivery_logs
+                                WHERE request_id = %s AND status IN ('scheduled', 'queued', 'sending')) AS busy""",
+        (reference_id, list(IN_FLIGHT_STATES)) if kind == "campaign" else (reference_id,),
     ).fetchone()
     return bool(row and row["busy"])
 
@@ -60,8 +66,11 @@ def settle(conn: Connection[DictRow], kind: SendKind, reference_id: UUID) -> boo
                 == 1
             )
         used = conn.execute(
-            f"""SELECT coalesce(sum(cost), 0)::int AS credits FROM sms_delivery_logs
-                 WHERE {_COLUMN[kind]} = %s AND status = ANY(%s)""",
+            """SELECT coalesce(sum(credits), 0)::int AS credits FROM campaign_message_counts
+                WHERE campaign_id = %s AND state = ANY(%s)"""
+            if kind == "campaign"
+            else """SELECT coalesce(sum(cost), 0)::int AS credits FROM sms_delivery_logs
+                     WHERE request_id = %s AND status = ANY(%s)""",
             (reference_id, list(ACCEPTED)),
         ).fetchone()
         assert used is not None

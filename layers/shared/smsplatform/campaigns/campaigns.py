@@ -508,10 +508,11 @@ def compact_message_counts(conn: Connection[DictRow], campaigns_at_once: int = 1
                SELECT DISTINCT campaign_id FROM campaign_message_counts WHERE NOT compacted LIMIT %s),
            gone AS (
                DELETE FROM campaign_message_counts c USING due WHERE c.campaign_id = due.campaign_id
-               RETURNING c.campaign_id, c.state, c.messages),
+               RETURNING c.campaign_id, c.state, c.messages, c.credits),
            folded AS (
-               INSERT INTO campaign_message_counts (campaign_id, state, messages, compacted)
-               SELECT campaign_id, state, sum(messages), true FROM gone GROUP BY 1, 2 HAVING sum(messages) <> 0)
+               INSERT INTO campaign_message_counts (campaign_id, state, messages, credits, compacted)
+               SELECT campaign_id, state, sum(messages), sum(credits), true FROM gone GROUP BY 1, 2
+               HAVING sum(messages) <> 0 OR sum(credits) <> 0)
            SELECT count(*)::int AS n FROM due""",
         (campaigns_at_once,),
     ).fetchone()

@@ -150,8 +150,9 @@ def _sending_with_nothing_in_flight(conn: Connection[DictRow]) -> list[UUID]:
     rows = conn.execute(
         """SELECT c.id FROM sms_campaigns c
             WHERE c.status = 'sending'
-              AND NOT EXISTS (SELECT 1 FROM sms_delivery_logs l
-                               WHERE l.campaign_id = c.id AND l.status IN ('queued', 'sending'))"""
+              AND NOT EXISTS (SELECT 1 FROM campaign_message_counts k
+                               WHERE k.campaign_id = c.id AND k.state = ANY(%s) HAVING sum(k.messages) > 0)""",
+        (list(settlement.IN_FLIGHT_STATES),),
     ).fetchall()
     return [row["id"] for row in rows]
 
