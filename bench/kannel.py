@@ -24,6 +24,7 @@ this script; install it with:
 import argparse
 import http.client
 import http.server
+import logging
 import socket
 import subprocess
 import tempfile
@@ -233,6 +234,7 @@ def main(
 
 
 if __name__ == "__main__":
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # moto's request log
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--messages", type=int, default=20_000, help="messages per Kannel case")
     parser.add_argument("--ours", type=int, default=100_000, help="recipients of our campaign")
