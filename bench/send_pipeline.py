@@ -12,7 +12,8 @@ ReceiptsQueue -> ReceiptsFunction.
   delivery receipt applied, with one sender poller (one sender process) or
   several side by side (as Lambda runs concurrent senders), and one receipts
   poller, as threads of this process;
-- stats: GET /stats every half second while the campaign sends (median ms), and once it is done;
+- stats: GET /stats every half second while the campaign sends (median ms), and once it is done; the
+  scheduler ticks every minute meanwhile, as in production (it folds the campaign's counters);
 - then it checks: exactly one provider call per message in the simulator's
   call log, each recipient's handset holding exactly one copy (the simulator
   is not idempotent, so a second send would show), every message delivered,
@@ -40,6 +41,7 @@ from local import memory_sqs
 from local.gateway import GatewayServer
 from local.inprocess import Platform, platform
 from local.pollers import SqsPoller
+from local.scheduler import scheduled_event
 
 
 def _seed(p: Platform, size: int) -> tuple[str, str]:
@@ -175,8 +177,13 @@ def run(
         poller.thread.start()
     stats_while_sending: list[float] = []
     next_stats = 0.0
+    (schedule,) = [s for s in p.spec.schedules if s.function == "SchedulerFunction"]
+    next_tick = time.perf_counter() + 60
     with psycopg.connect(database_url, autocommit=True, row_factory=dict_row) as conn:
         while True:
+            if time.perf_counter() >= next_tick:  # every minute, as EventBridge runs it (it folds the counters)
+                p.runtimes["SchedulerFunction"].invoke(scheduled_event(schedule))
+                next_tick += 60
             if time.perf_counter() >= next_stats:  # stats read while the campaign sends, every half second
                 asked = time.perf_counter()
                 read = p.call("GET", f"/v1/campaigns/{campaign['id']}/stats", token)

@@ -384,6 +384,13 @@ BREAKS = [
         T
         + "test_send_faults.py::test_after_a_crash_between_the_call_and_recording_nothing_is_sent_again_and_the_unknown_is_refunded",
     ),
+    (
+        "count a campaign's rows again when maintenance moves them out of the default partition",
+        L + "core/maintenance.py",
+        """        conn.execute("SET LOCAL sms.moving_partition_rows = 'on'")  # counted once already (sql/0020)""",
+        "        pass",
+        T + "test_maintenance.py::test_rows_in_the_default_partition_are_moved_out_and_the_other_steps_still_run",
+    ),
 ]
 
 

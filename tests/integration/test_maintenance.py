@@ -49,27 +49,46 @@ def test_rows_in_the_default_partition_are_moved_out_and_the_other_steps_still_r
            VALUES (%s, gen_random_uuid(), '+447400123101', 'Ünïcødé ✅ 50%% off — "quoted" \\ back', %s)""",
         (user["id"], ahead.replace(day=2)),
     )
+    campaign = conn.execute(  # and one of a campaign, whose counters must not count it twice once it moves
+        """INSERT INTO sms_campaigns (user_id, name, message_template, status)
+           VALUES (%s, 'ahead', 'Hi', 'sending') RETURNING id""",
+        (user["id"],),
+    ).fetchone()["id"]
+    conn.execute(
+        """INSERT INTO sms_delivery_logs (user_id, campaign_id, phone_number, body, cost, created_at)
+           VALUES (%s, %s, '+447400123102', 'Hi', 1, %s)""",
+        (user["id"], campaign, ahead.replace(day=3)),
+    )
     conn.execute(
         """INSERT INTO status_callbacks (user_id, url, payload, status, created_at)
            VALUES (%s, 'https://x.example/h', '{}', 'delivered', now() - interval '8 days')""",
         (user["id"],),
     )
-    assert conn.execute("SELECT count(*) AS n FROM sms_delivery_logs_default").fetchone()["n"] == 1
+    assert conn.execute("SELECT count(*) AS n FROM sms_delivery_logs_default").fetchone()["n"] == 2
 
     first = maintenance.invoke(EVENT)
     second = maintenance.invoke(EVENT)
 
-    placed = conn.execute("SELECT tableoid::regclass::text AS part, body FROM sms_delivery_logs").fetchall()
-    assert [(row["part"], row["body"]) for row in placed] == [(missing, 'Ünïcødé ✅ 50% off — "quoted" \\ back')]
+    placed = conn.execute(
+        "SELECT tableoid::regclass::text AS part, body FROM sms_delivery_logs ORDER BY created_at"
+    ).fetchall()
+    assert [(row["part"], row["body"]) for row in placed] == [
+        (missing, 'Ünïcødé ✅ 50% off — "quoted" \\ back'),
+        (missing, "Hi"),
+    ]
+    counted = conn.execute(
+        "SELECT sum(messages)::int AS n FROM campaign_message_counts WHERE campaign_id = %s", (campaign,)
+    ).fetchone()["n"]
+    assert counted == 1
     assert conn.execute("SELECT count(*) AS n FROM sms_delivery_logs_default").fetchone()["n"] == 0
     assert "sms_delivery_logs_default" in _partitions(conn)  # the safety net is back in place
-    assert first["default_partition_rows_moved"] == 1
-    assert first["default_partition_rows"] == 1
+    assert first["default_partition_rows_moved"] == 2
+    assert first["default_partition_rows"] == 2
     assert first["status_callbacks_purged"] == 1  # the purges were not rolled back with the partition step
     assert first["failed_steps"] == []
     assert (second["default_partition_rows_moved"], second["partitions_created"]) == (0, [])
     metrics = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"CloudWatchMetrics"' in line]
-    assert [m["DefaultPartitionRows"] for m in metrics if "DefaultPartitionRows" in m] == [[1.0], [0.0]]
+    assert [m["DefaultPartitionRows"] for m in metrics if "DefaultPartitionRows" in m] == [[2.0], [0.0]]
 
 
 def test_a_failing_step_is_reported_and_the_others_still_commit(

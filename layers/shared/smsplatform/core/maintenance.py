@@ -113,9 +113,11 @@ def move_default_partition_rows(
             )
         ]
         listed = sql.SQL(", ").join(columns)
+        conn.execute("SET LOCAL sms.moving_partition_rows = 'on'")  # counted once already (sql/0020)
         moved = conn.execute(
             sql.SQL("INSERT INTO {} ({}) SELECT {} FROM {}").format(parent, listed, listed, default)
         ).rowcount
+        conn.execute("SET LOCAL sms.moving_partition_rows = 'off'")
         conn.execute(sql.SQL("TRUNCATE {}").format(default))
         conn.execute(sql.SQL("ALTER TABLE {} ATTACH PARTITION {} DEFAULT").format(parent, default))
         return moved
