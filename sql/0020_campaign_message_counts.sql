@@ -7,8 +7,9 @@
 -- settlement (what is in flight, what was spent) and the sweep read them. The scheduler folds each
 -- campaign's rows into one per state (`compacted`), so a campaign keeps a few hundred rows at most.
 
+-- A deleted campaign (or account) takes its counters with it.
 CREATE TABLE campaign_message_counts (
-    campaign_id uuid NOT NULL,
+    campaign_id uuid NOT NULL REFERENCES sms_campaigns (id) ON DELETE CASCADE,
     state varchar(20) NOT NULL,
     messages bigint NOT NULL,
     credits bigint NOT NULL,
