@@ -19,8 +19,6 @@ from smsplatform.core.queue_messages import SendKind
 
 CREDITS_PER_SEGMENT = 1
 ACCEPTED = ("sent", "delivered", "undelivered")
-
-
 IN_FLIGHT_STATES = ("scheduled", "queued", "waiting", "sending")  # sql/0020's states not final yet
 
 
