@@ -4,6 +4,7 @@ The suite's teardown compares every campaign's counters with a count of its rows
 tests check stats step by step while a campaign sends, and that the scheduler's folding keeps them.
 """
 
+import threading
 from typing import Any
 
 import psycopg
@@ -89,3 +90,44 @@ def test_a_cancelled_and_a_failed_dispatch_leave_counters_that_match_their_rows(
     pipeline.pollers["DispatcherFunction"].poll_once()
     assert api.request("POST", f"/v1/campaigns/{cancelled}/cancel", token=user["token"]).status == 200
     assert _by_stats(api, user["token"], cancelled) == _by_rows(conn, cancelled) == {"failed": 6}
+
+
+def test_two_folds_at_once_keep_every_count_once(
+    api: Api, admin: dict[str, Any], user: dict[str, Any], pipeline: Pipeline, conn: Any, database_url: str
+) -> None:
+    from psycopg.rows import dict_row
+
+    from smsplatform.campaigns import campaigns
+
+    give_credits(api, admin, user, 100)
+    campaign_id = make_campaign(api, user["token"], [make_group(api, user["token"], "all", PEOPLE)])
+    assert api.request("POST", f"/v1/campaigns/{campaign_id}/send", token=user["token"]).status == 202
+    pipeline.drain()
+    before = _by_stats(api, user["token"], campaign_id)
+    second: list[int] = []
+    with psycopg.connect(database_url, row_factory=dict_row) as one:
+        campaigns.compact_message_counts(one)  # folded, not committed: its rows stay locked
+        other = threading.Thread(
+            target=lambda: second.append(_fold_in_own_transaction(database_url, campaigns.compact_message_counts))
+        )
+        other.start()
+        other.join(timeout=1)
+        assert other.is_alive()  # the second fold waits for the first ...
+        one.commit()
+    other.join(timeout=10)
+    assert second == [1]  # ... then finds the rows it saw gone, and folds nothing twice
+    states = conn.execute(
+        "SELECT state, count(*)::int AS n FROM campaign_message_counts WHERE campaign_id = %s GROUP BY state",
+        (campaign_id,),
+    ).fetchall()
+    assert all(row["n"] == 1 for row in states)
+    assert _by_stats(api, user["token"], campaign_id) == before == {"delivered": 6}
+
+
+def _fold_in_own_transaction(database_url: str, fold: Any) -> int:
+    from psycopg.rows import dict_row
+
+    with psycopg.connect(database_url, row_factory=dict_row) as connection:
+        folded = int(fold(connection))
+        connection.commit()
+    return folded
