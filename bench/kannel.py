@@ -163,18 +163,26 @@ def send_all(
     already = sent(admin_port)
     began = time.perf_counter()
 
+    errors: list[str] = []
+
     def client(share: list[list[str]]) -> None:
         connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
         for recipients in share:
-            query = {"username": "bench", "password": "bench", "from": "Bench", "to": " ".join(recipients)}
-            query["text"] = TEXT
+            query = {
+                "username": "bench",
+                "password": "bench",
+                "from": "Bench",
+                "to": " ".join(recipients),
+                "text": TEXT,
+            }
             if dlr_url:
                 query.update({"dlr-mask": "8", "dlr-url": dlr_url})
             connection.request("GET", "/cgi-bin/sendsms?" + urlencode(query))
             response = connection.getresponse()
-            response.read()
+            answer = response.read()
             if response.status >= 300:
-                raise RuntimeError(f"sendsms answered {response.status}")
+                errors.append(f"sendsms answered {response.status}: {answer[:200]!r}")
+                break
         connection.close()
 
     threads = [threading.Thread(target=client, args=(requests[i::clients],)) for i in range(clients)]
@@ -182,6 +190,8 @@ def send_all(
         thread.start()
     for thread in threads:
         thread.join()
+    if errors:
+        raise RuntimeError(errors[0])
     while sent(admin_port) - already < messages or (dlr_url and _Reports.count - reports < messages):
         if time.perf_counter() - began > 600:
             raise RuntimeError("Kannel did not finish within 10 minutes")
