@@ -24,15 +24,24 @@ IN_FLIGHT_STATES = ("scheduled", "queued", "waiting", "sending")  # sql/0020's s
 
 def in_flight(conn: Connection[DictRow], kind: SendKind, reference_id: UUID) -> bool:
     """A campaign's from its counters (a few rows however large it is), an API send's from its rows."""
+    if kind == "campaign":
+        return _counted(conn, "messages", reference_id, IN_FLIGHT_STATES) > 0
     row = conn.execute(
-        """SELECT coalesce(sum(messages), 0) > 0 AS busy FROM campaign_message_counts
-            WHERE campaign_id = %s AND state = ANY(%s)"""
-        if kind == "campaign"
-        else """SELECT EXISTS (SELECT 1 FROM sms_delivery_logs
-                                WHERE request_id = %s AND status IN ('scheduled', 'queued', 'sending')) AS busy""",
-        (reference_id, list(IN_FLIGHT_STATES)) if kind == "campaign" else (reference_id,),
+        """SELECT EXISTS (SELECT 1 FROM sms_delivery_logs
+                           WHERE request_id = %s AND status IN ('scheduled', 'queued', 'sending')) AS busy""",
+        (reference_id,),
     ).fetchone()
     return bool(row and row["busy"])
+
+
+def _counted(conn: Connection[DictRow], measure: str, campaign_id: UUID, states: tuple[str, ...]) -> int:
+    """A campaign's `messages` or `credits` in these states, from its counters (sql/0020)."""
+    row = conn.execute(
+        f"""SELECT coalesce(sum({measure}), 0)::bigint AS n FROM campaign_message_counts
+             WHERE campaign_id = %s AND state = ANY(%s)""",
+        (campaign_id, list(states)),
+    ).fetchone()
+    return int(row["n"]) if row else 0
 
 
 def settle(conn: Connection[DictRow], kind: SendKind, reference_id: UUID) -> bool:
@@ -63,22 +72,27 @@ def settle(conn: Connection[DictRow], kind: SendKind, reference_id: UUID) -> boo
                 ).rowcount
                 == 1
             )
-        used = conn.execute(
-            """SELECT coalesce(sum(credits), 0)::int AS credits FROM campaign_message_counts
-                WHERE campaign_id = %s AND state = ANY(%s)"""
+        used = (
+            _counted(conn, "credits", reference_id, ACCEPTED)
             if kind == "campaign"
-            else """SELECT coalesce(sum(cost), 0)::int AS credits FROM sms_delivery_logs
-                     WHERE request_id = %s AND status = ANY(%s)""",
-            (reference_id, list(ACCEPTED)),
-        ).fetchone()
-        assert used is not None
+            else _request_spent(conn, reference_id)
+        )
         held = ledger.reservation(conn, user_id, reference_id)
-        to_spend = used["credits"] - held.spent
+        to_spend = used - held.spent
         if to_spend > 0:
             ledger.spend(conn, user_id, to_spend, reference_id, kind)
         to_refund = held.outstanding - max(to_spend, 0)
         if to_refund > 0:
             ledger.refund(conn, user_id, to_refund, reference_id, kind)
     if completed:
-        logger.info("campaign completed", extra={"campaign_id": str(reference_id), "credits": used["credits"]})
+        logger.info("campaign completed", extra={"campaign_id": str(reference_id), "credits": used})
     return True
+
+
+def _request_spent(conn: Connection[DictRow], request_id: UUID) -> int:
+    row = conn.execute(
+        """SELECT coalesce(sum(cost), 0)::int AS credits FROM sms_delivery_logs
+            WHERE request_id = %s AND status = ANY(%s)""",
+        (request_id, list(ACCEPTED)),
+    ).fetchone()
+    return int(row["credits"]) if row else 0
