@@ -363,6 +363,13 @@ BREAKS = [
         T + "test_maintenance.py::test_rows_in_the_default_partition_are_moved_out_and_the_other_steps_still_run",
     ),
     (
+        "count a campaign's credits as its messages",
+        "sql/0020_campaign_message_counts.sql",
+        "    SELECT campaign_id, sms_message_state(status, held, error_code), count(*), sum(cost)",
+        "    SELECT campaign_id, sms_message_state(status, held, error_code), count(*), count(*)",
+        T + "test_campaign_counters.py::test_stats_are_exact_at_every_step_of_a_send_and_after_the_counters_are_folded",
+    ),
+    (
         "count a message's new state without leaving its old one",
         "sql/0020_campaign_message_counts.sql",
         "              FROM old_rows WHERE campaign_id IS NOT NULL) changes",

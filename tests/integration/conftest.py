@@ -119,12 +119,14 @@ def conn(database_url: str) -> Iterator[psycopg.Connection[Any]]:
 # to its messages (sent, retried, cancelled, expired, held, recovered, deleted), stats must still be exact.
 _COUNTERS_DISAGREE = """
     SELECT coalesce(r.campaign_id, c.campaign_id) AS campaign_id, coalesce(r.state, c.state) AS state,
-           r.n AS rows, c.n AS counted
-      FROM (SELECT campaign_id, sms_message_state(status, held, error_code) AS state, count(*) AS n
+           r.n AS rows, c.n AS counted, r.credits AS rows_credits, c.credits AS counted_credits
+      FROM (SELECT campaign_id, sms_message_state(status, held, error_code) AS state, count(*) AS n,
+                   sum(cost) AS credits
               FROM sms_delivery_logs WHERE campaign_id IS NOT NULL GROUP BY 1, 2) r
-      FULL JOIN (SELECT campaign_id, state, sum(messages) AS n FROM campaign_message_counts
-                  GROUP BY 1, 2 HAVING sum(messages) <> 0) c ON c.campaign_id = r.campaign_id AND c.state = r.state
-     WHERE r.n IS DISTINCT FROM c.n
+      FULL JOIN (SELECT campaign_id, state, sum(messages) AS n, sum(credits) AS credits FROM campaign_message_counts
+                  GROUP BY 1, 2 HAVING sum(messages) <> 0 OR sum(credits) <> 0) c
+             ON c.campaign_id = r.campaign_id AND c.state = r.state
+     WHERE (r.n, r.credits) IS DISTINCT FROM (c.n, c.credits)
 """
 
 
@@ -135,7 +137,9 @@ def clean_tables(database_url: str) -> Iterator[None]:
         archived = connection.execute("SELECT EXISTS (SELECT 1 FROM archived_months)").fetchone()
         disagree = [] if archived and archived[0] else connection.execute(_COUNTERS_DISAGREE).fetchall()
         connection.execute(_CLEANUP)
-    assert disagree == [], f"campaign counters disagree with the rows (campaign, state, rows, counted): {disagree}"
+    assert disagree == [], (
+        f"campaign counters disagree with the rows (campaign, state, rows, counted, their credits): {disagree}"
+    )
 
 
 @pytest.fixture(scope="session")

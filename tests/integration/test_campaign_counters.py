@@ -15,6 +15,15 @@ from tests.support.scenarios import PEOPLE, give_credits, make_campaign, make_gr
 
 REJECTED = {"phone_number": "+447400199990"}  # the simulator refuses it for good
 UNDELIVERED = {"phone_number": "+447400199991"}  # accepted, then reported undelivered
+# Real text of different lengths, so that messages cost 1 to 4 segments (UCS-2: the template's emoji) and the
+# counters' credits are not just their message counts.
+TEMPLATE = '🎉 {{first_name|friend}}: {{custom_fields.note|50% off — "today" only}}'
+NOTES = [
+    'C:\\Users\\ann said "see you at 5" \\o/ 100%',
+    "مرحبا، خصم 20٪ على كل شيء حتى يوم الأحد. ردّ بكلمة STOP لإلغاء الاشتراك من هذه الرسائل.",
+    "שלום! 30% הנחה עד יום ראשון 🛍️ " * 4,
+    "Your order #48213 ($129.99) has shipped: https://shop.example.com/t?id=48213&utm=%20sale 🚚 " * 2,
+]
 
 
 def _by_rows(conn: psycopg.Connection[Any], campaign_id: str) -> dict[str, int]:
@@ -42,11 +51,14 @@ def test_stats_are_exact_at_every_step_of_a_send_and_after_the_counters_are_fold
 ) -> None:
     configure(send_batch_size=2, dispatch_workers=2, simulator_rules={"99990": "reject", "99991": "undelivered"})
     give_credits(api, admin, user, 100)
-    people = [*PEOPLE, REJECTED, UNDELIVERED]
-    campaign_id = make_campaign(api, user["token"], [make_group(api, user["token"], "all", people)])
+    noted = [{**person, "custom_fields": {"note": note}} for person, note in zip(PEOPLE, NOTES, strict=False)]
+    people = [*noted, *PEOPLE[len(NOTES) :], REJECTED, UNDELIVERED]
+    campaign_id = make_campaign(api, user["token"], [make_group(api, user["token"], "all", people)], TEMPLATE)
     assert api.request("POST", f"/v1/campaigns/{campaign_id}/send", token=user["token"]).status == 202
     pipeline.pollers["DispatcherFunction"].poll_once()
     assert _by_stats(api, user["token"], campaign_id) == _by_rows(conn, campaign_id) == {"queued": 8}
+    costs = conn.execute("SELECT DISTINCT cost FROM sms_delivery_logs WHERE campaign_id = %s", (campaign_id,))
+    assert len(costs.fetchall()) >= 3
 
     seen = []
     while pipeline.pollers["SenderFunction"].poll_once() or pipeline.pollers["ReceiptsFunction"].poll_once():
@@ -55,6 +67,14 @@ def test_stats_are_exact_at_every_step_of_a_send_and_after_the_counters_are_fold
     assert len(seen) > 2  # it was read mid-send, not only at the ends
     final = {"delivered": 6, "failed": 1, "undelivered": 1}
     assert _by_stats(api, user["token"], campaign_id) == _by_rows(conn, campaign_id) == final
+    accepted = conn.execute(
+        """SELECT sum(cost)::int AS credits FROM sms_delivery_logs
+            WHERE campaign_id = %s AND status IN ('delivered', 'undelivered')""",
+        (campaign_id,),
+    ).fetchone()["credits"]
+    stats = api.request("GET", f"/v1/campaigns/{campaign_id}/stats", token=user["token"]).json()
+    assert stats["credits_spent"] == accepted > 7  # settled from the counters' credits, not their counts
+    assert stats["credits_reserved"] == stats["credits_spent"] + stats["credits_refunded"]
 
     unfolded = conn.execute(
         "SELECT count(*)::int AS n FROM campaign_message_counts WHERE campaign_id = %s", (campaign_id,)
