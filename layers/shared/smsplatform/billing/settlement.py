@@ -23,15 +23,25 @@ IN_FLIGHT_STATES = ("scheduled", "queued", "waiting", "sending")  # sql/0020's s
 
 
 def in_flight(conn: Connection[DictRow], kind: SendKind, reference_id: UUID) -> bool:
-    """A campaign's from its counters (a few rows however large it is), an API send's from its rows."""
+    """A campaign's from its counters (a few rows however large it is), an API send's from its rows.
+
+    A sending campaign whose audience is still being released (ADR 0013) is in flight whatever its counters
+    say: its first batches may all be sent before the next chunk is committed."""
     if kind == "campaign":
-        return _counted(conn, "messages", reference_id, IN_FLIGHT_STATES) > 0
+        return _releasing(conn, reference_id) or _counted(conn, "messages", reference_id, IN_FLIGHT_STATES) > 0
     row = conn.execute(
         """SELECT EXISTS (SELECT 1 FROM sms_delivery_logs
                            WHERE request_id = %s AND status IN ('scheduled', 'queued', 'sending')) AS busy""",
         (reference_id,),
     ).fetchone()
     return bool(row and row["busy"])
+
+
+def _releasing(conn: Connection[DictRow], campaign_id: UUID) -> bool:
+    row = conn.execute(
+        "SELECT releasing AND status = 'sending' AS releasing FROM sms_campaigns WHERE id = %s", (campaign_id,)
+    ).fetchone()
+    return bool(row and row["releasing"])
 
 
 def _counted(conn: Connection[DictRow], measure: str, campaign_id: UUID, states: tuple[str, ...]) -> int:

@@ -65,6 +65,10 @@ class Settings(BaseSettings):
     receipts_queue_url: str | None = None
     # Connections that materialise a campaign's recipients side by side (each a share of the contacts).
     dispatch_workers: Annotated[int, Field(ge=1, le=16)] = 4
+    # A campaign whose target groups hold more members than this is released in chunks (ADR 0013): each
+    # worker commits and reserves its share a chunk at a time, at most this many recipients, so sending
+    # starts within a second or two whatever the audience. A smaller one is released whole, all or nothing.
+    release_chunk_rows: Annotated[int, Field(ge=1, le=1_000_000)] = 50_000
     # Recipients per batch descriptor (one SQS record, one sender invocation).
     send_batch_size: Annotated[int, Field(ge=1, le=5000)] = 1000
     # Provider calls in flight at once within a batch (they wait on the network).

@@ -2,14 +2,29 @@
 
 The audience is materialised set-wise: each of `dispatch_workers` connections
 runs one INSERT ... SELECT over its share of the contacts (split by id), which
-renders, prices and numbers its recipients into batches. A coordinating
-transaction holds the campaign row (FOR NO KEY UPDATE, so the workers' foreign
-key checks pass) from the start, clears rows an earlier, crashed attempt left,
-and once the workers have committed, reserves the credits and moves the campaign
-to `sending`. Rows of a campaign that is not `sending` are never claimed, so
-until that commit nothing can be sent; should it fail, the next delivery of the
-release message starts over. Only then are the batch descriptors enqueued. A
-release message delivered again finds the campaign sending and enqueues again
+renders, prices and numbers its recipients into batches.
+
+A campaign whose target groups hold at most `release_chunk_rows` members is
+released whole, all or nothing. A coordinating transaction holds the campaign
+row (FOR NO KEY UPDATE, so the workers' foreign key checks pass) from the
+start, clears rows an earlier, crashed attempt left, and once the workers have
+committed, reserves the credits and moves the campaign to `sending`. Rows of a
+campaign that is not `sending` are never claimed, so until that commit nothing
+can be sent; should it fail, the next delivery of the release message starts
+over. Only then are the batch descriptors enqueued.
+
+A larger one is released in chunks (ADR 0013): it becomes `sending` (and
+`releasing`) at once, and each worker walks its range of contact ids a chunk at
+a time (one batch first, then more), committing the chunk's rows, its
+reservation and the share's progress together, then enqueueing the chunk's
+batches. The first batches are sent while the rest is materialised. A chunk the
+balance cannot cover stops the campaign (`failed`, with the reason): nothing
+beyond what was reserved is sent or charged, and what was reserved but not yet
+sent is refunded. A dispatcher that dies resumes from the committed progress on
+the next delivery of the release message (or the scheduler's re-announcement).
+The campaign cannot complete while it is releasing.
+
+A release message delivered again finds the campaign sending and enqueues again
 the batches that still have queued rows, which senders treat as the duplicates
 they are.
 """
@@ -62,8 +77,8 @@ def dispatch(
         contacts.fill_number_time_zones(conn, prepared["user_id"])
     with conn.transaction():
         campaign = conn.execute(
-            """SELECT c.id, c.user_id, c.status, c.message_template, c.sender_id, c.settings,
-                      u.account_status
+            """SELECT c.id, c.user_id, c.status, c.releasing, c.started_at, c.message_template, c.sender_id,
+                      c.settings, u.account_status
                  FROM sms_campaigns c JOIN users u ON u.id = c.user_id
                 WHERE c.id = %s FOR NO KEY UPDATE OF c SKIP LOCKED""",
             (campaign_id,),
@@ -78,47 +93,33 @@ def dispatch(
             sender = sender_ids.resolve(conn, campaign["user_id"], campaign["sender_id"])
         except DomainError as exc:
             return _fail(conn, campaign_id, f"The sender id cannot be used: {exc.detail}")
-        if campaign["status"] != "queued":
+        releasing = campaign["status"] == "sending" and campaign["releasing"]
+        if campaign["status"] != "queued" and not releasing:
             pending = _batches_with_queued_rows(conn, campaign_id) if campaign["status"] == "sending" else []
             return _announce(campaign_id, campaign["status"], pending)
 
         cap = campaign["settings"].get("throughput_per_second")
         size = routing.batch_size(routing.slowest_rate(conn, campaign["user_id"], settings, cap), settings)
-        conn.execute("DELETE FROM sms_delivery_logs WHERE campaign_id = %s", (campaign_id,))  # a crashed attempt's
         window = SendWindow.from_settings(campaign["settings"])
         validity = campaign["settings"].get("validity_period")
-        expires_at = now + timedelta(seconds=int(validity)) if validity else None
-        try:
-            zones = _zones(conn, campaign, window, now)
-            shares = _materialise(campaign, sender, size, settings, window, zones, expires_at)
-        except (DomainError, psycopg.DataError, psycopg.IntegrityError, psycopg.ProgrammingError) as exc:
-            # Retrying cannot fix a template or data the database refuses: fail now, with the reason.
-            return _fail(conn, campaign_id, f"The messages could not be rendered: {_reason(exc)}")
-        recipients = sum(share["recipients"] for share in shares)
-        credits = sum(share["credits"] for share in shares)
-        skipped = sum(share["skipped"] for share in shares)
-        try:
-            with conn.transaction():
-                if recipients == 0:
-                    raise _NoRecipientsError(skipped)
-                if credits:  # nothing when no recipient's window ever opens: those rows failed already
-                    ledger.reserve(conn, campaign["user_id"], credits, campaign_id, "campaign")
-                conn.execute(
-                    """UPDATE sms_campaigns SET status = 'sending', started_at = now(), total_recipients = %s,
-                              skipped_blocked = %s, updated_at = now() WHERE id = %s""",
-                    (recipients, skipped, campaign_id),
-                )
-        except (InsufficientCreditsError, _NoRecipientsError) as exc:
-            reason = (
-                f"Not enough credits: {exc.detail}"
-                if isinstance(exc, InsufficientCreditsError)
-                else "No recipients: no active, opted-in contact of the target groups has a message to send"
-                " (a message that renders empty or longer than 1,600 characters is not sent)."
-                + (f" {exc.skipped} recipients' destinations are blocked or unpriced." if exc.skipped else "")
-            )
-            return _fail(conn, campaign_id, reason)
+        started = campaign["started_at"] if releasing else now
+        expires_at = started + timedelta(seconds=int(validity)) if validity else None
+        if releasing:  # a dispatcher died mid-release: what it committed but may not have announced goes again
+            pending = _batches_with_queued_rows(conn, campaign_id)
+        else:
+            conn.execute("DELETE FROM sms_delivery_logs WHERE campaign_id = %s", (campaign_id,))  # a crashed attempt's
+            if _members_exceed(conn, campaign_id, settings.release_chunk_rows):
+                _begin_release(conn, campaign_id, size, settings)
+                releasing, pending = True, []
+        if not releasing:
+            whole = _release_whole(conn, campaign, sender, size, settings, window, expires_at, now)
+            if isinstance(whole, Dispatched):
+                return whole
+            recipients, credits, skipped, batches = whole
+    if releasing:
+        _announce(campaign_id, "sending", pending)
+        return _release_in_chunks(conn, campaign, sender, size, settings, window, expires_at, clock)
 
-    batches = [number for share in shares for number in share["batch_numbers"]]
     if recipients >= db.ANALYZE_AFTER_ROWS:  # the month's partition just grew by a campaign's audience
         db.analyze(conn, now.strftime("sms_delivery_logs_%Y_%m"))
     logger.info(
@@ -136,6 +137,53 @@ def dispatch(
         with conn.transaction():  # nothing to send now; if nothing waits either (no window ever opens), it ends
             settlement.settle(conn, "campaign", campaign_id)
     return Dispatched(campaign_id, "sending", recipients, credits, len(batches), skipped)
+
+
+def _release_whole(
+    conn: Connection[DictRow],
+    campaign: DictRow,
+    sender: str | None,
+    size: int,
+    settings: Settings,
+    window: SendWindow | None,
+    expires_at: datetime | None,
+    now: datetime,
+) -> Dispatched | tuple[int, int, int, list[int]]:
+    """All or nothing, in the coordinating transaction: (recipients, credits, skipped, batches), or the failure."""
+    campaign_id = campaign["id"]
+    try:
+        zones = _zones(conn, campaign, window, now)
+        shares = _materialise(campaign, sender, size, settings, window, zones, expires_at)
+    except (DomainError, psycopg.DataError, psycopg.IntegrityError, psycopg.ProgrammingError) as exc:
+        # Retrying cannot fix a template or data the database refuses: fail now, with the reason.
+        return _fail(conn, campaign_id, f"The messages could not be rendered: {_reason(exc)}")
+    recipients = sum(share["recipients"] for share in shares)
+    credits = sum(share["credits"] for share in shares)
+    skipped = sum(share["skipped"] for share in shares)
+    try:
+        with conn.transaction():
+            if recipients == 0:
+                raise _NoRecipientsError(skipped)
+            if credits:  # nothing when no recipient's window ever opens: those rows failed already
+                ledger.reserve(conn, campaign["user_id"], credits, campaign_id, "campaign")
+            conn.execute(
+                """UPDATE sms_campaigns SET status = 'sending', started_at = now(), total_recipients = %s,
+                          skipped_blocked = %s, updated_at = now() WHERE id = %s""",
+                (recipients, skipped, campaign_id),
+            )
+    except (InsufficientCreditsError, _NoRecipientsError) as exc:
+        return _fail(conn, campaign_id, _refusal(exc))
+    return recipients, credits, skipped, [number for share in shares for number in share["batch_numbers"]]
+
+
+def _refusal(exc: "InsufficientCreditsError | _NoRecipientsError") -> str:
+    if isinstance(exc, InsufficientCreditsError):
+        return f"Not enough credits: {exc.detail}"
+    return (
+        "No recipients: no active, opted-in contact of the target groups has a message to send"
+        " (a message that renders empty or longer than 1,600 characters is not sent)."
+        + (f" {exc.skipped} recipients' destinations are blocked or unpriced." if exc.skipped else "")
+    )
 
 
 def _fail(conn: Connection[DictRow], campaign_id: UUID, reason: str) -> Dispatched:
@@ -175,45 +223,52 @@ def _zone_expression(window: SendWindow | None) -> sql.Composable:
     return sql.SQL("coalesce(c.timezone, nullif(c.number_time_zones, ''), 'UTC')")
 
 
+# The whole release's share of the audience for worker `share`: the contact id's last byte.
+_SHARE = " AND get_byte(uuid_send(c.id), 15) %% %(workers)s = %(share)s"
+
+
+def _audience(chunk: dict[str, Any] | None) -> str:
+    """A chunk of a range (ADR 0013), or the whole audience."""
+    return campaigns.RECIPIENTS_IN_RANGE_SQL if chunk is not None else campaigns.RECIPIENTS_SQL
+
+
 def _zones(
-    conn: Connection[DictRow], campaign: DictRow, window: SendWindow | None, now: datetime
+    conn: Connection[DictRow],
+    campaign: DictRow,
+    window: SendWindow | None,
+    now: datetime,
+    chunk: dict[str, Any] | None = None,
 ) -> windows.Openings | None:
-    """When each of the audience's zone keys may be sent to: a handful of keys, however large the audience."""
+    """When each of the audience's (or a chunk's) zone keys may be sent to: a handful of keys, however large."""
     if window is None:
         return None
     if window.timezone != windows.RECIPIENT:
         return windows.openings(window, [window.timezone], now)
     rows = conn.execute(
-        sql.SQL("SELECT DISTINCT {} AS zone " + campaigns.RECIPIENTS_SQL).format(_zone_expression(window)),
-        {"user": campaign["user_id"], "campaign": campaign["id"]},
+        sql.SQL("SELECT DISTINCT zone FROM (SELECT {} AS zone " + _audience(chunk) + ") a").format(
+            _zone_expression(window)
+        ),
+        {"user": campaign["user_id"], "campaign": campaign["id"], **(chunk or {})},
     ).fetchall()
     return windows.openings(window, [row["zone"] for row in rows], now)
 
 
-def _materialise(
-    campaign: DictRow,
-    sender: str | None,
-    size: int,
-    settings: Settings,
-    window: SendWindow | None,
-    zones: windows.Openings | None,
-    expires_at: datetime | None,
-) -> list[dict[str, Any]]:
-    """Each worker inserts its share of the audience and commits; share k owns batches k, k + workers, ...
+def _statement(campaign: DictRow, window: SendWindow | None, chunked: bool) -> tuple[sql.Composed, dict[str, str]]:
+    """One INSERT ... SELECT of a worker's recipients (its share, or a chunk), and the template's parameters.
 
     In the same statement each recipient is priced by its destination (blocked and unpriced ones are left
     out and counted) and, with a sending window, given its zone's opening: rows of a closed zone are held,
-    and rows are numbered zone by zone so that a batch is, as far as it can be, all of one opening.
+    and rows are numbered zone by zone so that a batch is, as far as it can be, all of one opening. A
+    worker numbers its batches first_batch, first_batch + workers, ... so that workers never collide.
     """
     rendered, template_params = templates.parse(campaign["message_template"]).sql_expression()
     price_join, price = pricing.join(sql.SQL("a.country_code"))
-    workers = settings.dispatch_workers
     order = sql.SQL("ORDER BY c.not_before NULLS FIRST, c.zone") if window else sql.SQL("")
     statement = sql.SQL(
         """WITH audience AS (
                SELECT c.id, c.phone_number, c.country_code, {zone} AS zone, {rendered} AS body """
-        + campaigns.RECIPIENTS_SQL
-        + """ AND get_byte(uuid_send(c.id), 15) %% %(workers)s = %(share)s),
+        + (campaigns.RECIPIENTS_IN_RANGE_SQL if chunked else campaigns.RECIPIENTS_SQL + _SHARE)
+        + """),
            candidates AS (
                SELECT a.*, {price} AS price, sms_encoding(a.body) AS encoding,
                       a.zone IS NOT NULL AND z.key IS NULL AS never, z.not_before, z.send_until
@@ -223,7 +278,8 @@ def _materialise(
                         ON z.key = a.zone
                 WHERE {sendable}),
            priced AS (
-               SELECT c.*, ((row_number() OVER ({order})) - 1) / %(size)s * %(workers)s + %(share)s AS batch_number
+               SELECT c.*, %(first_batch)s + ((row_number() OVER ({order})) - 1) / %(size)s * %(workers)s
+                          AS batch_number
                  FROM candidates c WHERE c.price IS NOT NULL),
            inserted AS (
                INSERT INTO sms_delivery_logs (user_id, campaign_id, recipient_id, phone_number, status,
@@ -240,7 +296,10 @@ def _materialise(
            SELECT count(*)::int AS recipients, coalesce(sum(cost), 0)::int AS credits,
                   coalesce(array_agg(DISTINCT batch_number) FILTER (WHERE status = 'queued' AND NOT held), '{{}}')
                       AS batch_numbers,
-                  (SELECT count(*) FROM candidates WHERE price IS NULL)::int AS skipped
+                  max(batch_number) AS last_batch,
+                  (SELECT count(*) FROM candidates WHERE price IS NULL)::int AS skipped,
+                  (SELECT count(*) FROM audience)::int AS scanned,
+                  (SELECT id FROM audience ORDER BY id DESC LIMIT 1) AS last_contact
              FROM inserted"""
     ).format(
         zone=_zone_expression(window),
@@ -250,26 +309,50 @@ def _materialise(
         order=order,
         sendable=templates.sendable(sql.SQL("a.body")),
     )
-    no_zones = windows.Openings([], [], [], [])
+    return statement, template_params
+
+
+def _parameters(
+    campaign: DictRow,
+    sender: str | None,
+    size: int,
+    settings: Settings,
+    expires_at: datetime | None,
+    zones: windows.Openings | None,
+    template_params: dict[str, str],
+) -> dict[str, Any]:
+    return {
+        "user": campaign["user_id"],
+        "campaign": campaign["id"],
+        "size": size,
+        "sender": sender,
+        "expires_at": expires_at,
+        "never_code": windows.NO_WINDOW,
+        "never_text": windows.NO_WINDOW_TEXT,
+        **(zones or windows.Openings([], [], [], [])).params(),
+        **pricing.params(campaign["user_id"], settings.default_credits_per_segment),
+        **template_params,
+    }
+
+
+def _materialise(
+    campaign: DictRow,
+    sender: str | None,
+    size: int,
+    settings: Settings,
+    window: SendWindow | None,
+    zones: windows.Openings | None,
+    expires_at: datetime | None,
+) -> list[dict[str, Any]]:
+    """Each worker inserts its share of the audience and commits; share k owns batches k, k + workers, ..."""
+    statement, template_params = _statement(campaign, window, chunked=False)
+    params = _parameters(campaign, sender, size, settings, expires_at, zones, template_params)
+    workers = settings.dispatch_workers
 
     def share(index: int) -> dict[str, Any]:
         with db.connect_direct(autocommit=False) as worker:
             row = worker.execute(
-                statement,
-                {
-                    "user": campaign["user_id"],
-                    "campaign": campaign["id"],
-                    "size": size,
-                    "workers": workers,
-                    "share": index,
-                    "sender": sender,
-                    "expires_at": expires_at,
-                    "never_code": windows.NO_WINDOW,
-                    "never_text": windows.NO_WINDOW_TEXT,
-                    **(zones or no_zones).params(),
-                    **pricing.params(campaign["user_id"], settings.default_credits_per_segment),
-                    **template_params,
-                },
+                statement, {**params, "workers": workers, "share": index, "first_batch": index}
             ).fetchone()
             worker.commit()
         assert row is not None
@@ -286,3 +369,233 @@ def _batches_with_queued_rows(conn: Connection[DictRow], campaign_id: UUID) -> l
         (campaign_id,),
     ).fetchall()
     return [row["batch_number"] for row in rows]
+
+
+def _members_exceed(conn: Connection[DictRow], campaign_id: UUID, limit: int) -> bool:
+    """Whether the target groups hold more than `limit` memberships: at most limit + 1 index entries read."""
+    row = conn.execute(
+        """SELECT count(*) > %(limit)s AS more
+             FROM (SELECT 1 FROM campaign_target_groups t JOIN contact_group_members m ON m.group_id = t.group_id
+                    WHERE t.campaign_id = %(campaign)s LIMIT %(limit)s + 1) x""",
+        {"campaign": campaign_id, "limit": limit},
+    ).fetchone()
+    return bool(row and row["more"])
+
+
+def _upper(share: int, shares: int) -> UUID | None:
+    """The end (exclusive) of a share's range of contact ids; the last share's is open."""
+    return UUID(int=(share + 1) * (1 << 128) // shares) if share < shares - 1 else None
+
+
+def _begin_release(conn: Connection[DictRow], campaign_id: UUID, size: int, settings: Settings) -> None:
+    """The campaign becomes sending and releasing, with one progress row per worker's range of contact ids."""
+    shares = settings.dispatch_workers
+    starts = [UUID(int=max(share * (1 << 128) // shares - 1, 0)) for share in range(shares)]
+    conn.execute(
+        """INSERT INTO campaign_release_shares (campaign_id, share, shares, after_contact, next_batch, chunk_rows)
+           SELECT %s, s.share, %s, s.after_contact, s.share, %s
+             FROM unnest(%s::int[], %s::uuid[]) AS s(share, after_contact)""",
+        (campaign_id, shares, size, list(range(shares)), starts),
+    )
+    conn.execute(
+        """UPDATE sms_campaigns SET status = 'sending', releasing = true, started_at = now(), total_recipients = 0,
+                  skipped_blocked = 0, updated_at = now() WHERE id = %s""",
+        (campaign_id,),
+    )
+
+
+@dataclass(frozen=True)
+class _Chunk:
+    batches: list[int]
+    done: bool  # the share's range has no contact left
+
+
+class _StoppedError(Exception):
+    """The campaign cannot go on: it fails with this reason."""
+
+
+def _release_in_chunks(
+    conn: Connection[DictRow],
+    campaign: DictRow,
+    sender: str | None,
+    size: int,
+    settings: Settings,
+    window: SendWindow | None,
+    expires_at: datetime | None,
+    clock: Clock,
+) -> Dispatched:
+    """Each worker walks its range a chunk at a time, announcing each chunk's batches once it is committed."""
+    with conn.transaction():
+        shares = conn.execute(
+            "SELECT share, shares FROM campaign_release_shares WHERE campaign_id = %s AND NOT done ORDER BY share",
+            (campaign["id"],),
+        ).fetchall()
+        groups = conn.execute(
+            "SELECT coalesce(array_agg(group_id), '{}') AS ids FROM campaign_target_groups WHERE campaign_id = %s",
+            (campaign["id"],),
+        ).fetchone()
+    assert groups is not None
+    statement, template_params = _statement(campaign, window, chunked=True)
+    params = _parameters(campaign, sender, size, settings, expires_at, None, template_params)
+    params["groups"] = groups["ids"]  # a sending campaign's target groups cannot change
+
+    def walk(share: DictRow) -> int:
+        announced = 0
+        with db.connect_direct(autocommit=False) as worker:
+            while True:
+                try:
+                    chunk = _chunk(worker, statement, params, campaign, share["share"], share["shares"], settings,
+                                   window, clock)  # fmt: skip
+                except (InsufficientCreditsError, _StoppedError) as exc:
+                    worker.rollback()
+                    _stop(worker, campaign, _refusal(exc) if isinstance(exc, InsufficientCreditsError) else str(exc))
+                    return announced
+                worker.commit()
+                if chunk is None:  # stopped, or another dispatcher holds this range now
+                    return announced
+                _announce(campaign["id"], "sending", chunk.batches)
+                announced += len(chunk.batches)
+                if chunk.done:
+                    return announced
+
+    with ThreadPoolExecutor(max_workers=max(len(shares), 1)) as pool:
+        announced = sum(pool.map(walk, shares))
+    return _finish_release(conn, campaign["id"], announced)
+
+
+def _chunk(
+    worker: Connection[DictRow],
+    statement: sql.Composed,
+    params: dict[str, Any],
+    campaign: DictRow,
+    share: int,
+    shares: int,
+    settings: Settings,
+    window: SendWindow | None,
+    clock: Clock,
+) -> _Chunk | None:
+    """One chunk of a share, in the worker's open transaction: its rows, their reservation and the progress.
+
+    The campaign row is read FOR SHARE: a cancel waits for this chunk's commit and then stops its rows too,
+    or commits first and this chunk finds the campaign no longer sending.
+    """
+    live = worker.execute(
+        "SELECT 1 FROM sms_campaigns WHERE id = %s AND status = 'sending' FOR SHARE", (campaign["id"],)
+    ).fetchone()
+    progress = (
+        worker.execute(
+            """SELECT after_contact, next_batch, chunk_rows FROM campaign_release_shares
+                WHERE campaign_id = %s AND share = %s AND NOT done FOR UPDATE SKIP LOCKED""",
+            (campaign["id"], share),
+        ).fetchone()
+        if live
+        else None
+    )
+    if progress is None:
+        return None
+    keyset = {
+        "after": progress["after_contact"],
+        "upper": _upper(share, shares),
+        "chunk": progress["chunk_rows"],
+        "groups": params["groups"],
+    }
+    zones = _zones(worker, campaign, window, datetime.fromtimestamp(clock.time(), UTC), keyset)
+    try:
+        with worker.transaction():
+            row = worker.execute(
+                statement,
+                {
+                    **params,
+                    **(zones or windows.Openings([], [], [], [])).params(),
+                    **keyset,
+                    "workers": shares,
+                    "share": share,
+                    "first_batch": progress["next_batch"],
+                },
+            ).fetchone()
+    except (psycopg.DataError, psycopg.IntegrityError, psycopg.ProgrammingError) as exc:
+        raise _StoppedError(f"The messages could not be rendered: {_reason(exc)}") from exc
+    assert row is not None
+    if row["credits"]:
+        ledger.reserve(worker, campaign["user_id"], row["credits"], campaign["id"], "campaign")
+    done = row["scanned"] < progress["chunk_rows"]
+    size = params["size"]  # chunks grow by whole batches, up to release_chunk_rows
+    grown = min(progress["chunk_rows"] * 4, max(settings.release_chunk_rows // size * size, size))
+    worker.execute(
+        """UPDATE campaign_release_shares
+              SET after_contact = coalesce(%(last)s, after_contact), next_batch = %(next)s, chunk_rows = %(grown)s,
+                  recipients = recipients + %(recipients)s, credits = credits + %(credits)s,
+                  skipped = skipped + %(skipped)s, done = %(done)s, updated_at = now()
+            WHERE campaign_id = %(campaign)s AND share = %(share)s""",
+        {
+            "last": row["last_contact"],
+            "next": progress["next_batch"] if row["last_batch"] is None else row["last_batch"] + shares,
+            "grown": grown,
+            "recipients": row["recipients"],
+            "credits": row["credits"],
+            "skipped": row["skipped"],
+            "done": done,
+            "campaign": campaign["id"],
+            "share": share,
+        },
+    )
+    return _Chunk(list(row["batch_numbers"]), done)
+
+
+def _stop(worker: Connection[DictRow], campaign: DictRow, reason: str) -> None:
+    """A chunk that cannot be reserved or rendered fails the campaign: what is queued is refunded, nothing more
+    is materialised (the other workers find it no longer sending), and what senders hold finishes."""
+    with worker.transaction():
+        stopped = worker.execute(
+            """UPDATE sms_campaigns SET status = 'failed', failure_reason = %s, updated_at = now()
+                WHERE id = %s AND status = 'sending'""",
+            (reason, campaign["id"]),
+        ).rowcount
+        if stopped:
+            text = f"The campaign stopped before this message was sent: {reason}"
+            campaigns.stop_queued(worker, campaign["user_id"], campaign["id"], text)
+    worker.commit()
+    if stopped:
+        logger.info("campaign stopped while releasing", extra={"campaign_id": str(campaign["id"]), "reason": reason})
+
+
+def _finish_release(conn: Connection[DictRow], campaign_id: UUID, announced: int) -> Dispatched:
+    """Once every range is done (or the campaign stopped): its totals, and it may complete from now on."""
+    with conn.transaction():
+        campaign = conn.execute(
+            "SELECT status, releasing FROM sms_campaigns WHERE id = %s FOR NO KEY UPDATE", (campaign_id,)
+        ).fetchone()
+        totals = conn.execute(
+            """SELECT count(*) FILTER (WHERE NOT done) AS open, coalesce(sum(recipients), 0)::int AS recipients,
+                      coalesce(sum(credits), 0)::int AS credits, coalesce(sum(skipped), 0)::int AS skipped
+                 FROM campaign_release_shares WHERE campaign_id = %s""",
+            (campaign_id,),
+        ).fetchone()
+        assert totals is not None
+        if campaign is None or not campaign["releasing"] or (totals["open"] and campaign["status"] == "sending"):
+            return Dispatched(campaign_id, campaign["status"] if campaign else "gone", batches=announced)
+        conn.execute(
+            """UPDATE sms_campaigns SET releasing = false, total_recipients = %s, skipped_blocked = %s,
+                      updated_at = now() WHERE id = %s""",
+            (totals["recipients"], totals["skipped"], campaign_id),
+        )
+        conn.execute("DELETE FROM campaign_release_shares WHERE campaign_id = %s", (campaign_id,))
+        if campaign["status"] == "sending" and totals["recipients"] == 0:
+            return _fail(conn, campaign_id, _refusal(_NoRecipientsError(totals["skipped"])))
+    if totals["recipients"] >= db.ANALYZE_AFTER_ROWS:
+        db.analyze(conn, datetime.now(UTC).strftime("sms_delivery_logs_%Y_%m"))
+    with conn.transaction():  # its last batches may all be sent already: nobody else would settle it
+        settlement.settle(conn, "campaign", campaign_id)
+    logger.info(
+        "campaign released",
+        extra={
+            "campaign_id": str(campaign_id),
+            "recipients": totals["recipients"],
+            "credits": totals["credits"],
+            "batches": announced,
+            "skipped_blocked": totals["skipped"],
+        },
+    )
+    return Dispatched(
+        campaign_id, campaign["status"], totals["recipients"], totals["credits"], announced, totals["skipped"]
+    )

@@ -149,7 +149,7 @@ def _expired(conn: Connection[DictRow], now: datetime) -> list[DictRow]:
 def _sending_with_nothing_in_flight(conn: Connection[DictRow]) -> list[UUID]:
     rows = conn.execute(
         """SELECT c.id FROM sms_campaigns c
-            WHERE c.status = 'sending'
+            WHERE c.status = 'sending' AND NOT c.releasing
               AND NOT EXISTS (SELECT 1 FROM campaign_message_counts k
                                WHERE k.campaign_id = c.id AND k.state = ANY(%s) HAVING sum(k.messages) > 0)""",
         (list(settlement.IN_FLIGHT_STATES),),
