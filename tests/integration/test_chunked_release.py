@@ -84,6 +84,24 @@ def _send_the_first_batches_at_once(
     monkeypatch.setattr(dispatch, "_announce", announce_then_send)
 
 
+def _dispatcher_dies_at_chunk(
+    n: int, campaign_id: str, runtimes: dict[str, FunctionRuntime], monkeypatch: pytest.MonkeyPatch
+) -> Any:
+    """The dispatcher's Lambda dies as it starts its n-th chunk (the earlier ones are committed and announced)."""
+    real_chunk = dispatch._chunk
+    calls = []
+
+    def dies(*args: Any, **kwargs: Any) -> Any:
+        calls.append(1)
+        if len(calls) == n:
+            raise RuntimeError("killed")
+        return real_chunk(*args, **kwargs)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(dispatch, "_chunk", dies)
+        return runtimes["DispatcherFunction"].invoke(sqs_event({"campaign_id": campaign_id}))
+
+
 def _one_copy_each(conn: psycopg.Connection[Any], expected: int) -> None:
     rows = conn.execute("SELECT count(*) AS n, count(DISTINCT recipient_id) AS d FROM sms_delivery_logs").fetchone()
     calls = conn.execute("SELECT count(*) AS n, count(DISTINCT to_number) AS d FROM simulator_messages").fetchone()
@@ -154,18 +172,7 @@ def test_a_dispatcher_that_dies_mid_release_is_resumed_by_the_scheduler_without_
     window = {"send_window": {**hours, "timezone": "recipient"}, "validity_period": 86_400}
     campaign_id = _campaign(api, admin, user, settings=window)
     pipeline.discard()
-    real_chunk = dispatch._chunk
-    calls = []
-
-    def dies_on_the_fourth(*args: Any, **kwargs: Any) -> Any:
-        calls.append(1)
-        if len(calls) == 4:
-            raise RuntimeError("killed")
-        return real_chunk(*args, **kwargs)
-
-    with monkeypatch.context() as patch:
-        patch.setattr(dispatch, "_chunk", dies_on_the_fourth)
-        crashed = runtimes["DispatcherFunction"].invoke(sqs_event({"campaign_id": campaign_id}))
+    crashed = _dispatcher_dies_at_chunk(4, campaign_id, runtimes, monkeypatch)
     left = conn.execute("SELECT count(*) AS n FROM sms_delivery_logs").fetchone()["n"]
     pipeline.drain()  # the batches it announced are sent; the campaign cannot complete while releasing
     midway = conn.execute("SELECT status, releasing FROM sms_campaigns").fetchone()
@@ -292,18 +299,7 @@ def test_a_release_that_never_resumes_fails_and_keeps_what_it_sent_charged(
     _chunked(configure)
     campaign_id = _campaign(api, admin, user)
     pipeline.discard()
-    real_chunk = dispatch._chunk
-    calls = []
-
-    def dies_on_the_third(*args: Any, **kwargs: Any) -> Any:
-        calls.append(1)
-        if len(calls) == 3:
-            raise RuntimeError("killed")
-        return real_chunk(*args, **kwargs)
-
-    with monkeypatch.context() as patch:
-        patch.setattr(dispatch, "_chunk", dies_on_the_third)
-        runtimes["DispatcherFunction"].invoke(sqs_event({"campaign_id": campaign_id}))
+    _dispatcher_dies_at_chunk(3, campaign_id, runtimes, monkeypatch)
     pipeline.drain()  # what it announced is sent
     delivered = conn.execute("SELECT count(*) AS n FROM sms_delivery_logs WHERE status = 'delivered'").fetchone()["n"]
     conn.execute("UPDATE campaign_release_shares SET updated_at = now() - interval '1 hour'")

@@ -200,7 +200,7 @@ class Simulator(Provider):
                 row["external_id"]
                 for row in conn.execute(
                     """INSERT INTO simulator_messages (message_id, external_id, to_number, sender_id, body, outcome)
-                       SELECT * FROM unnest(%s::uuid[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[])
+                       SELECT * FROM unnest(%b::uuid[], %b::text[], %b::text[], %b::text[], %b::text[], %b::text[])
                        ON CONFLICT (external_id) DO NOTHING
                        RETURNING external_id""",
                     (
@@ -217,8 +217,8 @@ class Simulator(Provider):
             conn.execute(
                 """INSERT INTO simulator_calls
                        (message_id, to_number, body, attempt, outcome, reached_handset, external_id, called_at)
-                   SELECT * FROM unnest(%s::uuid[], %s::text[], %s::text[], %s::int[], %s::text[], %s::bool[],
-                                        %s::text[], %s::timestamptz[])""",
+                   SELECT * FROM unnest(%b::uuid[], %b::text[], %b::text[], %b::int[], %b::text[], %b::bool[],
+                                        %b::text[], %b::timestamptz[])""",
                 (
                     [c.message.id for c in calls],
                     [c.message.to for c in calls],

@@ -31,15 +31,16 @@ def apply(conn: Connection[DictRow], provider: str, receipts: list[Receipt]) -> 
     batch = list(latest.values())
     with conn.transaction():
         # One index probe per receipt (LATERAL ... LIMIT 1): mid-campaign the column's statistics still say
-        # "all NULL", and the planner would otherwise hash-join the whole partition for every batch.
+        # "all NULL", and the planner would otherwise hash-join the whole partition for every batch. The arrays
+        # go in binary (%b), cheaper to dump than text.
         updated = conn.execute(
             """UPDATE sms_delivery_logs l
                   SET status = m.status,
                       delivered_at = CASE WHEN m.status = 'delivered' THEN m.at END,
                       error_code = m.code, error_message = m.message, updated_at = now()
                  FROM (SELECT r.*, x.id, x.created_at
-                         FROM unnest(%(ids)s::text[], %(statuses)s::text[], %(ats)s::timestamptz[],
-                                     %(codes)s::text[], %(messages)s::text[])
+                         FROM unnest(%(ids)b::text[], %(statuses)b::text[], %(ats)b::timestamptz[],
+                                     %(codes)b::text[], %(messages)b::text[])
                               AS r(external_id, status, at, code, message)
                          CROSS JOIN LATERAL (
                              SELECT d.id, d.created_at FROM sms_delivery_logs d
