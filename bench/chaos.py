@@ -1,8 +1,8 @@
 """The chaos run (`make chaos`): two campaigns through the local stack while its parts fail.
 
 The stack runs as `make run` runs it, except that the sender and receipts pollers are child processes
-(restarted when they die, as Lambda starts new environments). While a 20,000-recipient campaign and a
-5,000-recipient one send, this run:
+(restarted when they die, as Lambda starts new environments). While a 20,000-recipient campaign (released in
+chunks, ADR 0013) and a 5,000-recipient one (released whole) send, this run:
 
 - kills the sender and the receipts processes with SIGKILL, mid-batch, several times;
 - restarts PostgreSQL once (pg_ctl restart -m fast) under everything;
@@ -44,6 +44,7 @@ CHAOS_SETTINGS = {
     "SMS_SIMULATOR_RETRY_AFTER_SECONDS": "1",
     "SMS_SEND_RETRY_BASE_SECONDS": "1",
     "SMS_SEND_BATCH_SIZE": "500",
+    "SMS_RELEASE_CHUNK_ROWS": "4000",  # the large campaign is released in chunks (ADR 0013), the small one whole
     "SMS_SEND_LEASE_SECONDS": "30",  # a killed sender's rows are reclaimed after 30 s
     "SMS_SEND_STALL_SECONDS": "60",
     "SMS_DB_POOL_MAX_SIZE": "8",

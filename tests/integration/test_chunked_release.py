@@ -315,3 +315,29 @@ def test_a_release_that_never_resumes_fails_and_keeps_what_it_sent_charged(
     assert kept == delivered  # its sent messages stay on record, charged
     spent = _accepted_cost(conn, campaign_id)
     assert _ledger(conn, campaign_id) == {"reserved": spent, "spent": spent, "refunded": 0}
+
+
+def test_a_release_out_of_time_hands_the_rest_to_a_fresh_release_message(
+    api: Api,
+    admin: dict[str, Any],
+    user: dict[str, Any],
+    pipeline: Pipeline,
+    conn: psycopg.Connection[Any],
+    configure: Callable[..., None],
+) -> None:
+    _chunked(configure)
+    configure(release_seconds=0)  # each invocation: one chunk a range, then the rest under a new message
+    campaign_id = _campaign(api, admin, user)
+
+    invocations = 0
+    while pipeline.pollers["DispatcherFunction"].poll_once():
+        invocations += 1
+        assert conn.execute("SELECT release_attempts FROM sms_campaigns").fetchone()["release_attempts"] == 1
+    pipeline.drain()
+
+    assert invocations > 3  # a chunk a range each time: 36 recipients in chunks of 2, 6, 6 ... over 2 ranges
+    campaign = api.request("GET", f"/v1/campaigns/{campaign_id}", token=user["token"]).json()
+    assert (campaign["status"], campaign["total_recipients"]) == ("completed", len(PEOPLE))
+    _one_copy_each(conn, len(PEOPLE))
+    spent = _accepted_cost(conn, campaign_id)
+    assert _ledger(conn, campaign_id) == {"reserved": spent, "spent": spent, "refunded": 0}

@@ -69,6 +69,9 @@ class Settings(BaseSettings):
     # worker commits and reserves its share a chunk at a time, at most this many recipients, so sending
     # starts within a second or two whatever the audience. A smaller one is released whole, all or nothing.
     release_chunk_rows: Annotated[int, Field(ge=1, le=1_000_000)] = 50_000
+    # A chunked release starts no chunk after this many seconds in one invocation; it hands the rest to a
+    # fresh release message instead, well before the dispatcher's 300 s timeout.
+    release_seconds: Annotated[int, Field(ge=0, le=840)] = 240
     # Recipients per batch descriptor (one SQS record, one sender invocation).
     send_batch_size: Annotated[int, Field(ge=1, le=5000)] = 1000
     # Provider calls in flight at once within a batch (they wait on the network).

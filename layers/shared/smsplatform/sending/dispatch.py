@@ -29,6 +29,7 @@ the batches that still have queued rows, which senders treat as the duplicates
 they are.
 """
 
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -48,7 +49,7 @@ from smsplatform.core.clock import SYSTEM_CLOCK, Clock
 from smsplatform.core.config import Settings
 from smsplatform.core.errors import DomainError, InsufficientCreditsError
 from smsplatform.core.observability import logger
-from smsplatform.core.queue_messages import SendBatch
+from smsplatform.core.queue_messages import Release, SendBatch
 from smsplatform.sending import routing, windows
 from smsplatform.sending.windows import SendWindow
 
@@ -439,10 +440,16 @@ def _release_in_chunks(
     params = _parameters(campaign, sender, size, settings, expires_at, None, template_params)
     params["groups"] = groups["ids"]  # a sending campaign's target groups cannot change
 
+    deadline = clock.time() + settings.release_seconds
+    out_of_time = threading.Event()
+
     def walk(share: DictRow) -> int:
         announced = 0
         with db.connect_direct(autocommit=False) as worker:
             while True:
+                if announced and clock.time() >= deadline:  # at least one chunk an invocation
+                    out_of_time.set()
+                    return announced
                 try:
                     chunk = _chunk(worker, statement, params, campaign, share["share"], share["shares"], settings,
                                    window, clock)  # fmt: skip
@@ -460,7 +467,7 @@ def _release_in_chunks(
 
     with ThreadPoolExecutor(max_workers=max(len(shares), 1)) as pool:
         announced = sum(pool.map(walk, shares))
-    return _finish_release(conn, campaign["id"], announced)
+    return _finish_release(conn, campaign["id"], announced, out_of_time.is_set())
 
 
 def _chunk(
@@ -559,7 +566,7 @@ def _stop(worker: Connection[DictRow], campaign: DictRow, reason: str) -> None:
         logger.info("campaign stopped while releasing", extra={"campaign_id": str(campaign["id"]), "reason": reason})
 
 
-def _finish_release(conn: Connection[DictRow], campaign_id: UUID, announced: int) -> Dispatched:
+def _finish_release(conn: Connection[DictRow], campaign_id: UUID, announced: int, out_of_time: bool) -> Dispatched:
     """Once every range is done (or the campaign stopped): its totals, and it may complete from now on."""
     with conn.transaction():
         campaign = conn.execute(
@@ -572,8 +579,15 @@ def _finish_release(conn: Connection[DictRow], campaign_id: UUID, announced: int
             (campaign_id,),
         ).fetchone()
         assert totals is not None
-        if campaign is None or not campaign["releasing"] or (totals["open"] and campaign["status"] == "sending"):
+        if campaign is None or not campaign["releasing"]:
             return Dispatched(campaign_id, campaign["status"] if campaign else "gone", batches=announced)
+        if totals["open"] and campaign["status"] == "sending":
+            # Out of time for this invocation: a fresh release message carries on from the progress (it is not
+            # an announcement, so it counts no release attempt). Otherwise another dispatcher holds the open
+            # ranges and finishes them, or the scheduler re-announces them once they stall.
+            if out_of_time:
+                queues.send_many("release", [Release(campaign_id=campaign_id)])
+            return Dispatched(campaign_id, "releasing", batches=announced)
         conn.execute(
             """UPDATE sms_campaigns SET releasing = false, total_recipients = %s, skipped_blocked = %s,
                       updated_at = now() WHERE id = %s""",
