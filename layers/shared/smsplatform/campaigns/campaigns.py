@@ -310,7 +310,7 @@ def release_due(conn: Connection[DictRow], limit: int = 500) -> list[UUID]:
                                                      || ' Contact support if it recurs.' END
                      FROM stuck s WHERE c.id = s.id AND s.release_attempts >= %(max)s
                    RETURNING c.id, c.user_id, s.status AS was),
-               cleared AS (  -- a released part may have been sent: the sweep finalises and settles it instead
+               cleared AS (  -- a releasing one's rows may have been sent: they are stopped and settled below
                    DELETE FROM sms_delivery_logs l USING given_up g WHERE l.campaign_id = g.id AND g.was = 'queued'),
                again AS (
                    UPDATE sms_campaigns c
@@ -326,7 +326,8 @@ def release_due(conn: Connection[DictRow], limit: int = 500) -> list[UUID]:
     again = [row["id"] for row in stuck if not row["failed"]]
     for row in stuck:
         if row["failed"]:
-            logger.warning("campaign failed: never dispatched", extra={"campaign_id": str(row["id"])})
+            what = "its release given up" if row["was"] == "sending" else "never dispatched"
+            logger.warning(f"campaign failed: {what}", extra={"campaign_id": str(row["id"])})
         if row["was"] == "sending":  # part of it went out: what is queued is stopped and the rest settled now
             with conn.transaction():
                 stop_queued(conn, row["user_id"], row["id"], "The campaign's release stopped before this was sent.")
