@@ -341,3 +341,31 @@ def test_a_release_out_of_time_hands_the_rest_to_a_fresh_release_message(
     _one_copy_each(conn, len(PEOPLE))
     spent = _accepted_cost(conn, campaign_id)
     assert _ledger(conn, campaign_id) == {"reserved": spent, "spent": spent, "refunded": 0}
+
+
+def test_overlapping_groups_and_opted_out_members_are_released_in_chunks_once_each(
+    api: Api,
+    admin: dict[str, Any],
+    user: dict[str, Any],
+    pipeline: Pipeline,
+    conn: psycopg.Connection[Any],
+    configure: Callable[..., None],
+) -> None:
+    # A chunk is the next members of the target groups, read group by group: a contact in both groups is one
+    # recipient, and members left out (opted out) neither end a range early nor take a row.
+    _chunked(configure)
+    give_credits(api, admin, user, 500)
+    groups = [make_group(api, user["token"], "first", PEOPLE[:24]), make_group(api, user["token"], "last", PEOPLE[12:])]
+    for person in PEOPLE[::5]:
+        api.request("POST", "/v1/opt-outs", token=user["token"], json_body={"phone_number": person["phone_number"]})
+    campaign_id = make_campaign(api, user["token"], groups, TEMPLATE)
+    assert api.request("POST", f"/v1/campaigns/{campaign_id}/send", token=user["token"]).status == 202
+
+    pipeline.drain()
+
+    expected = {person["phone_number"] for person in PEOPLE} - {person["phone_number"] for person in PEOPLE[::5]}
+    campaign = api.request("GET", f"/v1/campaigns/{campaign_id}", token=user["token"]).json()
+    assert (campaign["status"], campaign["total_recipients"]) == ("completed", len(expected))
+    _one_copy_each(conn, len(expected))
+    numbers = conn.execute("SELECT phone_number FROM sms_delivery_logs").fetchall()
+    assert {row["phone_number"] for row in numbers} == expected

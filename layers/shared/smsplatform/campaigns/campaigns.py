@@ -403,30 +403,35 @@ class Preview:
     sample_contact_id: UUID | None
 
 
-_AUDIENCE = """
+RECIPIENTS_SQL = """
     FROM contacts c
    WHERE c.user_id = %(user)s AND c.status = 'active'
-     AND EXISTS ({members})
+     AND EXISTS (SELECT 1 FROM contact_group_members m JOIN campaign_target_groups t ON t.group_id = m.group_id
+                  WHERE t.campaign_id = %(campaign)s AND m.contact_id = c.id)
      AND NOT EXISTS (SELECT 1 FROM opt_outs o WHERE o.user_id = %(user)s AND o.phone_number = c.phone_number)"""
-RECIPIENTS_SQL = _AUDIENCE.format(
-    members="""SELECT 1 FROM contact_group_members m JOIN campaign_target_groups t ON t.group_id = m.group_id
-                  WHERE t.campaign_id = %(campaign)s AND m.contact_id = c.id"""
-)
 """The campaign's audience: members of any target group (once each), active, not opted out."""
-_IN_RANGE = "c.id > %(after)s AND (%(upper)s::uuid IS NULL OR c.id < %(upper)s)"
-RECIPIENTS_IN_RANGE_SQL = (
-    _AUDIENCE.format(
-        members="SELECT 1 FROM contact_group_members m WHERE m.group_id = ANY(%(groups)s) AND m.contact_id = c.id AND "
-        + _IN_RANGE.replace("c.id", "m.contact_id")
-    )
-    + " AND "
-    + _IN_RANGE
-    + " ORDER BY c.id LIMIT %(chunk)s"
-)
-"""The next `chunk` of the audience after `after` (below `upper`, if any), in id order: the chunked release's
-(ADR 0013). The target groups come as `groups` (a sending campaign's cannot change) and the membership probe
-repeats the range: so planned, a chunk is an index range scan that stops at `chunk` rows (16 ms for 1,000 of a
-1M audience) instead of a join of the whole audience (2 s)."""
+
+CHUNK_MEMBERS_SQL = """
+    SELECT DISTINCT g.contact_id AS id
+      FROM unnest(%(groups)s::uuid[]) AS t(group_id)
+      CROSS JOIN LATERAL (
+          SELECT m.contact_id FROM contact_group_members m
+           WHERE m.group_id = t.group_id AND m.contact_id > %(after)s
+             AND (%(upper)s::uuid IS NULL OR m.contact_id < %(upper)s)
+           ORDER BY m.contact_id LIMIT %(chunk)s) g
+     ORDER BY 1 LIMIT %(chunk)s"""
+"""The chunked release's next `chunk` members of the target groups (`groups`) after `after`, below `upper`
+if any, in id order (ADR 0013). Each group's part is a range scan of its primary key that stops at `chunk`,
+so a chunk costs what it takes, however large the audience and however many other accounts' contacts there
+are: 16 ms for the first 1,000 of a 1M audience, where joining the whole audience takes 2 s."""
+
+CHUNK_RECIPIENTS_SQL = """
+    FROM members k CROSS JOIN LATERAL (SELECT * FROM contacts c WHERE c.id = k.id LIMIT 1) c
+   WHERE c.user_id = %(user)s AND c.status = 'active'
+     AND NOT EXISTS (SELECT 1 FROM opt_outs o WHERE o.user_id = %(user)s AND o.phone_number = c.phone_number)"""
+"""Those of a chunk's members (CTE `members`, CHUNK_MEMBERS_SQL) in the audience: active, not opted out. Each
+is found by its primary key (the LIMIT keeps the planner from hash-joining every contact of the table for a
+chunk of 50,000: 1 s a chunk at 1M)."""
 
 
 def preview(

@@ -228,11 +228,6 @@ def _zone_expression(window: SendWindow | None) -> sql.Composable:
 _SHARE = " AND get_byte(uuid_send(c.id), 15) %% %(workers)s = %(share)s"
 
 
-def _audience(chunk: dict[str, Any] | None) -> str:
-    """A chunk of a range (ADR 0013), or the whole audience."""
-    return campaigns.RECIPIENTS_IN_RANGE_SQL if chunk is not None else campaigns.RECIPIENTS_SQL
-
-
 def _zones(
     conn: Connection[DictRow],
     campaign: DictRow,
@@ -245,10 +240,16 @@ def _zones(
         return None
     if window.timezone != windows.RECIPIENT:
         return windows.openings(window, [window.timezone], now)
+    audience = (
+        "WITH members AS ("
+        + campaigns.CHUNK_MEMBERS_SQL
+        + ") SELECT DISTINCT {} AS zone "
+        + campaigns.CHUNK_RECIPIENTS_SQL
+        if chunk is not None
+        else "SELECT DISTINCT {} AS zone " + campaigns.RECIPIENTS_SQL
+    )
     rows = conn.execute(
-        sql.SQL("SELECT DISTINCT zone FROM (SELECT {} AS zone " + _audience(chunk) + ") a").format(
-            _zone_expression(window)
-        ),
+        sql.SQL(audience).format(_zone_expression(window)),
         {"user": campaign["user_id"], "campaign": campaign["id"], **(chunk or {})},
     ).fetchall()
     return windows.openings(window, [row["zone"] for row in rows], now)
@@ -266,9 +267,10 @@ def _statement(campaign: DictRow, window: SendWindow | None, chunked: bool) -> t
     price_join, price = pricing.join(sql.SQL("a.country_code"))
     order = sql.SQL("ORDER BY c.not_before NULLS FIRST, c.zone") if window else sql.SQL("")
     statement = sql.SQL(
-        """WITH audience AS (
+        ("WITH members AS (" + campaigns.CHUNK_MEMBERS_SQL + ")," if chunked else "WITH")
+        + """ audience AS (
                SELECT c.id, c.phone_number, c.country_code, {zone} AS zone, {rendered} AS body """
-        + (campaigns.RECIPIENTS_IN_RANGE_SQL if chunked else campaigns.RECIPIENTS_SQL + _SHARE)
+        + (campaigns.CHUNK_RECIPIENTS_SQL if chunked else campaigns.RECIPIENTS_SQL + _SHARE)
         + """),
            candidates AS (
                SELECT a.*, {price} AS price, sms_encoding(a.body) AS encoding,
@@ -298,9 +300,15 @@ def _statement(campaign: DictRow, window: SendWindow | None, chunked: bool) -> t
                   coalesce(array_agg(DISTINCT batch_number) FILTER (WHERE status = 'queued' AND NOT held), '{{}}')
                       AS batch_numbers,
                   max(batch_number) AS last_batch,
-                  (SELECT count(*) FROM candidates WHERE price IS NULL)::int AS skipped,
-                  (SELECT count(*) FROM audience)::int AS scanned,
-                  (SELECT id FROM audience ORDER BY id DESC LIMIT 1) AS last_contact
+                  (SELECT count(*) FROM candidates WHERE price IS NULL)::int AS skipped"""
+        + (
+            """,
+                  (SELECT count(*) FROM members)::int AS scanned,
+                  (SELECT id FROM members ORDER BY id DESC LIMIT 1) AS last_contact"""
+            if chunked
+            else ""
+        )
+        + """
              FROM inserted"""
     ).format(
         zone=_zone_expression(window),
