@@ -102,11 +102,17 @@ def _dispatcher_dies_at_chunk(
         return runtimes["DispatcherFunction"].invoke(sqs_event({"campaign_id": campaign_id}))
 
 
-def _one_copy_each(conn: psycopg.Connection[Any], expected: int) -> None:
+def _completed_once_each(api: Api, conn: psycopg.Connection[Any], token: str, campaign_id: str, expected: int) -> None:
+    """Completed with `expected` recipients, one row and at most one handset copy each, charged exactly."""
+    campaign = api.request("GET", f"/v1/campaigns/{campaign_id}", token=token).json()
+    assert (campaign["status"], campaign["total_recipients"]) == ("completed", expected)
     rows = conn.execute("SELECT count(*) AS n, count(DISTINCT recipient_id) AS d FROM sms_delivery_logs").fetchone()
     calls = conn.execute("SELECT count(*) AS n, count(DISTINCT to_number) AS d FROM simulator_messages").fetchone()
     assert (rows["n"], rows["d"]) == (expected, expected)
     assert calls["n"] == calls["d"]  # no handset got a second copy
+    spent = _accepted_cost(conn, campaign_id)
+    assert spent > expected  # multi-segment text: credits are not counts
+    assert _ledger(conn, campaign_id) == {"reserved": spent, "spent": spent, "refunded": 0}  # each chunk exactly
 
 
 def test_the_first_batches_are_sent_while_the_audience_is_still_being_released(
@@ -142,15 +148,9 @@ def test_the_first_batches_are_sent_while_the_audience_is_still_being_released(
     assert (first["status"], first["releasing"]) == ("sending", True)  # not completed by its first batches
     assert 0 < first["sent"] == first["rows"] < len(PEOPLE)  # all sent before the rest was materialised
     assert (released["releasing"], released["total_recipients"]) == (False, len(PEOPLE))
-    campaign = api.request("GET", f"/v1/campaigns/{campaign_id}", token=user["token"]).json()
-    assert (campaign["status"], campaign["total_recipients"]) == ("completed", len(PEOPLE))
-    _one_copy_each(conn, len(PEOPLE))
+    _completed_once_each(api, conn, user["token"], campaign_id, len(PEOPLE))
     numbers = conn.execute("SELECT batch_number, count(*) AS n FROM sms_delivery_logs GROUP BY 1").fetchall()
     assert all(row["n"] <= 2 for row in numbers)  # no two chunks numbered the same batch
-    ledger = _ledger(conn, campaign_id)
-    spent = _accepted_cost(conn, campaign_id)
-    assert spent > len(PEOPLE)  # multi-segment text: credits are not counts
-    assert ledger == {"reserved": spent, "spent": spent, "refunded": 0}  # each chunk reserved exactly its cost
     assert conn.execute("SELECT count(*) AS n FROM campaign_release_shares").fetchone()["n"] == 0
 
 
@@ -186,16 +186,12 @@ def test_a_dispatcher_that_dies_mid_release_is_resumed_by_the_scheduler_without_
     assert 0 < left < len(PEOPLE)
     assert (midway["status"], midway["releasing"]) == ("sending", True)
     assert live["campaigns_released"] == 0
-    campaign = api.request("GET", f"/v1/campaigns/{campaign_id}", token=user["token"]).json()
-    assert (campaign["status"], campaign["total_recipients"]) == ("completed", len(PEOPLE))
-    _one_copy_each(conn, len(PEOPLE))
+    _completed_once_each(api, conn, user["token"], campaign_id, len(PEOPLE))
     statuses = conn.execute(
         "SELECT DISTINCT status, window_zone IS NOT NULL AS zoned, expires_at IS NOT NULL AS expiring"
         " FROM sms_delivery_logs"
     ).fetchall()
     assert statuses == [{"status": "delivered", "zoned": True, "expiring": True}]
-    spent = _accepted_cost(conn, campaign_id)
-    assert _ledger(conn, campaign_id) == {"reserved": spent, "spent": spent, "refunded": 0}
 
 
 def test_a_balance_that_runs_short_mid_release_sends_and_charges_nothing_beyond_what_was_reserved(
@@ -304,9 +300,7 @@ def test_a_release_that_never_resumes_fails_and_keeps_what_it_sent_charged(
     delivered = conn.execute("SELECT count(*) AS n FROM sms_delivery_logs WHERE status = 'delivered'").fetchone()["n"]
     conn.execute("UPDATE campaign_release_shares SET updated_at = now() - interval '1 hour'")
     conn.execute("UPDATE sms_campaigns SET announced_at = now() - interval '1 hour', release_attempts = 5")
-    scheduler_tick(runtimes)  # its last announcement is spent: it fails
-    pipeline.discard()
-    scheduler_tick(runtimes)  # the sweep settles it
+    scheduler_tick(runtimes)  # its last announcement is spent: it fails, and is stopped and settled at once
 
     campaign = api.request("GET", f"/v1/campaigns/{campaign_id}", token=user["token"]).json()
     assert campaign["status"] == "failed"
@@ -336,11 +330,7 @@ def test_a_release_out_of_time_hands_the_rest_to_a_fresh_release_message(
     pipeline.drain()
 
     assert invocations > 3  # a chunk a range each time: 36 recipients in chunks of 2, 6, 6 ... over 2 ranges
-    campaign = api.request("GET", f"/v1/campaigns/{campaign_id}", token=user["token"]).json()
-    assert (campaign["status"], campaign["total_recipients"]) == ("completed", len(PEOPLE))
-    _one_copy_each(conn, len(PEOPLE))
-    spent = _accepted_cost(conn, campaign_id)
-    assert _ledger(conn, campaign_id) == {"reserved": spent, "spent": spent, "refunded": 0}
+    _completed_once_each(api, conn, user["token"], campaign_id, len(PEOPLE))
 
 
 def test_overlapping_groups_and_opted_out_members_are_released_in_chunks_once_each(
@@ -364,8 +354,6 @@ def test_overlapping_groups_and_opted_out_members_are_released_in_chunks_once_ea
     pipeline.drain()
 
     expected = {person["phone_number"] for person in PEOPLE} - {person["phone_number"] for person in PEOPLE[::5]}
-    campaign = api.request("GET", f"/v1/campaigns/{campaign_id}", token=user["token"]).json()
-    assert (campaign["status"], campaign["total_recipients"]) == ("completed", len(expected))
-    _one_copy_each(conn, len(expected))
+    _completed_once_each(api, conn, user["token"], campaign_id, len(expected))
     numbers = conn.execute("SELECT phone_number FROM sms_delivery_logs").fetchall()
     assert {row["phone_number"] for row in numbers} == expected
