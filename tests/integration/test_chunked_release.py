@@ -357,3 +357,63 @@ def test_overlapping_groups_and_opted_out_members_are_released_in_chunks_once_ea
     _completed_once_each(api, conn, user["token"], campaign_id, len(expected))
     numbers = conn.execute("SELECT phone_number FROM sms_delivery_logs").fetchall()
     assert {row["phone_number"] for row in numbers} == expected
+
+
+def test_a_cancel_after_its_dispatcher_died_ends_the_release_and_settles(
+    api: Api,
+    admin: dict[str, Any],
+    user: dict[str, Any],
+    pipeline: Pipeline,
+    runtimes: dict[str, FunctionRuntime],
+    conn: psycopg.Connection[Any],
+    monkeypatch: pytest.MonkeyPatch,
+    configure: Callable[..., None],
+) -> None:
+    # Nobody resumes a cancelled campaign's release, so the cancel itself ends it: the campaign must not stay
+    # `releasing` with its progress rows for good, and its total is what was materialised.
+    _chunked(configure)
+    campaign_id = _campaign(api, admin, user)
+    pipeline.discard()
+    _dispatcher_dies_at_chunk(3, campaign_id, runtimes, monkeypatch)
+    pipeline.drain()  # what it announced is sent
+    materialised = conn.execute("SELECT count(*) AS n FROM sms_delivery_logs").fetchone()["n"]
+
+    assert api.request("POST", f"/v1/campaigns/{campaign_id}/cancel", token=user["token"]).status == 200
+    pipeline.drain()
+
+    row = conn.execute("SELECT status, releasing, total_recipients FROM sms_campaigns").fetchone()
+    assert (row["status"], row["releasing"], row["total_recipients"]) == ("cancelled", False, materialised)
+    assert 0 < materialised < len(PEOPLE)
+    assert conn.execute("SELECT count(*) AS n FROM campaign_release_shares").fetchone()["n"] == 0
+    spent = _accepted_cost(conn, campaign_id)
+    assert spent > materialised  # multi-segment text
+    assert _ledger(conn, campaign_id) == {"reserved": spent, "spent": spent, "refunded": 0}
+
+
+def test_closing_the_account_mid_release_ends_the_release_and_settles(
+    api: Api,
+    admin: dict[str, Any],
+    user: dict[str, Any],
+    pipeline: Pipeline,
+    runtimes: dict[str, FunctionRuntime],
+    conn: psycopg.Connection[Any],
+    monkeypatch: pytest.MonkeyPatch,
+    configure: Callable[..., None],
+) -> None:
+    _chunked(configure)
+    campaign_id = _campaign(api, admin, user)
+    pipeline.discard()
+    _dispatcher_dies_at_chunk(3, campaign_id, runtimes, monkeypatch)
+    pipeline.drain()
+    materialised = conn.execute("SELECT count(*) AS n FROM sms_delivery_logs").fetchone()["n"]
+
+    closing = {"account_status": "closed"}
+    closed = api.request("PATCH", f"/v1/users/{user['id']}", token=admin["token"], json_body=closing)
+    assert closed.status == 200, closed.body
+    pipeline.drain()
+
+    row = conn.execute("SELECT status, releasing, total_recipients FROM sms_campaigns").fetchone()
+    assert (row["status"], row["releasing"], row["total_recipients"]) == ("cancelled", False, materialised)
+    assert conn.execute("SELECT count(*) AS n FROM campaign_release_shares").fetchone()["n"] == 0
+    ledger = _ledger(conn, campaign_id)
+    assert ledger["reserved"] == ledger["spent"] + ledger["refunded"] > 0

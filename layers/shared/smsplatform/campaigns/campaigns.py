@@ -365,7 +365,9 @@ def cancel(
 
 def stop_queued(conn: Connection[DictRow], user_id: UUID, campaign_id: UUID, reason: str) -> tuple[int, int]:
     """A stopped campaign's queued messages fail as `cancelled` and their credits return at once; (messages,
-    credits). Rows a sender holds finish, and the campaign settles when they have."""
+    credits). Rows a sender holds finish, and the campaign settles when they have. A release in progress ends
+    here too (whether or not its dispatcher is still alive): nothing more is materialised for a stopped campaign."""
+    end_releases(conn, [campaign_id])
     row = conn.execute(
         """WITH stopped AS (
                UPDATE sms_delivery_logs SET status = 'failed', error_code = 'cancelled', error_message = %s,
@@ -378,6 +380,25 @@ def stop_queued(conn: Connection[DictRow], user_id: UUID, campaign_id: UUID, rea
     if row["credits"]:
         ledger.refund(conn, user_id, row["credits"], campaign_id, "campaign")
     return row["messages"], row["credits"]
+
+
+def end_releases(conn: Connection[DictRow], campaign_ids: list[UUID]) -> list[DictRow]:
+    """Chunked releases' end (ADR 0013): the totals of each one's ranges written to its campaign, which may
+    complete from then on, and their progress rows gone. Every path that stops a campaign ends its release, so a
+    campaign is `releasing` exactly while it is sending with ranges left. One row (id, recipients, credits,
+    skipped) per campaign that was releasing."""
+    return conn.execute(
+        """WITH totals AS (
+               SELECT campaign_id, sum(recipients)::int AS recipients, sum(credits)::int AS credits,
+                      sum(skipped)::int AS skipped
+                 FROM campaign_release_shares WHERE campaign_id = ANY(%(ids)s) GROUP BY campaign_id),
+           gone AS (DELETE FROM campaign_release_shares WHERE campaign_id = ANY(%(ids)s))
+           UPDATE sms_campaigns c
+              SET releasing = false, total_recipients = t.recipients, skipped_blocked = t.skipped, updated_at = now()
+             FROM totals t WHERE c.id = t.campaign_id AND c.releasing
+        RETURNING c.id, t.recipients, t.credits, t.skipped""",
+        {"ids": campaign_ids},
+    ).fetchall()
 
 
 @dataclass(frozen=True)

@@ -491,22 +491,21 @@ def _chunk(
 ) -> _Chunk | None:
     """One chunk of a share, in the worker's open transaction: its rows, their reservation and the progress.
 
-    The campaign row is read FOR SHARE: a cancel waits for this chunk's commit and then stops its rows too,
-    or commits first and this chunk finds the campaign no longer sending.
+    The campaign row is read FOR SHARE: a stop (cancel, account closure, a short balance) either waits for this
+    chunk's commit, then stops its rows too and ends the release (its progress rows go), or commits first and
+    this chunk finds no progress left.
     """
     live = worker.execute(
         "SELECT 1 FROM sms_campaigns WHERE id = %s AND status = 'sending' FOR SHARE", (campaign["id"],)
     ).fetchone()
-    progress = (
-        worker.execute(
-            """SELECT after_contact, next_batch, chunk_rows FROM campaign_release_shares
-                WHERE campaign_id = %s AND share = %s AND NOT done FOR UPDATE SKIP LOCKED""",
-            (campaign["id"], share),
-        ).fetchone()
-        if live
-        else None
-    )
-    if progress is None:
+    if live is None:
+        return None
+    progress = worker.execute(
+        """SELECT after_contact, next_batch, chunk_rows FROM campaign_release_shares
+            WHERE campaign_id = %s AND share = %s AND NOT done FOR UPDATE SKIP LOCKED""",
+        (campaign["id"], share),
+    ).fetchone()
+    if progress is None:  # the range is done, or held by another dispatcher
         return None
     keyset = {
         "after": progress["after_contact"],
@@ -575,34 +574,26 @@ def _stop(worker: Connection[DictRow], campaign: DictRow, reason: str) -> None:
 
 
 def _finish_release(conn: Connection[DictRow], campaign_id: UUID, announced: int, out_of_time: bool) -> Dispatched:
-    """Once every range is done (or the campaign stopped): its totals, and it may complete from now on."""
+    """Once every range is done: the release ends (its totals), and the campaign may complete from now on. A
+    stopped campaign's release ended when it stopped (campaigns.stop_queued)."""
     with conn.transaction():
         campaign = conn.execute(
             "SELECT status, releasing FROM sms_campaigns WHERE id = %s FOR NO KEY UPDATE", (campaign_id,)
         ).fetchone()
-        totals = conn.execute(
-            """SELECT count(*) FILTER (WHERE NOT done) AS open, coalesce(sum(recipients), 0)::int AS recipients,
-                      coalesce(sum(credits), 0)::int AS credits, coalesce(sum(skipped), 0)::int AS skipped
-                 FROM campaign_release_shares WHERE campaign_id = %s""",
-            (campaign_id,),
-        ).fetchone()
-        assert totals is not None
-        if campaign is None or not campaign["releasing"]:
+        if campaign is None or not campaign["releasing"]:  # finished by another dispatcher, or stopped
             return Dispatched(campaign_id, campaign["status"] if campaign else "gone", batches=announced)
-        if totals["open"] and campaign["status"] == "sending":
+        open_ranges = conn.execute(
+            "SELECT count(*) AS n FROM campaign_release_shares WHERE campaign_id = %s AND NOT done", (campaign_id,)
+        ).fetchone()
+        if open_ranges and open_ranges["n"]:
             # Out of time for this invocation: a fresh release message carries on from the progress (it is not
             # an announcement, so it counts no release attempt). Otherwise another dispatcher holds the open
             # ranges and finishes them, or the scheduler re-announces them once they stall.
             if out_of_time:
                 queues.send_many("release", [Release(campaign_id=campaign_id)])
             return Dispatched(campaign_id, "releasing", batches=announced)
-        conn.execute(
-            """UPDATE sms_campaigns SET releasing = false, total_recipients = %s, skipped_blocked = %s,
-                      updated_at = now() WHERE id = %s""",
-            (totals["recipients"], totals["skipped"], campaign_id),
-        )
-        conn.execute("DELETE FROM campaign_release_shares WHERE campaign_id = %s", (campaign_id,))
-        if campaign["status"] == "sending" and totals["recipients"] == 0:
+        (totals,) = campaigns.end_releases(conn, [campaign_id])
+        if totals["recipients"] == 0:
             return _fail(conn, campaign_id, _refusal(_NoRecipientsError(totals["skipped"])))
     if totals["recipients"] >= db.ANALYZE_AFTER_ROWS:
         db.analyze(conn, datetime.now(UTC).strftime("sms_delivery_logs_%Y_%m"))

@@ -15,6 +15,7 @@ from psycopg import Connection
 from psycopg.rows import DictRow
 
 from smsplatform.billing import settlement
+from smsplatform.campaigns import campaigns
 from smsplatform.core import queues
 from smsplatform.core.queue_messages import Release, SendBatch, SendKind
 
@@ -41,6 +42,7 @@ def close(conn: Connection[DictRow], user_id: UUID) -> list[tuple[SendKind, UUID
         RETURNING id""",
         (user_id,),
     ).fetchall()
+    campaigns.end_releases(conn, [row["id"] for row in cancelled])  # nothing more is materialised for them
     stopped = conn.execute(
         """UPDATE sms_delivery_logs SET status = 'failed', error_code = 'cancelled', error_message = %s,
                   held = false, updated_at = now()
