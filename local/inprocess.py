@@ -99,7 +99,7 @@ def platform(data_dir: Path, database_name: str) -> Iterator[Platform]:
                 "SMS_CALLBACKS_QUEUE_URL": resources.refs["CallbacksQueue"],
                 "SMS_CALLBACK_SIGNING_SECRET": secrets.token_urlsafe(32),
                 "SMS_SIMULATOR_SECRET": secrets.token_urlsafe(32),
-                "SMS_DB_POOL_MAX_SIZE": "4",
+                "SMS_DB_POOL_MAX_SIZE": "8",
                 "POWERTOOLS_SERVICE_NAME": "sms-platform",
                 "POWERTOOLS_METRICS_NAMESPACE": "SmsPlatform",
                 "POWERTOOLS_LOG_LEVEL": "WARNING",

@@ -121,6 +121,8 @@ class LocalStack:
         local_values = {
             "SMS_PUBLIC_BASE_URL": self.base_url,
             "SMS_PROVIDER": "simulator",  # the template has no default: a deploy must name its providers
+            # One pool serves every function of this process (the sender's four batches among them).
+            "SMS_DB_POOL_MAX_SIZE": os.environ.get("SMS_DB_POOL_MAX_SIZE", "8"),
             **{key: os.environ[key] for key in ("SMS_PROVIDER", "SMS_PROVIDER_CAPS") if os.environ.get(key)},
         }
         for fn in self.spec.functions.values():
@@ -134,7 +136,6 @@ class LocalStack:
         os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
         # Metrics stay on (EMF lines on stdout, as in Lambda): Powertools never clears a
         # disabled metric set, so disabling them would grow it until it fails.
-        os.environ.setdefault("SMS_DB_POOL_MAX_SIZE", "8")
         os.environ.setdefault("SMS_PUBLIC_BASE_URL", self.base_url)
         # Status callbacks may go to plain http:// and loopback endpoints on a laptop.
         os.environ.setdefault("SMS_CALLBACK_ALLOW_HTTP", "true")

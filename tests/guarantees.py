@@ -456,6 +456,13 @@ BREAKS = [
         "",
         T + "test_chunked_release.py::test_a_cancel_after_its_dispatcher_died_ends_the_release_and_settles",
     ),
+    (
+        "send an invocation's batches one after another",
+        "functions/sender/app.py",
+        "    outcome = await asyncio.to_thread(process_batch, record.body, get_settings())",
+        "    outcome = process_batch(record.body, get_settings())",
+        T + "test_send_faults.py::test_the_batches_of_one_invocation_are_sent_side_by_side_each_once",
+    ),
 ]
 
 

@@ -49,7 +49,8 @@ def test_stats_are_exact_at_every_step_of_a_send_and_after_the_counters_are_fold
     runtimes: dict[str, FunctionRuntime],
     configure: Any,
 ) -> None:
-    configure(send_batch_size=2, dispatch_workers=2, simulator_rules={"99990": "reject", "99991": "undelivered"})
+    # Eight one-message batches: a sender invocation takes four, so stats are read between invocations.
+    configure(send_batch_size=1, dispatch_workers=2, simulator_rules={"99990": "reject", "99991": "undelivered"})
     give_credits(api, admin, user, 100)
     noted = [{**person, "custom_fields": {"note": note}} for person, note in zip(PEOPLE, NOTES, strict=False)]
     people = [*noted, *PEOPLE[len(NOTES) :], REJECTED, UNDELIVERED]

@@ -16,7 +16,7 @@ from psycopg.rows import dict_row
 from local.runtime import FunctionRuntime
 from tests.support.harness import Api, Pipeline
 from tests.support.scenarios import PEOPLE, balance_of, give_credits, make_campaign, make_group
-from tests.support.sqs import CompressedDelays, sqs_event
+from tests.support.sqs import CompressedDelays, sqs_event, sqs_record
 
 
 def _a_batch(conn: Any) -> tuple[int, int]:
@@ -107,6 +107,44 @@ def test_a_batch_delivered_twice_at_once_is_sent_once(
         api.request("GET", f"/v1/campaigns/{sent_campaign['id']}", token=sent_campaign["token"]).json()["status"]
         == "completed"
     )
+    _assert_each_recipient_once_and_balanced(api, conn, sent_campaign)
+
+
+def test_the_batches_of_one_invocation_are_sent_side_by_side_each_once(
+    api: Api,
+    sent_campaign: dict[str, Any],
+    runtimes: dict[str, FunctionRuntime],
+    pipeline: Pipeline,
+    conn: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from smsplatform.sending import sender
+
+    pipeline.pollers["DispatcherFunction"].poll_once()
+    batches = [row["batch_number"] for row in conn.execute("SELECT DISTINCT batch_number FROM sms_delivery_logs")]
+    assert len(batches) >= 2
+    # Each batch's provider calls start only once every batch of the invocation has claimed its rows: a
+    # handler that took its records one after another would break the barrier and fail them.
+    together = threading.Barrier(len(batches), timeout=15)
+    call_provider = sender.call_provider
+
+    def side_by_side(*args: Any, **kwargs: Any) -> Any:
+        together.wait()
+        return call_provider(*args, **kwargs)
+
+    monkeypatch.setattr(sender, "call_provider", side_by_side)
+    event = {
+        "Records": [
+            sqs_record({"kind": "campaign", "id": sent_campaign["id"], "batch": batch}, f"m-{batch}")
+            for batch in batches
+        ]
+    }
+
+    assert runtimes["SenderFunction"].invoke(event) == {"batchItemFailures": []}
+    pipeline.drain()
+
+    campaign = api.request("GET", f"/v1/campaigns/{sent_campaign['id']}", token=sent_campaign["token"]).json()
+    assert campaign["status"] == "completed"
     _assert_each_recipient_once_and_balanced(api, conn, sent_campaign)
 
 
