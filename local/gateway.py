@@ -30,6 +30,13 @@ def _is_text(content_type: str) -> bool:
     return not content_type or content_type.startswith(_TEXT_TYPES) or "+json" in content_type
 
 
+# Powertools' API resolver keeps the request it handles on a class attribute (BaseRouter.current_event)
+# that every resolver in the process shares: Lambda runs one invocation per process. Here requests arrive
+# on threads of one process, so the API's functions run one at a time, whichever gateway calls them;
+# otherwise a handler could read another request's event (its body, its caller). The authorizer, a plain
+# function, runs outside the lock.
+_ONE_RESOLVER_AT_A_TIME = threading.Lock()
+
 # Told of each request served: method, path (with its query), status, milliseconds.
 RequestObserver = Callable[[str, str, int, float], None]
 
@@ -62,7 +69,8 @@ class Gateway:
             if denied is not None:
                 return denied
         try:
-            result = self.runtimes[route.function].invoke(event)
+            with _ONE_RESOLVER_AT_A_TIME:
+                result = self.runtimes[route.function].invoke(event)
         except Exception:
             log.exception("%s raised; API Gateway answers 500", route.function)
             return _json(500, {"message": "Internal Server Error"})

@@ -1,10 +1,13 @@
 """Delivery receipts: signed webhooks in, applied set-wise, never moving a message backwards."""
 
 import json
+import threading
+import time
 from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
+import pytest
 
 from local.runtime import FunctionRuntime
 from smsplatform.core.queue_messages import Receipt
@@ -21,6 +24,43 @@ def _post(api: Api, payload: dict[str, Any], key: str | None = SIMULATOR_KEY, pr
     if key is not None:
         headers["x-simulator-signature"] = sign(key, body)
     return api.request("POST", f"/v1/webhooks/{provider}/status", raw_body=body, headers=headers)
+
+
+def test_two_receipt_webhooks_at_once_each_enqueue_their_own_receipts(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The local gateway serves requests on threads of one process, and Powertools' resolver keeps the
+    request it is handling on a class attribute that every resolver of the process shares (Lambda runs one
+    invocation per process). The first webhook here is held after it starts, until the second has been
+    answered or two seconds have passed: it must still read its own body, not the second's."""
+    from smsplatform.api import webhooks
+
+    enqueued: list[list[str]] = []
+    monkeypatch.setattr(webhooks, "_enqueue", lambda events: enqueued.append([r.external_id for r in events.receipts]))
+    second_answered, settings_of = threading.Event(), webhooks.get_settings
+    first_call = threading.Lock()
+
+    def held_settings() -> Any:
+        if first_call.acquire(blocking=False):  # the first request waits here, before it reads its event
+            second_answered.wait(2)
+        return settings_of()
+
+    monkeypatch.setattr(webhooks, "get_settings", held_settings)
+    at = datetime.now(UTC).isoformat()
+    bodies = {
+        name: {"receipts": [{"external_id": f"SM{name}", "status": "delivered", "timestamp": at}]} for name in "AB"
+    }
+    answers: dict[str, int] = {}
+    first = threading.Thread(target=lambda: answers.setdefault("A", _post(api, bodies["A"]).status))
+    first.start()
+    while not first_call.locked():
+        time.sleep(0.001)
+    answers["B"] = _post(api, bodies["B"]).status
+    second_answered.set()
+    first.join()
+
+    assert answers == {"A": 200, "B": 200}
+    assert sorted(enqueued) == [["SMA"], ["SMB"]]
 
 
 def _sent_message(api: Api, admin: dict[str, Any], user: dict[str, Any], pipeline: Pipeline, conn: Any) -> str:
