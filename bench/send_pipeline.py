@@ -159,6 +159,7 @@ class _Wrapped:
 
 
 _BOTO_SQS: dict[str, Any] = {}
+STALL_SECONDS = 300  # longer than the receipts queue's visibility timeout (180 s): a retry has had its turn
 
 
 def run(
@@ -220,6 +221,7 @@ def run(
     next_stats = 0.0
     (schedule,) = [s for s in p.spec.schedules if s.function == "SchedulerFunction"]
     next_tick = time.perf_counter() + 60
+    progress, progressed_at = None, time.perf_counter()
     with psycopg.connect(database_url, autocommit=True, row_factory=dict_row) as conn:
         while True:
             if time.perf_counter() >= next_tick:  # every minute, as EventBridge runs it (it folds the counters)
@@ -231,6 +233,11 @@ def run(
                 if read["queued"]:
                     stats_while_sending.append((time.perf_counter() - asked) * 1000)
                 next_stats = time.perf_counter() + 0.5
+                moved = tuple(read[key] for key in ("total", "sent", "delivered", "failed", "undelivered"))
+                if moved != progress:
+                    progress, progressed_at = moved, time.perf_counter()
+                elif time.perf_counter() - progressed_at > STALL_SECONDS:  # a lost message would wait forever
+                    raise RuntimeError(f"no progress for {STALL_SECONDS} s: {read}")
             row = conn.execute(
                 """SELECT c.status, EXISTS (SELECT 1 FROM sms_delivery_logs l WHERE l.campaign_id = c.id
                                               AND l.status IN ('queued', 'sending', 'sent')) AS open
@@ -240,6 +247,8 @@ def run(
             assert row is not None
             if row["status"] == "completed" and not row["open"]:
                 break
+            if row["status"] in ("failed", "cancelled"):
+                raise RuntimeError(f"the campaign ended {row['status']}")
             time.sleep(0.05)
         done_at = time.time()
         drain = time.perf_counter() - drain_began
