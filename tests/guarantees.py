@@ -461,7 +461,7 @@ BREAKS = [
         "functions/sender/app.py",
         "    outcome = await asyncio.to_thread(process_batch, record.body, get_settings())",
         "    outcome = process_batch(record.body, get_settings())",
-        T + "test_send_faults.py::test_the_batches_of_one_invocation_are_sent_side_by_side_each_once",
+        T + "test_send_faults.py::test_the_batches_of_one_invocation_are_sent_side_by_side_each_with_its_own_text_once",
     ),
     (
         "let the local gateway run two API requests at once (a handler reads the other's event)",

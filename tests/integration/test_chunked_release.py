@@ -102,6 +102,33 @@ def _dispatcher_dies_at_chunk(
         return runtimes["DispatcherFunction"].invoke(sqs_event({"campaign_id": campaign_id}))
 
 
+def _released_in_part(
+    api: Api,
+    admin: dict[str, Any],
+    user: dict[str, Any],
+    pipeline: Pipeline,
+    runtimes: dict[str, FunctionRuntime],
+    conn: psycopg.Connection[Any],
+    monkeypatch: pytest.MonkeyPatch,
+    configure: Callable[..., None],
+) -> tuple[str, int]:
+    """A chunked campaign whose dispatcher died at its third chunk, what it announced sent: (its id, the rows
+    materialised)."""
+    _chunked(configure)
+    campaign_id = _campaign(api, admin, user)
+    pipeline.discard()
+    _dispatcher_dies_at_chunk(3, campaign_id, runtimes, monkeypatch)
+    pipeline.drain()
+    return campaign_id, conn.execute("SELECT count(*) AS n FROM sms_delivery_logs").fetchone()["n"]
+
+
+def _release_ended(conn: psycopg.Connection[Any], status: str, materialised: int) -> None:
+    """Stopped with `status`, no longer releasing, its total what was materialised and its progress rows gone."""
+    row = conn.execute("SELECT status, releasing, total_recipients FROM sms_campaigns").fetchone()
+    assert (row["status"], row["releasing"], row["total_recipients"]) == (status, False, materialised)
+    assert conn.execute("SELECT count(*) AS n FROM campaign_release_shares").fetchone()["n"] == 0
+
+
 def _completed_once_each(api: Api, conn: psycopg.Connection[Any], token: str, campaign_id: str, expected: int) -> None:
     """Completed with `expected` recipients, one row and at most one handset copy each, charged exactly."""
     campaign = api.request("GET", f"/v1/campaigns/{campaign_id}", token=token).json()
@@ -292,11 +319,7 @@ def test_a_release_that_never_resumes_fails_and_keeps_what_it_sent_charged(
     monkeypatch: pytest.MonkeyPatch,
     configure: Callable[..., None],
 ) -> None:
-    _chunked(configure)
-    campaign_id = _campaign(api, admin, user)
-    pipeline.discard()
-    _dispatcher_dies_at_chunk(3, campaign_id, runtimes, monkeypatch)
-    pipeline.drain()  # what it announced is sent
+    campaign_id, _ = _released_in_part(api, admin, user, pipeline, runtimes, conn, monkeypatch, configure)
     delivered = conn.execute("SELECT count(*) AS n FROM sms_delivery_logs WHERE status = 'delivered'").fetchone()["n"]
     conn.execute("UPDATE campaign_release_shares SET updated_at = now() - interval '1 hour'")
     conn.execute("UPDATE sms_campaigns SET announced_at = now() - interval '1 hour', release_attempts = 5")
@@ -371,20 +394,13 @@ def test_a_cancel_after_its_dispatcher_died_ends_the_release_and_settles(
 ) -> None:
     # Nobody resumes a cancelled campaign's release, so the cancel itself ends it: the campaign must not stay
     # `releasing` with its progress rows for good, and its total is what was materialised.
-    _chunked(configure)
-    campaign_id = _campaign(api, admin, user)
-    pipeline.discard()
-    _dispatcher_dies_at_chunk(3, campaign_id, runtimes, monkeypatch)
-    pipeline.drain()  # what it announced is sent
-    materialised = conn.execute("SELECT count(*) AS n FROM sms_delivery_logs").fetchone()["n"]
+    campaign_id, materialised = _released_in_part(api, admin, user, pipeline, runtimes, conn, monkeypatch, configure)
 
     assert api.request("POST", f"/v1/campaigns/{campaign_id}/cancel", token=user["token"]).status == 200
     pipeline.drain()
 
-    row = conn.execute("SELECT status, releasing, total_recipients FROM sms_campaigns").fetchone()
-    assert (row["status"], row["releasing"], row["total_recipients"]) == ("cancelled", False, materialised)
+    _release_ended(conn, "cancelled", materialised)
     assert 0 < materialised < len(PEOPLE)
-    assert conn.execute("SELECT count(*) AS n FROM campaign_release_shares").fetchone()["n"] == 0
     spent = _accepted_cost(conn, campaign_id)
     assert spent > materialised  # multi-segment text
     assert _ledger(conn, campaign_id) == {"reserved": spent, "spent": spent, "refunded": 0}
@@ -400,20 +416,13 @@ def test_closing_the_account_mid_release_ends_the_release_and_settles(
     monkeypatch: pytest.MonkeyPatch,
     configure: Callable[..., None],
 ) -> None:
-    _chunked(configure)
-    campaign_id = _campaign(api, admin, user)
-    pipeline.discard()
-    _dispatcher_dies_at_chunk(3, campaign_id, runtimes, monkeypatch)
-    pipeline.drain()
-    materialised = conn.execute("SELECT count(*) AS n FROM sms_delivery_logs").fetchone()["n"]
+    campaign_id, materialised = _released_in_part(api, admin, user, pipeline, runtimes, conn, monkeypatch, configure)
 
     closing = {"account_status": "closed"}
     closed = api.request("PATCH", f"/v1/users/{user['id']}", token=admin["token"], json_body=closing)
     assert closed.status == 200, closed.body
     pipeline.drain()
 
-    row = conn.execute("SELECT status, releasing, total_recipients FROM sms_campaigns").fetchone()
-    assert (row["status"], row["releasing"], row["total_recipients"]) == ("cancelled", False, materialised)
-    assert conn.execute("SELECT count(*) AS n FROM campaign_release_shares").fetchone()["n"] == 0
+    _release_ended(conn, "cancelled", materialised)
     ledger = _ledger(conn, campaign_id)
     assert ledger["reserved"] == ledger["spent"] + ledger["refunded"] > 0

@@ -2,7 +2,6 @@
 
 import json
 import threading
-import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -37,11 +36,11 @@ def test_two_receipt_webhooks_at_once_each_enqueue_their_own_receipts(
 
     enqueued: list[list[str]] = []
     monkeypatch.setattr(webhooks, "_enqueue", lambda events: enqueued.append([r.external_id for r in events.receipts]))
-    second_answered, settings_of = threading.Event(), webhooks.get_settings
-    first_call = threading.Lock()
+    first_inside, second_answered, settings_of = threading.Event(), threading.Event(), webhooks.get_settings
 
     def held_settings() -> Any:
-        if first_call.acquire(blocking=False):  # the first request waits here, before it reads its event
+        if not first_inside.is_set():  # the first request waits here, before it reads its event
+            first_inside.set()
             second_answered.wait(2)
         return settings_of()
 
@@ -53,8 +52,7 @@ def test_two_receipt_webhooks_at_once_each_enqueue_their_own_receipts(
     answers: dict[str, int] = {}
     first = threading.Thread(target=lambda: answers.setdefault("A", _post(api, bodies["A"]).status))
     first.start()
-    while not first_call.locked():
-        time.sleep(0.001)
+    assert first_inside.wait(10)
     answers["B"] = _post(api, bodies["B"]).status
     second_answered.set()
     first.join()

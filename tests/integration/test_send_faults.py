@@ -14,6 +14,8 @@ import pytest
 from psycopg.rows import dict_row
 
 from local.runtime import FunctionRuntime
+from tests.integration.test_campaign_counters import TEMPLATE
+from tests.integration.test_chunked_release import PEOPLE as VOICES
 from tests.support.harness import Api, Pipeline
 from tests.support.scenarios import PEOPLE, balance_of, give_credits, make_campaign, make_group
 from tests.support.sqs import CompressedDelays, sqs_event, sqs_record
@@ -110,9 +112,10 @@ def test_a_batch_delivered_twice_at_once_is_sent_once(
     _assert_each_recipient_once_and_balanced(api, conn, sent_campaign)
 
 
-def test_the_batches_of_one_invocation_are_sent_side_by_side_each_once(
+def test_the_batches_of_one_invocation_are_sent_side_by_side_each_with_its_own_text_once(
     api: Api,
-    sent_campaign: dict[str, Any],
+    admin: dict[str, Any],
+    user: dict[str, Any],
     runtimes: dict[str, FunctionRuntime],
     pipeline: Pipeline,
     conn: Any,
@@ -120,9 +123,15 @@ def test_the_batches_of_one_invocation_are_sent_side_by_side_each_once(
 ) -> None:
     from smsplatform.sending import sender
 
+    # Real text of 1 to 4 segments (emoji, Arabic, Hebrew, %, quotes), so a batch recording another's results
+    # or sending another's bodies would show on the handsets and in the credits.
+    give_credits(api, admin, user, 200)
+    people = VOICES[:8]
+    campaign_id = make_campaign(api, user["token"], [make_group(api, user["token"], "all", people)], TEMPLATE)
+    assert api.request("POST", f"/v1/campaigns/{campaign_id}/send", token=user["token"]).status == 202
     pipeline.pollers["DispatcherFunction"].poll_once()
     batches = [row["batch_number"] for row in conn.execute("SELECT DISTINCT batch_number FROM sms_delivery_logs")]
-    assert len(batches) >= 2
+    assert 2 <= len(batches) <= 4  # at most BatchSize records, as SQS hands them over
     # Each batch's provider calls start only once every batch of the invocation has claimed its rows: a
     # handler that took its records one after another would break the barrier and fail them.
     together = threading.Barrier(len(batches), timeout=15)
@@ -135,17 +144,23 @@ def test_the_batches_of_one_invocation_are_sent_side_by_side_each_once(
     monkeypatch.setattr(sender, "call_provider", side_by_side)
     event = {
         "Records": [
-            sqs_record({"kind": "campaign", "id": sent_campaign["id"], "batch": batch}, f"m-{batch}")
-            for batch in batches
+            sqs_record({"kind": "campaign", "id": campaign_id, "batch": batch}, f"m-{batch}") for batch in batches
         ]
     }
 
     assert runtimes["SenderFunction"].invoke(event) == {"batchItemFailures": []}
     pipeline.drain()
 
-    campaign = api.request("GET", f"/v1/campaigns/{sent_campaign['id']}", token=sent_campaign["token"]).json()
-    assert campaign["status"] == "completed"
-    _assert_each_recipient_once_and_balanced(api, conn, sent_campaign)
+    assert api.request("GET", f"/v1/campaigns/{campaign_id}", token=user["token"]).json()["status"] == "completed"
+    written = conn.execute("SELECT phone_number, body, cost FROM sms_delivery_logs WHERE status = 'delivered'")
+    rows = {row["phone_number"]: row["body"] for row in written.fetchall()}
+    handsets = conn.execute("SELECT to_number, body FROM simulator_messages").fetchall()
+    assert len(handsets) == len(rows) == len(people)  # one copy each
+    assert {row["to_number"]: row["body"] for row in handsets} == rows  # each its own text
+    assert _calls(conn) == {person["phone_number"]: ["accepted"] for person in people}
+    stats = _stats(api, {"id": campaign_id, "token": user["token"]})
+    assert stats["credits_spent"] == stats["credits_reserved"] > len(people)  # multi-segment: credits, not counts
+    assert balance_of(api, user["token"]) == 200 - stats["credits_spent"]
 
 
 def test_a_sender_claiming_a_batch_another_holds_gets_none_of_its_rows_and_does_not_wait(
