@@ -470,6 +470,20 @@ BREAKS = [
         "            if True:",
         T + "test_receipts.py::test_two_receipt_webhooks_at_once_each_enqueue_their_own_receipts",
     ),
+    (
+        "index the status again (every claim and receipt adds index entries)",
+        "sql/0022_hot_message_writes.sql",
+        "    WHERE phase IS NOT NULL;",
+        "    WHERE phase IS NOT NULL;\nCREATE INDEX idx_delivery_logs_status_again ON sms_delivery_logs (campaign_id, status);",
+        T + "test_message_writes.py::test_the_claim_and_the_receipt_update_each_row_in_place",
+    ),
+    (
+        "order the recovery sweep's index by updated_at again (the receipt writes it)",
+        "sql/0022_hot_message_writes.sql",
+        "CREATE INDEX idx_delivery_logs_in_flight ON sms_delivery_logs (idle_since) WHERE phase = 'in_flight' AND NOT held;",
+        "CREATE INDEX idx_delivery_logs_in_flight ON sms_delivery_logs (updated_at) WHERE phase = 'in_flight' AND NOT held;",
+        T + "test_message_writes.py::test_the_claim_and_the_receipt_update_each_row_in_place",
+    ),
 ]
 
 

@@ -12,7 +12,7 @@ from local.runtime import FunctionRuntime
 from smsplatform.providers import simulator
 from smsplatform.sending import keywords
 from tests.support.harness import SIMULATOR_KEY, Api, Pipeline, scheduler_tick
-from tests.support.scenarios import PEOPLE, balance_of, give_credits, make_campaign, make_group
+from tests.support.scenarios import PEOPLE, balance_of, give_credits, leave_idle, make_campaign, make_group
 
 
 def _status(api: Api, admin: dict[str, Any], user: dict[str, Any], status: str) -> None:
@@ -57,7 +57,7 @@ def test_a_suspended_account_sends_nothing_and_picks_up_where_it_stopped_when_re
     _status(api, admin, user, "suspended")
     pipeline.drain()
     ticked = scheduler_tick(runtimes)
-    conn.execute("UPDATE sms_delivery_logs SET updated_at = now() - interval '1 hour'")  # however long it lasts
+    leave_idle(conn, 60)  # however long it lasts
     conn.execute("UPDATE sms_campaigns SET announced_at = now() - interval '1 hour' WHERE status = 'queued'")
     later = scheduler_tick(runtimes)
     pipeline.drain()

@@ -7,7 +7,7 @@ import psycopg
 from local.runtime import FunctionRuntime
 from tests.support.endpoints import Endpoint
 from tests.support.harness import Api, Pipeline, scheduler_tick
-from tests.support.scenarios import PEOPLE, give_credits, make_campaign, make_group
+from tests.support.scenarios import PEOPLE, give_credits, leave_idle, make_campaign, make_group
 
 
 def test_an_api_send_whose_batch_message_was_lost_is_sent_by_the_sweep_once(
@@ -26,7 +26,7 @@ def test_an_api_send_whose_batch_message_was_lost_is_sent_by_the_sweep_once(
     pipeline.discard()  # the descriptor never reached the queue
 
     too_soon = scheduler_tick(runtimes)
-    conn.execute("UPDATE sms_delivery_logs SET updated_at = now() - interval '3 minutes'")
+    leave_idle(conn, 3)
     swept = scheduler_tick(runtimes)
     pipeline.drain()
     again = scheduler_tick(runtimes)
@@ -100,10 +100,7 @@ def test_a_campaign_batch_in_the_dead_letter_queue_is_announced_again_then_expir
     batches = conn.execute("SELECT count(DISTINCT batch_number) AS n FROM sms_delivery_logs").fetchone()["n"]
 
     def idle_for(minutes: int) -> dict[str, Any]:
-        conn.execute(
-            "UPDATE sms_delivery_logs SET updated_at = now() - make_interval(mins => %s) WHERE status = 'queued'",
-            (minutes,),
-        )
+        leave_idle(conn, minutes, "status = 'queued'")
         return scheduler_tick(runtimes)
 
     not_yet = idle_for(10)  # within the 20-minute horizon: the batches may be in a backlog
@@ -136,7 +133,7 @@ def test_a_recovered_batch_is_sent_once(
     conn: psycopg.Connection[Any],
 ) -> None:
     campaign_id = _dispatched_with_its_batches_dead_lettered(api, admin, user, pipeline)
-    conn.execute("UPDATE sms_delivery_logs SET updated_at = now() - interval '21 minutes'")
+    leave_idle(conn, 21)
 
     scheduler_tick(runtimes)
     pipeline.drain()

@@ -63,3 +63,14 @@ PEOPLE = [
     {"phone_number": "+447400123105", "first_name": "Eve"},
     {"phone_number": "+447400123106", "first_name": "Fay"},
 ]
+
+
+def leave_idle(conn: Any, minutes: int, where: str = "TRUE") -> None:
+    """Messages left alone for `minutes`, as the recovery sweep sees it: nothing has written them since
+    (`updated_at`), nor put them in a queue (`idle_since`, the bound of the sweep's index)."""
+    conn.execute(
+        f"""UPDATE sms_delivery_logs SET updated_at = now() - make_interval(mins => %(m)s),
+                                         idle_since = now() - make_interval(mins => %(m)s)
+             WHERE {where}""",
+        {"m": minutes},
+    )

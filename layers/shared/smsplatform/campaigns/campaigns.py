@@ -372,7 +372,7 @@ def stop_queued(conn: Connection[DictRow], user_id: UUID, campaign_id: UUID, rea
         """WITH stopped AS (
                UPDATE sms_delivery_logs SET status = 'failed', error_code = 'cancelled', error_message = %s,
                       updated_at = now()
-                WHERE campaign_id = %s AND status = 'queued' RETURNING cost)
+                WHERE campaign_id = %s AND phase = 'in_flight' AND status = 'queued' RETURNING cost)
            SELECT count(*) AS messages, coalesce(sum(cost), 0)::int AS credits FROM stopped""",
         (reason, campaign_id),
     ).fetchone()

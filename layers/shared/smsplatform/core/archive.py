@@ -31,7 +31,7 @@ from psycopg import Connection, sql
 from psycopg.rows import DictRow
 
 from smsplatform.core import db, storage
-from smsplatform.core.maintenance import LOCK_ATTEMPTS, LOCK_TIMEOUT_MS, with_lock_timeout
+from smsplatform.core.maintenance import LOCK_ATTEMPTS, LOCK_TIMEOUT_MS, stored_columns, with_lock_timeout
 from smsplatform.core.observability import logger
 
 PREFIX = "archive"
@@ -81,13 +81,9 @@ def due_months(conn: Connection[DictRow], table: str, retention_months: int) -> 
 
 
 def columns(conn: Connection[DictRow], table: str) -> list[tuple[str, str]]:
-    """The table's columns and their types, in order (what the archive's objects hold)."""
-    rows = conn.execute(
-        """SELECT attname, format_type(atttypid, atttypmod) AS type FROM pg_attribute
-            WHERE attrelid = %s::regclass AND attnum > 0 AND NOT attisdropped ORDER BY attnum""",
-        (table,),
-    ).fetchall()
-    return [(row["attname"], row["type"]) for row in rows]
+    """The table's columns and their types, in order (what the archive's objects hold): a generated
+    column, such as the delivery logs' `phase`, is derived from the others and is not archived."""
+    return stored_columns(conn, table)
 
 
 def _database_digest(conn: Connection[DictRow], partition: str) -> tuple[int, str]:

@@ -78,6 +78,18 @@ def default_partition_rows(conn: Connection[DictRow], table: str = "sms_delivery
     return int(row["n"]) if row else 0
 
 
+def stored_columns(conn: Connection[DictRow], table: str) -> list[tuple[str, str]]:
+    """The table's columns and their types, in order, without generated ones: what a copy of its rows
+    writes (a generated column is computed again from the others, and cannot be written)."""
+    rows = conn.execute(
+        """SELECT attname, format_type(atttypid, atttypmod) AS type FROM pg_attribute
+            WHERE attrelid = %s::regclass AND attnum > 0 AND NOT attisdropped AND attgenerated = ''
+            ORDER BY attnum""",
+        (table,),
+    ).fetchall()
+    return [(row["attname"], row["type"]) for row in rows]
+
+
 def move_default_partition_rows(
     conn: Connection[DictRow],
     table: str = "sms_delivery_logs",
@@ -104,15 +116,7 @@ def move_default_partition_rows(
         ).fetchall()
         for row in months:
             conn.execute("SELECT create_month_partition(%s, %s)", (table, row["month"]))
-        columns = [
-            sql.Identifier(row["attname"])
-            for row in conn.execute(
-                """SELECT attname FROM pg_attribute
-                    WHERE attrelid = %s::regclass AND attnum > 0 AND NOT attisdropped ORDER BY attnum""",
-                (table,),
-            )
-        ]
-        listed = sql.SQL(", ").join(columns)
+        listed = sql.SQL(", ").join(sql.Identifier(name) for name, _ in stored_columns(conn, table))
         conn.execute("SET LOCAL sms.moving_partition_rows = 'on'")  # counted once already (sql/0020)
         moved = conn.execute(
             sql.SQL("INSERT INTO {} ({}) SELECT {} FROM {}").format(parent, listed, listed, default)

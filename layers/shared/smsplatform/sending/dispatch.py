@@ -374,7 +374,7 @@ def _materialise(
 def _batches_with_queued_rows(conn: Connection[DictRow], campaign_id: UUID) -> list[int]:
     rows = conn.execute(
         """SELECT DISTINCT batch_number FROM sms_delivery_logs
-            WHERE campaign_id = %s AND status = 'queued' AND NOT held""",
+            WHERE campaign_id = %s AND phase = 'in_flight' AND status = 'queued' AND NOT held""",
         (campaign_id,),
     ).fetchall()
     return [row["batch_number"] for row in rows]

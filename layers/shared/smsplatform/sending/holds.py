@@ -46,7 +46,7 @@ def close(conn: Connection[DictRow], user_id: UUID) -> list[tuple[SendKind, UUID
     stopped = conn.execute(
         """UPDATE sms_delivery_logs SET status = 'failed', error_code = 'cancelled', error_message = %s,
                   held = false, updated_at = now()
-            WHERE user_id = %s AND status IN ('scheduled', 'queued')
+            WHERE user_id = %s AND phase IN ('scheduled', 'in_flight') AND status IN ('scheduled', 'queued')
         RETURNING CASE WHEN campaign_id IS NOT NULL THEN 'campaign' ELSE 'request' END AS kind,
                   coalesce(campaign_id, request_id) AS id""",
         (_CLOSED, user_id),
@@ -68,7 +68,7 @@ def waiting(conn: Connection[DictRow], user_id: UUID) -> Waiting:
         """SELECT DISTINCT CASE WHEN campaign_id IS NOT NULL THEN 'campaign' ELSE 'request' END AS kind,
                   coalesce(campaign_id, request_id) AS id, batch_number
              FROM sms_delivery_logs
-            WHERE user_id = %s AND status = 'queued' AND NOT held""",
+            WHERE user_id = %s AND phase = 'in_flight' AND status = 'queued' AND NOT held""",
         (user_id,),
     ).fetchall()
     return Waiting([row["id"] for row in campaigns], [(row["kind"], row["id"], row["batch_number"]) for row in batches])

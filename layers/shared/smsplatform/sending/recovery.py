@@ -71,7 +71,7 @@ def _stopped_campaigns(conn: Connection[DictRow], settings: Settings) -> list[Di
                                            ELSE replace(%(stopped)s, '{status}', s.status) END,
                       claimed_at = NULL, updated_at = now()
                  FROM stopped s
-                WHERE l.campaign_id = s.id
+                WHERE l.campaign_id = s.id AND l.phase = 'in_flight'
                   AND (l.status = 'queued'
                        OR (l.status = 'sending' AND l.claimed_at < now() - make_interval(secs => %(lease)s)))
                RETURNING l.campaign_id)
@@ -90,11 +90,13 @@ def _idle_rows(conn: Connection[DictRow], settings: Settings) -> list[DictRow]:
                  FROM sms_delivery_logs l
                  JOIN users u ON u.id = l.user_id AND u.account_status <> 'suspended'  -- held, not lost
                  LEFT JOIN sms_campaigns c ON c.id = l.campaign_id
-                WHERE l.status IN ('queued', 'sending') AND NOT l.held  -- held ones wait on purpose
+                WHERE l.phase = 'in_flight' AND NOT l.held  -- held ones wait on purpose
+                  -- the index's bound: idle_since is never later than updated_at
+                  AND l.idle_since < now() - make_interval(secs => least(%(request_stall)s, %(stall)s))
                   AND l.updated_at < now() - make_interval(secs => CASE WHEN l.request_id IS NOT NULL
                                                                         THEN %(request_stall)s ELSE %(stall)s END)
                   AND (l.status = 'queued' OR l.claimed_at < now() - make_interval(secs => %(lease)s))
-                ORDER BY l.updated_at LIMIT %(limit)s
+                ORDER BY l.idle_since LIMIT %(limit)s
                 FOR UPDATE OF l SKIP LOCKED)
            UPDATE sms_delivery_logs l
               SET status = CASE WHEN i.stopped OR i.spent THEN 'failed' ELSE l.status END,
@@ -109,7 +111,7 @@ def _idle_rows(conn: Connection[DictRow], settings: Settings) -> list[DictRow]:
                                        ELSE %(expired)s END,
                   claimed_at = CASE WHEN i.stopped OR i.spent THEN NULL ELSE l.claimed_at END,
                   recoveries = l.recoveries + CASE WHEN i.stopped OR i.spent THEN 0 ELSE 1 END,
-                  updated_at = now()
+                  idle_since = now(), updated_at = now()
              FROM idle i
             WHERE l.id = i.id AND l.created_at = i.created_at
         RETURNING CASE WHEN l.campaign_id IS NOT NULL THEN 'campaign' ELSE 'request' END AS kind,
@@ -134,7 +136,8 @@ def _expired(conn: Connection[DictRow], now: datetime) -> list[DictRow]:
     return conn.execute(
         """WITH due AS (
                SELECT id, created_at FROM sms_delivery_logs
-                WHERE expires_at IS NOT NULL AND status IN ('scheduled', 'queued') AND expires_at <= %(now)s
+                WHERE expires_at IS NOT NULL AND expires_at <= %(now)s
+                  AND phase IN ('scheduled', 'in_flight') AND status IN ('scheduled', 'queued')
                 ORDER BY expires_at LIMIT %(limit)s FOR UPDATE SKIP LOCKED)
            UPDATE sms_delivery_logs l
               SET status = 'failed', error_code = 'expired', error_message = %(text)s, held = false,

@@ -211,7 +211,8 @@ def record(
             """UPDATE sms_delivery_logs l
                   SET status = r.status, provider = r.provider, external_message_id = r.external_id,
                       sent_at = CASE WHEN r.status = 'sent' THEN now() END,
-                      error_code = r.code, error_message = r.message, claimed_at = NULL, updated_at = now()
+                      error_code = r.code, error_message = r.message, claimed_at = NULL, updated_at = now(),
+                      idle_since = CASE WHEN r.status = 'queued' THEN now() ELSE l.idle_since END
                  FROM unnest(%(ids)b::uuid[], %(created)b::timestamptz[], %(statuses)b::text[],
                              %(external)b::text[], %(codes)b::text[], %(texts)b::text[], %(providers)b::text[])
                       AS r(id, created_at, status, external_id, code, message, provider)
@@ -430,7 +431,7 @@ def _batch_rows(conn: Connection[DictRow], kind: SendKind, reference_id: UUID, b
 
 def _touch(conn: Connection[DictRow], kind: SendKind, reference_id: UUID, batch: int) -> None:
     conn.execute(
-        f"""UPDATE sms_delivery_logs SET updated_at = now()
+        f"""UPDATE sms_delivery_logs SET idle_since = now(), updated_at = now()
              WHERE {_COLUMN[kind]} = %s AND batch_number = %s AND status = 'queued'""",
         (reference_id, batch),
     )

@@ -167,7 +167,7 @@ def rehold(conn: Connection[DictRow], campaign_id: UUID, batch: int, window: Sen
                   status = CASE WHEN z.key IS NULL THEN 'failed' ELSE l.status END,
                   error_code = CASE WHEN z.key IS NULL THEN %(never_code)s ELSE l.error_code END,
                   error_message = CASE WHEN z.key IS NULL THEN %(never_text)s ELSE l.error_message END,
-                  updated_at = now()
+                  idle_since = now(), updated_at = now()
              FROM unnest(%(closed)s::text[]) AS k(key)
              LEFT JOIN unnest(%(zone_keys)s::text[], %(zone_not_before)s::timestamptz[],
                               %(zone_send_until)s::timestamptz[]) AS z(key, not_before, send_until)
@@ -202,10 +202,11 @@ def wake(conn: Connection[DictRow], now: datetime) -> Woken:
     rows = conn.execute(
         """WITH due AS (
                SELECT l.id, l.created_at FROM sms_delivery_logs l
-                WHERE l.held AND l.status IN ('scheduled', 'queued') AND l.not_before <= %s
+                WHERE l.held AND l.phase IN ('scheduled', 'in_flight') AND l.status IN ('scheduled', 'queued')
+                  AND l.not_before <= %s
                   AND NOT EXISTS (SELECT 1 FROM sms_campaigns c WHERE c.id = l.campaign_id AND c.status <> 'sending')
                 ORDER BY l.not_before LIMIT %s FOR UPDATE OF l SKIP LOCKED)
-           UPDATE sms_delivery_logs l SET held = false, status = 'queued', updated_at = now()
+           UPDATE sms_delivery_logs l SET held = false, status = 'queued', idle_since = now(), updated_at = now()
              FROM due WHERE l.id = due.id AND l.created_at = due.created_at
          RETURNING CASE WHEN l.campaign_id IS NOT NULL THEN 'campaign' ELSE 'request' END AS kind,
                    coalesce(l.campaign_id, l.request_id) AS id, l.batch_number AS batch""",

@@ -1,0 +1,79 @@
+"""The claim and the receipt update a message row in place (HOT), adding no index entry (sql/0022, ADR 0014).
+
+Counted by PostgreSQL itself, in the transaction that wrote the rows: an index that names a column one of
+these steps writes (the status, `updated_at`, `claimed_at`...) makes every such update a non-HOT one.
+"""
+
+from datetime import UTC, datetime
+from typing import Any
+
+import psycopg
+import pytest
+from psycopg.rows import dict_row
+
+from tests.integration.test_campaign_counters import TEMPLATE
+from tests.integration.test_chunked_release import PEOPLE
+from tests.support.harness import Api, Pipeline
+from tests.support.scenarios import give_credits, make_campaign, make_group
+
+
+def _written(conn: psycopg.Connection[Any], partition: str) -> tuple[int, int]:
+    """(updated, of which in place) by this connection, not yet reported to the statistics: read twice
+    within one transaction, nothing is reported in between."""
+    row = conn.execute(
+        """SELECT pg_stat_get_xact_tuples_updated(%(p)s::regclass) AS updated,
+                  pg_stat_get_xact_tuples_hot_updated(%(p)s::regclass) AS hot""",
+        {"p": partition},
+    ).fetchone()
+    assert row is not None
+    return row["updated"], row["hot"]
+
+
+@pytest.fixture
+def batch(api: Api, admin: dict[str, Any], user: dict[str, Any], pipeline: Pipeline, conn: Any) -> dict[str, Any]:
+    """A campaign's first batch, released: real text of 1 to 4 segments, so the rows are of a real size."""
+    give_credits(api, admin, user, 500)
+    campaign_id = make_campaign(api, user["token"], [make_group(api, user["token"], "all", PEOPLE)], TEMPLATE)
+    assert api.request("POST", f"/v1/campaigns/{campaign_id}/send", token=user["token"]).status == 202
+    pipeline.pollers["DispatcherFunction"].poll_once()
+    row = conn.execute(
+        """SELECT tableoid::regclass::text AS partition, batch_number, count(*) AS n FROM sms_delivery_logs
+            GROUP BY 1, 2 ORDER BY 3 DESC, 2 LIMIT 1"""
+    ).fetchone()
+    return {"id": campaign_id, **row}
+
+
+def test_the_claim_and_the_receipt_update_each_row_in_place(batch: dict[str, Any], database_url: str) -> None:
+    from smsplatform.core.config import get_settings
+    from smsplatform.core.queue_messages import Receipt
+    from smsplatform.providers.base import SendResult
+    from smsplatform.sending import receipts, sender
+
+    with psycopg.connect(database_url, row_factory=dict_row) as conn:
+        with conn.transaction():
+            updated, hot = _written(conn, batch["partition"])
+            claimed = sender.claim(conn, "campaign", batch["id"], batch["batch_number"], get_settings())
+            assert len(claimed) == batch["n"] > 1
+            assert _written(conn, batch["partition"]) == (updated + batch["n"], hot + batch["n"])  # all in place
+
+        results = [
+            SendResult(item.id, "accepted", external_id=f"hot-{n}", provider="simulator")
+            for n, item in enumerate(claimed)
+        ]
+        with conn.transaction():
+            assert sender.record(conn, claimed, results, "simulator", 5, batch["id"])["sent"] == batch["n"]
+
+        delivered = [
+            Receipt(external_id=f"hot-{n}", status="delivered", timestamp=datetime.now(UTC))
+            for n in range(len(claimed))
+        ]
+        with conn.transaction():
+            updated, hot = _written(conn, batch["partition"])
+            assert receipts.apply(conn, "simulator", delivered).applied == batch["n"]
+            assert _written(conn, batch["partition"]) == (updated + batch["n"], hot + batch["n"])  # all in place
+
+        statuses = conn.execute(
+            "SELECT status, phase, count(*) AS n FROM sms_delivery_logs WHERE batch_number = %s GROUP BY 1, 2",
+            (batch["batch_number"],),
+        ).fetchall()
+    assert statuses == [{"status": "delivered", "phase": None, "n": batch["n"]}]
