@@ -42,7 +42,7 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
-from psycopg.rows import dict_row
+from psycopg.rows import dict_row, tuple_row
 
 from local import memory_sqs
 from local.gateway import Gateway, GatewayServer
@@ -190,6 +190,7 @@ def run(
     get_settings.cache_clear()
     db.close_pool()
     with psycopg.connect(database_url, autocommit=True) as conn:
+        updates_before = _updates(conn)
         conn.execute("TRUNCATE simulator_messages, simulator_calls, destination_prices")
         if kind == "windowed":
             _price_list(conn)
@@ -259,6 +260,9 @@ def run(
         for poller in [*pollers, receipts, dispatcher]:
             poller.stop.set()
             poller.thread.join()
+        db.close_pool()  # a backend reports its statistics as it ends
+        (updated, in_place), (updated_before, in_place_before) = _updates(conn, settle=True), updates_before
+        updated, in_place = updated - updated_before, in_place - in_place_before
         check = conn.execute(
             """SELECT (SELECT count(*) FROM simulator_messages) AS outbox,
                       (SELECT count(DISTINCT to_number) FROM simulator_messages) AS numbers,
@@ -290,10 +294,28 @@ def run(
         "receipts": receipts.handler_seconds,
         "batches": sum(poller.records for poller in pollers),
         "ok": ok,
+        "in_place": in_place / updated if updated else 0.0,
         "outbox": check["outbox"],
         "delivered": check["delivered"],
         **reads,
     }
+
+
+def _updates(conn: psycopg.Connection[Any], settle: bool = False) -> tuple[int, int]:
+    """Updates of delivery log rows so far, and how many of them were in place (HOT: ADR 0014), as the
+    statistics have them; with `settle`, once the numbers stop moving (ended backends report shortly after)."""
+    read = """SELECT coalesce(sum(n_tup_upd), 0)::bigint AS updated, coalesce(sum(n_tup_hot_upd), 0)::bigint AS hot
+                FROM pg_stat_user_tables WHERE relname LIKE 'sms\\_delivery\\_logs\\_%'"""
+    seen = None
+    for _ in range(20 if settle else 1):
+        row = conn.cursor(row_factory=tuple_row).execute(read).fetchone()
+        assert row is not None
+        if (row[0], row[1]) == seen:
+            break
+        seen = (row[0], row[1])
+        time.sleep(0.25 if settle else 0)
+    assert seen is not None
+    return seen
 
 
 def _median(values: list[float]) -> float:
@@ -372,7 +394,8 @@ def main(
                         f"  {'':>17} reads (median ms): stats while sending {r['stats_apart_ms']:.1f} (API in a"
                         f" process of its own; {r['stats_sending_ms']:.1f} through this one), after"
                         f" {r['stats_ms']:.1f}, messages page 1 {r['page1_ms']:.1f},"
-                        f" page 200 {r['page200_ms']:.1f}, ?status=delivered page 1 {r['delivered_page_ms']:.1f}",
+                        f" page 200 {r['page200_ms']:.1f}, ?status=delivered page 1 {r['delivered_page_ms']:.1f};"
+                        f" message updates in place {r['in_place']:.0%}",
                         flush=True,
                     )
         finally:
