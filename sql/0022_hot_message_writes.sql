@@ -1,4 +1,4 @@
--- Three of a message row's four writes update it in place (HOT), with no new index entry (ADR 0014).
+-- The claim and the receipt update a message row in place (HOT), with no new index entry (ADR 0014).
 --
 -- PostgreSQL updates a row in place only when no column that any index names (in its key or its
 -- predicate) changes value, and the page has room. `status` was in six indexes and `updated_at` in one,
