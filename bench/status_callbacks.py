@@ -28,7 +28,7 @@ from typing import Any
 import psycopg
 from psycopg.rows import dict_row
 
-from bench.send_pipeline import TimedPoller, _seed
+from bench.send_pipeline import OPEN_MESSAGES, TimedPoller, _seed
 from local.gateway import GatewayServer
 from local.inprocess import Platform, platform
 
@@ -111,11 +111,9 @@ def run(
     with psycopg.connect(p.database_url, autocommit=True, row_factory=dict_row) as conn:
         while not callbacks:
             row = conn.execute(
-                """SELECT c.status = 'completed' AND NOT EXISTS (
-                              SELECT 1 FROM sms_delivery_logs l WHERE l.campaign_id = c.id
-                                 AND l.status IN ('queued', 'sending', 'sent')) AS sent,
-                          (SELECT count(*) FROM status_callbacks WHERE status = 'delivered') AS called
-                     FROM sms_campaigns c WHERE c.id = %s""",
+                f"""SELECT c.status = 'completed' AND {OPEN_MESSAGES} = 0 AS sent,
+                           (SELECT count(*) FROM status_callbacks WHERE status = 'delivered') AS called
+                      FROM sms_campaigns c WHERE c.id = %s""",
                 (campaign["id"],),
             ).fetchone()
             assert row is not None
