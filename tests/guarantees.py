@@ -484,6 +484,13 @@ BREAKS = [
         "CREATE INDEX idx_delivery_logs_in_flight ON sms_delivery_logs (updated_at) WHERE phase = 'in_flight' AND NOT held;",
         T + "test_message_writes.py::test_the_claim_and_the_receipt_update_each_row_in_place",
     ),
+    (
+        "look for a campaign's sent messages in the wrong counter (the list skips ones that are there)",
+        L + "sending/messages.py",
+        '                   WHERE k.campaign_id = %(campaign)s AND k.state = %(status)s)"""',
+        '                   WHERE k.campaign_id = %(campaign)s AND k.state = \'scheduled\')"""',
+        T + "test_message_writes.py::test_a_campaigns_messages_are_listed_by_status_without_the_status_in_an_index",
+    ),
 ]
 
 

@@ -77,3 +77,40 @@ def test_the_claim_and_the_receipt_update_each_row_in_place(batch: dict[str, Any
             (batch["batch_number"],),
         ).fetchall()
     assert statuses == [{"status": "delivered", "phase": None, "n": batch["n"]}]
+
+
+def test_a_campaigns_messages_are_listed_by_status_without_the_status_in_an_index(
+    api: Api, admin: dict[str, Any], user: dict[str, Any], pipeline: Pipeline, conn: Any
+) -> None:
+    """Failed and undelivered ones along the campaign's phase index; sent and delivered ones only when its
+    counters hold any (none sent once every receipt came), both through the campaign's and the account's list."""
+    token = user["token"]
+    give_credits(api, admin, user, 500)
+    rejected, undelivered = "+447400199990", "+447400199993"  # the simulator's rules for these numbers
+    people = [*PEOPLE[:4], {"phone_number": rejected}, {"phone_number": undelivered}]
+    campaign_id = make_campaign(api, token, [make_group(api, token, "all", people)], TEMPLATE)
+    assert api.request("POST", f"/v1/campaigns/{campaign_id}/send", token=token).status == 202
+    pipeline.drain()
+
+    def listed(status: str) -> list[list[str]]:
+        """The numbers with `status`, from the campaign's list and from the account's list of the campaign."""
+        lists = (
+            f"/v1/campaigns/{campaign_id}/messages?status={status}&limit=100",
+            f"/v1/messages?campaign_id={campaign_id}&status={status}&limit=100",
+        )
+        found = [api.request("GET", path, token=token) for path in lists]
+        assert [response.status for response in found] == [200, 200], [response.body for response in found]
+        return [sorted(m["to"] for m in response.json()["data"]) for response in found]
+
+    others = sorted(person["phone_number"] for person in PEOPLE[:4])
+    assert listed("failed") == [[rejected], [rejected]]
+    assert listed("undelivered") == [[undelivered], [undelivered]]
+    assert listed("delivered") == [others, others]
+    assert listed("sent") == [[], []]  # every receipt came: not one row of the campaign is read
+    # A receipt still to come (the counters follow the row, as for any write of it).
+    conn.execute(
+        "UPDATE sms_delivery_logs SET status = 'sent', delivered_at = NULL WHERE phone_number = %s",
+        (others[0],),
+    )
+    assert listed("sent") == [[others[0]], [others[0]]]
+    assert listed("delivered") == [others[1:], others[1:]]
