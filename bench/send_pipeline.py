@@ -159,8 +159,8 @@ class _Wrapped:
 
 
 # Campaign c's messages not yet final or still awaiting a receipt, from its counters (sql/0020): exact, and a
-# few hundred rows to read however far the send has gone. (Probed 20 times a second; through the messages
-# themselves, that probe walked the delivered ones first and took a core of its own by the end of 1M.)
+# few hundred rows to read however far the send has gone. (Probed every 50 ms; through the messages, whose
+# status no index holds, that probe walked the delivered ones first: 109 ms a probe at 290k rows.)
 OPEN_MESSAGES = """(SELECT coalesce(sum(k.messages), 0) FROM campaign_message_counts k WHERE k.campaign_id = c.id
                       AND k.state IN ('scheduled', 'queued', 'waiting', 'sending', 'sent'))"""
 _BOTO_SQS: dict[str, Any] = {}
