@@ -158,11 +158,17 @@ class _Wrapped:
         self.invoke = invoke
 
 
-# Campaign c's messages not yet final or still awaiting a receipt, from its counters (sql/0020): exact, and a
-# few hundred rows to read however far the send has gone. (Probed every 50 ms; through the messages, whose
-# status no index holds, that probe walked the delivered ones first: 109 ms a probe at 290k rows.)
-OPEN_MESSAGES = """(SELECT coalesce(sum(k.messages), 0) FROM campaign_message_counts k WHERE k.campaign_id = c.id
-                      AND k.state IN ('scheduled', 'queued', 'waiting', 'sending', 'sent'))"""
+def open_messages_sql() -> str:
+    """Campaign c's messages not yet final or still awaiting a receipt, from its counters (sql/0020): exact,
+    and a few hundred rows to read however far the send has gone. (Probed every 50 ms; through the messages,
+    whose status no index holds, that probe walked the delivered ones first: 109 ms a probe at 290k rows.)"""
+    from smsplatform.billing.settlement import IN_FLIGHT_STATES
+
+    states = ", ".join(f"'{state}'" for state in (*IN_FLIGHT_STATES, "sent"))
+    return f"""(SELECT coalesce(sum(k.messages), 0) FROM campaign_message_counts k
+                 WHERE k.campaign_id = c.id AND k.state IN ({states}))"""
+
+
 _BOTO_SQS: dict[str, Any] = {}
 STALL_SECONDS = 300  # longer than the receipts queue's visibility timeout (180 s): a retry has had its turn
 
@@ -228,6 +234,7 @@ def run(
     (schedule,) = [s for s in p.spec.schedules if s.function == "SchedulerFunction"]
     next_tick = time.perf_counter() + 60
     progress, progressed_at = None, time.perf_counter()
+    open_messages = open_messages_sql()
     with psycopg.connect(database_url, autocommit=True, row_factory=dict_row) as conn:
         while True:
             if time.perf_counter() >= next_tick:  # every minute, as EventBridge runs it (it folds the counters)
@@ -245,7 +252,7 @@ def run(
                 elif time.perf_counter() - progressed_at > STALL_SECONDS:  # a lost message would wait forever
                     raise RuntimeError(f"no progress for {STALL_SECONDS} s: {read}")
             row = conn.execute(
-                f"SELECT c.status, {OPEN_MESSAGES} AS open FROM sms_campaigns c WHERE c.id = %s", (campaign["id"],)
+                f"SELECT c.status, {open_messages} AS open FROM sms_campaigns c WHERE c.id = %s", (campaign["id"],)
             ).fetchone()
             assert row is not None
             if row["status"] == "completed" and not row["open"]:

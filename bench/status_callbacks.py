@@ -28,7 +28,7 @@ from typing import Any
 import psycopg
 from psycopg.rows import dict_row
 
-from bench.send_pipeline import OPEN_MESSAGES, TimedPoller, _seed
+from bench.send_pipeline import TimedPoller, _seed, open_messages_sql
 from local.gateway import GatewayServer
 from local.inprocess import Platform, platform
 
@@ -109,9 +109,10 @@ def run(
         poller.thread.start()
     drain = callbacks = 0.0
     with psycopg.connect(p.database_url, autocommit=True, row_factory=dict_row) as conn:
+        open_messages = open_messages_sql()
         while not callbacks:
             row = conn.execute(
-                f"""SELECT c.status = 'completed' AND {OPEN_MESSAGES} = 0 AS sent,
+                f"""SELECT c.status = 'completed' AND {open_messages} = 0 AS sent,
                            (SELECT count(*) FROM status_callbacks WHERE status = 'delivered') AS called
                       FROM sms_campaigns c WHERE c.id = %s""",
                 (campaign["id"],),
