@@ -5,7 +5,7 @@ these steps writes (the status, `updated_at`, `claimed_at`...) makes every such 
 """
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, get_args
 
 import psycopg
 import pytest
@@ -114,3 +114,23 @@ def test_a_campaigns_messages_are_listed_by_status_without_the_status_in_an_inde
     )
     assert listed("sent") == [[others[0]], [others[0]]]
     assert listed("delivered") == [others[1:], others[1:]]
+
+
+def test_phase_of_names_the_phase_the_database_derives_for_every_status(
+    api: Api, admin: dict[str, Any], user: dict[str, Any], pipeline: Pipeline, conn: Any
+) -> None:
+    """The lists and cancels name `messages.phase_of(status)` beside the status: a status it maps wrongly
+    would be looked for in the wrong part of an index, and listed or cancelled as none."""
+    from smsplatform.sending.messages import MessageStatus, phase_of
+
+    give_credits(api, admin, user, 5)
+    accepted = api.request(
+        "POST", "/v1/messages", token=user["token"], json_body={"to": ["+447400123300"], "text": TEMPLATE}
+    )
+    assert accepted.status == 202
+    derived = {}
+    for status in get_args(MessageStatus):
+        row = conn.execute("UPDATE sms_delivery_logs SET status = %s RETURNING phase", (status,)).fetchone()
+        derived[status] = row["phase"]
+    assert derived == {status: phase_of(status) for status in get_args(MessageStatus)}
+    assert set(derived.values()) == {None, "in_flight", "scheduled", "undelivered", "failed", "cancelled"}
