@@ -32,6 +32,8 @@ and inbound callbacks run end to end without a carrier.
 
 import hashlib
 import hmac
+import itertools
+import os
 import threading
 import time
 import urllib.error
@@ -55,6 +57,29 @@ _RECEIPTS_PER_POST = 1000
 MAX_PER_CALL = 1000
 _RECEIPT_LIST = TypeAdapter(list[Receipt])
 _NAMESPACE = uuid.UUID("6f1c3d52-8a8e-4f0b-9a37-2d7f4f9c0e11")
+
+
+class _FreshIds:
+    """New external ids without a system call each: a random prefix per process and a counter.
+
+    uuid4() reads os.urandom, which lets go of the GIL; in a process whose other threads are busy,
+    taking it back costs far more than the call (measured: 14% of the bench process's CPU was uuid4,
+    1.4 us alone). A forked child draws its own prefix, so no two processes share ids.
+    """
+
+    def __init__(self) -> None:
+        self._reset()
+        os.register_at_fork(after_in_child=self._reset)
+
+    def _reset(self) -> None:
+        self._prefix = os.urandom(8).hex()
+        self._counter = itertools.count()  # next() on it is atomic under the GIL
+
+    def __call__(self) -> str:
+        return f"SM{self._prefix}{next(self._counter):016x}"
+
+
+_fresh_id = _FreshIds()
 
 
 def sign(key: str, body: bytes) -> str:
@@ -132,7 +157,8 @@ class Simulator(Provider):
     @classmethod
     def status_webhook(cls, request: WebhookRequest, settings: Settings) -> list[Receipt]:
         body = SimulatorReceipts.model_validate_json(_signed_body(request, settings))
-        return [Receipt(**receipt.model_dump()) for receipt in body.receipts]
+        # Validated above against narrower rules than Receipt's: built without validating again.
+        return [Receipt.model_construct(**dict(receipt)) for receipt in body.receipts]
 
     @classmethod
     def inbound_webhook(cls, request: WebhookRequest, settings: Settings) -> list[InboundMessage]:
@@ -148,7 +174,7 @@ class Simulator(Provider):
 
     def _external_id(self, message: OutboundMessage) -> str:
         """Idempotent: derived from our id, so a repeat gets the first call's id. Otherwise new each call."""
-        return f"SM{(uuid.uuid5(_NAMESPACE, str(message.id)) if self.idempotent else uuid.uuid4()).hex}"
+        return f"SM{uuid.uuid5(_NAMESPACE, str(message.id)).hex}" if self.idempotent else _fresh_id()
 
     def _log(
         self, message: OutboundMessage, outcome: str, external_id: str | None = None, undelivered: bool = False
