@@ -7,6 +7,7 @@ block ends, rolled back when it raises.
 """
 
 import threading
+import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -21,6 +22,27 @@ from smsplatform.core.secret_store import get_secret_json
 _pool: ConnectionPool[Connection[DictRow]] | None = None
 _reader_pool: ConnectionPool[Connection[DictRow]] | None = None
 _pool_lock = threading.Lock()
+
+# A connection back in the pool for less than this is handed out again without a round trip to test it.
+CHECK_IDLE_SECONDS = 2.0
+
+
+def _returned(conn: Connection[DictRow]) -> None:
+    """The pool's reset hook: notes when the connection came back."""
+    conn._sms_returned_at = time.time()  # type: ignore[attr-defined]
+
+
+def check_if_idle(conn: Connection[DictRow]) -> None:
+    """The pool's check: an empty query, but only for a connection idle for CHECK_IDLE_SECONDS or more.
+
+    What the check guards against (Lambda froze the container, a proxy or failover dropped the connection
+    meanwhile) needs the connection to have sat idle; one returned a moment ago by the same busy process is
+    alive. Checking every checkout cost a round trip per transaction, ~4 per batch sent. Wall-clock time,
+    not monotonic: it keeps counting while a container is frozen or restored from a snapshot.
+    """
+    returned = getattr(conn, "_sms_returned_at", None)
+    if returned is None or not 0 <= time.time() - returned < CHECK_IDLE_SECONDS:
+        ConnectionPool.check_connection(conn)
 
 
 def database_conninfo(settings: Settings, host: str | None = None) -> str:
@@ -49,7 +71,8 @@ def _new_pool(settings: Settings, host: str | None, name: str) -> ConnectionPool
         max_size=settings.db_pool_max_size,
         timeout=settings.db_connect_timeout_seconds,
         # A connection left idle while Lambda froze the container may be dead.
-        check=ConnectionPool.check_connection,
+        check=check_if_idle,
+        reset=_returned,
         name=name,
         open=True,
     )
