@@ -125,6 +125,22 @@ def test_a_campaigns_own_url_wins_and_accounts_without_one_get_nothing(
     assert owners == [{"id": user["id"]}]
 
 
+def test_a_campaigns_own_url_is_called_when_its_account_names_none(
+    api: Api, admin: dict[str, Any], user: dict[str, Any], pipeline: Pipeline
+) -> None:
+    """The trigger looks for a URL among the statement's accounts and campaigns before writing (sql/0023):
+    the campaign's alone must be found."""
+    campaign_endpoint = Endpoint()
+    try:
+        give_credits(api, admin, user, 100)
+        _send(api, user["token"], PEOPLE[:2], settings={"status_callback_url": campaign_endpoint.url})
+        pipeline.drain()
+    finally:
+        campaign_endpoint.stop()
+
+    assert Counter(p["status"] for p in campaign_endpoint.payloads()) == {"sent": 2, "delivered": 2}
+
+
 def test_callback_urls_are_checked_and_clearing_one_stops_the_callbacks(
     api: Api, admin: dict[str, Any], user: dict[str, Any], pipeline: Pipeline, conn: psycopg.Connection[Any]
 ) -> None:
