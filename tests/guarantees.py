@@ -498,6 +498,20 @@ BREAKS = [
         '    if status in ("queued",):',
         T + "test_message_writes.py::test_phase_of_names_the_phase_the_database_derives_for_every_status",
     ),
+    (
+        "skip the status callbacks of a campaign whose account names no URL",
+        "sql/0023_callbacks_only_where_configured.sql",
+        "                          AND settings ->> 'status_callback_url' IS NOT NULL) THEN",
+        "                          AND false) THEN",
+        T + "test_status_callbacks.py::test_a_campaigns_own_url_is_called_when_its_account_names_none",
+    ),
+    (
+        "hand out a connection that sat idle without testing it",
+        L + "core/db.py",
+        "    if returned is None or not 0 <= time.time() - returned < CHECK_IDLE_SECONDS:",
+        "    if returned is None:",
+        T + "test_connection_pool.py::test_a_dead_connection_that_sat_idle_is_replaced_unseen",
+    ),
 ]
 
 
