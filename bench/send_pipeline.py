@@ -10,15 +10,18 @@ ReceiptsQueue -> ReceiptsFunction.
 - release: from the send request to the dispatcher having enqueued the last batch;
 - end to end: from the send request to the campaign completed with every
   delivery receipt applied; msg/s is the recipients over the time from the
-  first provider call to that point (the drain). The dispatcher, one sender
+  first provider call to that point (the drain). The dispatcher and one sender
   poller (one sender process) or several side by side (as Lambda runs
-  concurrent senders), and one receipts poller run from the start as threads
-  of this process, so a chunked release (ADR 0013) sends while it releases;
+  concurrent senders) run from the start as threads of this process, so a
+  chunked release (ADR 0013) sends while it releases. The webhook the
+  simulator POSTs receipts to and the receipts poller run in a process of
+  their own, as their functions do in Lambda: in this one they took 37% of the
+  process's Python time and contended for its one GIL with the sender;
 - stats: GET /stats every half second while the campaign sends (median ms), and once it is done; the
   scheduler ticks every minute meanwhile, as in production (it folds the campaign's counters). While
   sending it is read from a process of its own, as the API's function runs apart from the senders in
-  Lambda; the same read through this process (whose one GIL the dispatcher, senders, gateway and
-  receipts share) is printed beside it;
+  Lambda; the same read through this process (whose one GIL the dispatcher and senders share) is
+  printed beside it;
 - then it checks: exactly one provider call per message in the simulator's
   call log, each recipient's handset holding exactly one copy (the simulator
   is not idempotent, so a second send would show), every message delivered,
@@ -101,9 +104,8 @@ def _price_list(conn: psycopg.Connection[Any]) -> None:
     )
 
 
-def _read_stats_apart(env: dict[str, str], token: str, campaign_id: str, ready: Any, stop: Any, out: Any) -> None:
-    """In a process of its own, as the API's function runs in Lambda: once warm (`ready`), GET stats every
-    half second until `stop` is set; puts the milliseconds of the reads that found messages still queued."""
+def _stack_apart(env: dict[str, str]) -> tuple[Any, dict[str, Any], Gateway]:
+    """In a spawned process: the parent's environment, and the stack's functions and gateway afresh."""
     os.environ.clear()
     os.environ.update(env)
     from local.runtime import FunctionRuntime
@@ -111,7 +113,14 @@ def _read_stats_apart(env: dict[str, str], token: str, campaign_id: str, ready: 
     from local.template import load_stack
 
     spec = load_stack(ROOT / "template.yaml")
-    gateway = Gateway(spec, {logical_id: FunctionRuntime(fn) for logical_id, fn in spec.functions.items()})
+    runtimes = {logical_id: FunctionRuntime(fn) for logical_id, fn in spec.functions.items()}
+    return spec, runtimes, Gateway(spec, runtimes)
+
+
+def _read_stats_apart(env: dict[str, str], token: str, campaign_id: str, ready: Any, stop: Any, out: Any) -> None:
+    """In a process of its own, as the API's function runs in Lambda: once warm (`ready`), GET stats every
+    half second until `stop` is set; puts the milliseconds of the reads that found messages still queued."""
+    _, _, gateway = _stack_apart(env)
     headers = {"authorization": f"Bearer {token}", "user-agent": "bench"}
     path = f"/v1/campaigns/{campaign_id}/stats"
     gateway.handle("GET", path, headers, b"", "127.0.0.1")  # warm: imports and the first connection
@@ -124,6 +133,36 @@ def _read_stats_apart(env: dict[str, str], token: str, campaign_id: str, ready: 
         if status == 200 and json.loads(raw)["queued"]:
             times.append(elapsed)
     out.put(times)
+
+
+def _receive_apart(
+    env: dict[str, str], refs: dict[str, str], arns: dict[str, str], memory: bool, ready: Any, stop: Any, out: Any
+) -> None:
+    """In a process of its own, as the webhook and the receipts function run in Lambda, apart from the
+    sender: the gateway serving the simulator's signed receipts over loopback HTTP, and the receipts
+    poller. Puts the gateway's port once it listens (`ready`), then, once `stop` is set, the seconds spent
+    in the receipts handler and the records it took. With `memory`, the receipts queue is this process's
+    own in-memory one (the webhook puts on it, the poller takes from it)."""
+    from local import aws
+    from smsplatform.core import queues
+
+    spec, runtimes, gateway = _stack_apart(env)
+    sqs: Any = memory_sqs.from_stack(spec, refs) if memory else aws.client("sqs", env["AWS_ENDPOINT_URL"])
+    queues._sqs = lambda: sqs  # type: ignore[assignment]
+    (source,) = [s for s in spec.sqs_sources if s.function == "ReceiptsFunction"]
+    receipts = TimedPoller(
+        SqsPoller(source, refs[source.queue], arns[source.queue], runtimes["ReceiptsFunction"], sqs, wait_seconds=1)
+    )
+    server = GatewayServer(gateway, "127.0.0.1", 0)
+    server.start()
+    receipts.thread.start()
+    out.put(server.port)
+    ready.set()
+    stop.wait()
+    receipts.stop.set()
+    receipts.thread.join()
+    server.stop()
+    out.put((receipts.handler_seconds, receipts.records))
 
 
 class TimedPoller:
@@ -213,9 +252,21 @@ def run(
     # Senders and receipts poll from the start, beside the dispatcher, as their Lambdas would: a large
     # campaign's first batches are sent while the rest of its audience is released (ADR 0013).
     pollers = [TimedPoller(poller("SenderFunction")) for _ in range(senders)]
-    receipts = TimedPoller(poller("ReceiptsFunction"))
     dispatcher = TimedPoller(poller("DispatcherFunction"))
     spawn = multiprocessing.get_context("spawn")
+    receiver_ready, stop_receiving, receiver_out = spawn.Event(), spawn.Event(), spawn.Queue()
+    receiver = spawn.Process(
+        target=_receive_apart,
+        args=(dict(os.environ), p.resources.refs, p.resources.arns, sqs is not None, receiver_ready, stop_receiving,
+              receiver_out),
+        daemon=True,
+    )  # fmt: skip
+    receiver.start()
+    receiver_ready.wait(120)
+    os.environ["SMS_SIMULATOR_RECEIPTS_URL"] = (
+        f"http://127.0.0.1:{receiver_out.get(timeout=10)}/v1/webhooks/simulator/status"
+    )
+    get_settings.cache_clear()
     reader_ready, stop_reading, stats_out = spawn.Event(), spawn.Event(), spawn.Queue()
     reader = spawn.Process(
         target=_read_stats_apart,
@@ -224,7 +275,7 @@ def run(
     )
     reader.start()
     reader_ready.wait(120)  # its start-up (imports) is over before the send request is timed
-    for poller in [*pollers, receipts, dispatcher]:
+    for poller in [*pollers, dispatcher]:
         poller.thread.start()
     began, requested = time.perf_counter(), time.time()
     p.call("POST", f"/v1/campaigns/{campaign['id']}/send", token)
@@ -266,9 +317,13 @@ def run(
         stats_apart: list[float] = stats_out.get(timeout=60)
         reader.join()
         release = dispatcher.finished_at - began
-        for poller in [*pollers, receipts, dispatcher]:
+        for poller in [*pollers, dispatcher]:
             poller.stop.set()
             poller.thread.join()
+        stop_receiving.set()
+        receipts_seconds, _ = receiver_out.get(timeout=60)
+        receiver.join()
+        del os.environ["SMS_SIMULATOR_RECEIPTS_URL"]
         db.close_pool()  # a backend reports its statistics as it ends
         (updated, in_place), (updated_before, in_place_before) = _updates(conn, settle=True), updates_before
         updated, in_place = updated - updated_before, in_place - in_place_before
@@ -300,7 +355,7 @@ def run(
         "drain": drain,  # send request -> every receipt applied
         "rate": size / (done_at - float(check["first_call"])),  # first provider call -> every receipt applied
         "sender": max(poller.handler_seconds for poller in pollers),
-        "receipts": receipts.handler_seconds,
+        "receipts": receipts_seconds,
         "batches": sum(poller.records for poller in pollers),
         "ok": ok,
         "in_place": in_place / updated if updated else 0.0,
@@ -373,42 +428,36 @@ def main(
     with tempfile.TemporaryDirectory() as scratch, platform(Path(scratch), "sms_bench_send") as p:
         os.environ["SMS_SIMULATOR_RULES"] = "{}"  # every number delivers
         os.environ["SMS_SEND_CONCURRENCY"] = os.environ.get("SMS_SEND_CONCURRENCY", "128")
-        server = GatewayServer(p.gateway, "127.0.0.1", 0)
-        server.start()
-        os.environ["SMS_PUBLIC_BASE_URL"] = f"http://127.0.0.1:{server.port}"
-        try:
-            for size in sizes:
-                token, group_id = _seed(p, size)
-                cases = [
-                    (q, latency, count, kind)
-                    for latency in latencies
-                    for count in senders
-                    for q in queues
-                    for kind in kinds
-                ]
-                for queue, latency, count, kind in cases:
-                    r = run(p, size, latency, token, group_id, p.database_url, count, queue, kind)
-                    results.append({**r, "queue": queue, "kind": kind, "senders": count})
-                    overhead = r["drain"] - r["sender"]
-                    print(
-                        f"  {size:>10,} {kind:>8} {queue:>6} {latency:>5} ms {count:>7} {r['first_message']:11.1f}"
-                        f" {r['release']:9.1f}"
-                        f" {r['drain']:8.1f}"
-                        f" {r['rate']:8,.0f}"
-                        f" {r['sender']:11.1f} {r['receipts']:13.1f} {overhead:10.1f}"
-                        f"  {'ok' if r['ok'] else 'MISMATCH'} ({r['outbox']:,} sent, {r['delivered']:,} delivered)",
-                        flush=True,
-                    )
-                    print(
-                        f"  {'':>17} reads (median ms): stats while sending {r['stats_apart_ms']:.1f} (API in a"
-                        f" process of its own; {r['stats_sending_ms']:.1f} through this one), after"
-                        f" {r['stats_ms']:.1f}, messages page 1 {r['page1_ms']:.1f},"
-                        f" page 200 {r['page200_ms']:.1f}, ?status=delivered page 1 {r['delivered_page_ms']:.1f};"
-                        f" message updates in place {r['in_place']:.0%}",
-                        flush=True,
-                    )
-        finally:
-            server.stop()
+        for size in sizes:
+            token, group_id = _seed(p, size)
+            cases = [
+                (q, latency, count, kind)
+                for latency in latencies
+                for count in senders
+                for q in queues
+                for kind in kinds
+            ]
+            for queue, latency, count, kind in cases:
+                r = run(p, size, latency, token, group_id, p.database_url, count, queue, kind)
+                results.append({**r, "queue": queue, "kind": kind, "senders": count})
+                overhead = r["drain"] - r["sender"]
+                print(
+                    f"  {size:>10,} {kind:>8} {queue:>6} {latency:>5} ms {count:>7} {r['first_message']:11.1f}"
+                    f" {r['release']:9.1f}"
+                    f" {r['drain']:8.1f}"
+                    f" {r['rate']:8,.0f}"
+                    f" {r['sender']:11.1f} {r['receipts']:13.1f} {overhead:10.1f}"
+                    f"  {'ok' if r['ok'] else 'MISMATCH'} ({r['outbox']:,} sent, {r['delivered']:,} delivered)",
+                    flush=True,
+                )
+                print(
+                    f"  {'':>17} reads (median ms): stats while sending {r['stats_apart_ms']:.1f} (API in a"
+                    f" process of its own; {r['stats_sending_ms']:.1f} through this one), after"
+                    f" {r['stats_ms']:.1f}, messages page 1 {r['page1_ms']:.1f},"
+                    f" page 200 {r['page200_ms']:.1f}, ?status=delivered page 1 {r['delivered_page_ms']:.1f};"
+                    f" message updates in place {r['in_place']:.0%}",
+                    flush=True,
+                )
     return results
 
 
