@@ -181,14 +181,16 @@ def refund(conn: Connection[DictRow], user_id: UUID, credits: int, reference_id:
     return _move(conn, user_id, credits, f"{_PREFIX[kind]}_refund", reference_id=reference_id)
 
 
+RESERVATION_SQL = """
+    SELECT coalesce(-sum(credits) FILTER (WHERE transaction_type LIKE '%%\\_reserve'), 0) AS reserved,
+           coalesce(sum(settled_credits) FILTER (WHERE transaction_type LIKE '%%\\_spend'), 0) AS spent,
+           coalesce(sum(credits) FILTER (WHERE transaction_type LIKE '%%\\_refund'), 0) AS refunded
+      FROM billing_transactions WHERE user_id = %(user)s AND reference_id = %(reference)s"""
+"""A reference's credits reserved, spent and refunded; for a statement that reads them beside other figures."""
+
+
 def reservation(conn: Connection[DictRow], user_id: UUID, reference_id: UUID) -> Reservation:
-    row = conn.execute(
-        """SELECT coalesce(-sum(credits) FILTER (WHERE transaction_type LIKE '%%\\_reserve'), 0) AS reserved,
-                  coalesce(sum(settled_credits) FILTER (WHERE transaction_type LIKE '%%\\_spend'), 0) AS spent,
-                  coalesce(sum(credits) FILTER (WHERE transaction_type LIKE '%%\\_refund'), 0) AS refunded
-             FROM billing_transactions WHERE user_id = %s AND reference_id = %s""",
-        (user_id, reference_id),
-    ).fetchone()
+    row = conn.execute(RESERVATION_SQL, {"user": user_id, "reference": reference_id}).fetchone()
     assert row is not None
     return Reservation(int(row["reserved"]), int(row["spent"]), int(row["refunded"]))
 
