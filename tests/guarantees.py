@@ -512,6 +512,13 @@ BREAKS = [
         "    if returned is None:",
         T + "test_connection_pool.py::test_a_dead_connection_that_sat_idle_is_replaced_unseen",
     ),
+    (
+        "give a read's connection back to the pool still in autocommit",
+        L + "core/db.py",
+        "                conn.autocommit = False",
+        "                pass",
+        T + "test_connection_pool.py::test_reads_run_in_autocommit_and_the_next_writer_gets_a_transaction",
+    ),
 ]
 
 

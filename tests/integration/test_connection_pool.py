@@ -1,8 +1,9 @@
-"""The pool tests a connection before handing it out only when it has sat idle (core/db.py).
+"""How core/db.py hands out connections.
 
-A dead connection that sat idle (a frozen Lambda container, a dropped proxy connection) is replaced
-without the caller seeing it; one returned a moment ago is handed out as it is, saving a round trip
-per transaction.
+The pool tests a connection before handing it out only when it has sat idle: a dead connection that sat
+idle (a frozen Lambda container, a dropped proxy connection) is replaced without the caller seeing it;
+one returned a moment ago is handed out as it is, saving a round trip per transaction. Reads run in
+autocommit, and the connection goes back to the pool transactional for the next writer.
 """
 
 import time
@@ -61,3 +62,20 @@ def test_a_connection_returned_a_moment_ago_is_handed_out_without_a_round_trip(
             conn.execute("SELECT 1")
     with pool.connection() as conn:
         assert conn.execute("SELECT 1 AS one").fetchone() == {"one": 1}
+
+
+def test_reads_run_in_autocommit_and_the_next_writer_gets_a_transaction(
+    pool: ConnectionPool[psycopg.Connection[db.DictRow]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(db, "_pool", pool)  # the reader pool is the writer's here: no replica
+    with db.reads() as conn:
+        assert conn.autocommit
+        with pytest.raises(psycopg.errors.UndefinedTable):
+            conn.execute("SELECT * FROM no_such_table")
+        assert conn.execute("SELECT 1 AS one").fetchone() == {"one": 1}  # no transaction left aborted
+
+    with db.transaction() as conn:
+        assert not conn.autocommit
+        conn.execute("CREATE TEMP TABLE written (n int)")
+        conn.execute("INSERT INTO written VALUES (1)")
+        assert conn.info.transaction_status == psycopg.pq.TransactionStatus.INTRANS

@@ -341,7 +341,7 @@ def campaigns_routes() -> Router:
     @router.get("/v1/campaigns/<campaign_id>/stats", tags=tags, summary="Messages by status, credits", security=BEARER)
     def stats(campaign_id: UUID) -> CampaignStatsResponse:
         principal = caller(router, permissions.CAMPAIGNS_READ)
-        with db.read_transaction() as conn:
+        with db.reads() as conn:
             return CampaignStatsResponse.model_validate(campaigns.stats(conn, principal.user_id, campaign_id))
 
     @router.get(
@@ -355,7 +355,7 @@ def campaigns_routes() -> Router:
     ) -> PageResponse[MessageResponse]:
         principal = caller(router, permissions.CAMPAIGNS_READ)
         after = messages.MessageCursor.decode(cursor) if cursor else None
-        with db.read_transaction() as conn:
+        with db.reads() as conn:
             page, next_cursor = messages.list_campaign_messages(
                 conn, principal.user_id, campaign_id, limit, after, status
             )

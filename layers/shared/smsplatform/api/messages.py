@@ -235,7 +235,7 @@ def messages_routes() -> Router:
         cursor: CursorParam = None,
     ) -> PageResponse[MessageResponse]:
         principal = caller(router, permissions.MESSAGES_READ)
-        with db.read_transaction() as conn:
+        with db.reads() as conn:
             number = (
                 phones.normalise_e164(to, contacts.account_region(conn, principal.user_id), field="to") if to else None
             )
@@ -259,7 +259,7 @@ def messages_routes() -> Router:
         cursor: CursorParam = None,
     ) -> PageResponse[InboundResponse]:
         principal = caller(router, permissions.MESSAGES_READ)
-        with db.read_transaction() as conn:
+        with db.reads() as conn:
             region = contacts.account_region(conn, principal.user_id)
             number = phones.normalise_e164(from_, region, field="from") if from_ else None
             where = history.InboundFilter(number, keyword, since, until)

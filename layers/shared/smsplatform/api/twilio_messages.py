@@ -298,7 +298,7 @@ def twilio_messages_routes() -> Router:
             _fail(twilio.INVALID_PARAMETER, "Page is a whole number.")
         token = query.get("PageToken") or None
         sent_since, sent_until = _sent_range(query)
-        with db.read_transaction() as conn:
+        with db.reads() as conn:
             region = contacts.account_region(conn, principal.user_id)
             to = query.get("To")
             number = (

@@ -180,7 +180,7 @@ def _stream(export_id: UUID, user_id: UUID, filters: dict[str, Any], key: str, b
         last = time.monotonic()
         with gzip.GzipFile(fileobj=spool, mode="wb", compresslevel=5) as zipped:
             zipped.write((HEADER + "\n").encode())
-            with db.read_transaction() as conn, conn.cursor() as cursor:
+            with db.reads() as conn, conn.cursor() as cursor:
                 with cursor.copy(_query(user_id, filters)) as copy:
                     for chunk in copy:
                         data = bytes(chunk)
