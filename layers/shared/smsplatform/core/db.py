@@ -123,7 +123,8 @@ def reads() -> Iterator[Connection[DictRow]]:
         try:
             yield conn
         finally:
-            if not conn.closed:
+            # Left as it is when a statement was cut short (ACTIVE) or the connection died: the pool closes those.
+            if conn.info.transaction_status == pq.TransactionStatus.IDLE:
                 conn.autocommit = False
 
 
