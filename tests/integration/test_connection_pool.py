@@ -79,3 +79,20 @@ def test_reads_run_in_autocommit_and_the_next_writer_gets_a_transaction(
         conn.execute("CREATE TEMP TABLE written (n int)")
         conn.execute("INSERT INTO written VALUES (1)")
         assert conn.info.transaction_status == psycopg.pq.TransactionStatus.INTRANS
+
+
+def test_a_read_given_up_mid_stream_raises_its_own_error_and_the_next_writer_gets_a_transaction(
+    pool: ConnectionPool[psycopg.Connection[db.DictRow]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(db, "_pool", pool)
+
+    class Interrupted(Exception):
+        pass
+
+    with pytest.raises(Interrupted), db.reads() as conn:  # noqa: PT012
+        for _ in conn.cursor().stream("SELECT generate_series(1, 1000000)"):
+            raise Interrupted  # a reader that gave up mid-stream: the statement is still running
+
+    with db.transaction() as conn:
+        assert not conn.autocommit
+        assert conn.execute("SELECT 1 AS one").fetchone() == {"one": 1}
