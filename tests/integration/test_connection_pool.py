@@ -86,12 +86,12 @@ def test_a_read_given_up_mid_stream_raises_its_own_error_and_the_next_writer_get
 ) -> None:
     monkeypatch.setattr(db, "_pool", pool)
 
-    class Interrupted(Exception):
+    class GaveUpError(Exception):
         pass
 
-    with pytest.raises(Interrupted), db.reads() as conn:  # noqa: PT012
+    with pytest.raises(GaveUpError), db.reads() as conn:  # noqa: PT012
         for _ in conn.cursor().stream("SELECT generate_series(1, 1000000)"):
-            raise Interrupted  # a reader that gave up mid-stream: the statement is still running
+            raise GaveUpError  # a reader that gave up mid-stream: the statement is still running
 
     with db.transaction() as conn:
         assert not conn.autocommit
