@@ -39,7 +39,8 @@ def scheduled_event(schedule: ScheduleSpec, now: datetime | None = None) -> dict
 
 
 class Scheduler:
-    """Fires every schedule once at start, then at its rate; `fire` runs one on demand."""
+    """Fires every schedule once at start, then at its rate; `fire` runs one on demand, `run_now` all of them
+    at the next second (the stack's SIGUSR1), instead of at their next minute."""
 
     def __init__(self, schedules: list[ScheduleSpec], runtimes: dict[str, FunctionRuntime]) -> None:
         self.schedules = schedules
@@ -58,6 +59,10 @@ class Scheduler:
 
     def fire(self, schedule: ScheduleSpec) -> Any:
         return self.runtimes[schedule.function].invoke(scheduled_event(schedule))
+
+    def run_now(self) -> None:
+        for schedule in self._due:
+            self._due[schedule] = 0.0
 
     def tick(self, now: float) -> None:
         for schedule, due in self._due.items():

@@ -140,6 +140,10 @@ class LocalStack:
         # Status callbacks may go to plain http:// and loopback endpoints on a laptop.
         os.environ.setdefault("SMS_CALLBACK_ALLOW_HTTP", "true")
 
+    def run_schedules_now(self) -> None:
+        if self._scheduler:
+            self._scheduler.run_now()
+
     def stop(self) -> None:
         if self._scheduler:
             self._scheduler.stop()

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from local.scheduler import rate_seconds
+from local.scheduler import Scheduler, rate_seconds
 from local.template import load_stack
 from tests.support.paths import ROOT
 
@@ -77,6 +77,25 @@ def test_rate_expressions(expression: str, seconds: int) -> None:
 def test_cron_schedules_are_refused_rather_than_ignored() -> None:
     with pytest.raises(ValueError, match="rate"):
         rate_seconds("cron(0 3 * * ? *)")
+
+
+def test_run_now_fires_every_schedule_at_the_next_tick_then_each_keeps_its_rate() -> None:
+    """The local stack's SIGUSR1: the scheduler's tick and the maintenance now, not at their next turn."""
+    spec = load_stack(ROOT / "template.yaml")
+    fired: list[str] = []
+    scheduler = Scheduler(spec.schedules, {})
+    scheduler.fire = lambda schedule: fired.append(schedule.name)  # type: ignore[method-assign]
+    scheduler.tick(1000.0)  # the start: each fires once
+    fired.clear()
+    scheduler.tick(1001.0)
+    assert fired == []
+
+    scheduler.run_now()
+    scheduler.tick(1002.0)
+    assert sorted(fired) == sorted(s.name for s in spec.schedules)
+    fired.clear()
+    scheduler.tick(1003.0)
+    assert fired == []
 
 
 _GRANTS = {
