@@ -16,6 +16,12 @@ from tests.support.paths import ROOT
 # and Metrics) is imported.
 os.environ.setdefault("POWERTOOLS_SERVICE_NAME", "sms-platform")
 os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "SmsPlatform")
+# argon2id at its minimum cost: the fixtures sign up and log in hundreds of accounts, each hash or check
+# about 0.25 s at the deployed profile (tests/unit/test_passwords.py checks that profile is the default).
+# The local stacks the e2e tests start inherit it.
+os.environ.setdefault("SMS_PASSWORD_HASH_TIME_COST", "1")
+os.environ.setdefault("SMS_PASSWORD_HASH_MEMORY_KIB", "1024")
+os.environ.setdefault("SMS_PASSWORD_HASH_PARALLELISM", "1")
 
 
 @pytest.fixture(scope="session")

@@ -39,3 +39,26 @@ def test_weak_passwords_are_refused_with_a_reason(password: str, reason: str) ->
 
 def test_a_long_passphrase_passes() -> None:
     passwords.check_strength("correct horse battery staple", username="alice", email="alice@example.com")
+
+
+def test_deployments_hash_at_rfc_9106s_low_memory_profile_unless_told_otherwise(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The suite runs at a lower cost (tests/conftest.py); what a deployment gets is argon2id t=3, 64 MiB, p=4,
+    and the template sets none of the knobs."""
+    from smsplatform.core.config import Settings
+    from tests.support.paths import ROOT
+
+    for knob in ("TIME_COST", "MEMORY_KIB", "PARALLELISM"):
+        monkeypatch.delenv(f"SMS_PASSWORD_HASH_{knob}", raising=False)
+        assert f"SMS_PASSWORD_HASH_{knob}" not in (ROOT / "template.yaml").read_text()
+    settings = Settings()
+    assert (
+        settings.password_hash_time_cost,
+        settings.password_hash_memory_kib,
+        settings.password_hash_parallelism,
+    ) == (
+        3,
+        65_536,
+        4,
+    )

@@ -5,6 +5,7 @@ from functools import cache
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
+from smsplatform.core.config import get_settings
 from smsplatform.core.errors import FieldError, InvalidInputError
 
 MIN_LENGTH = 10
@@ -32,8 +33,16 @@ _COMMON = frozenset(
     }
 )
 
-# argon2-cffi's defaults are the RFC 9106 "low memory" argon2id profile (t=3, m=64 MiB, p=4).
-_hasher = PasswordHasher()
+
+@cache
+def _hasher() -> PasswordHasher:
+    """argon2id at the configured cost: by default RFC 9106's "low memory" profile (t=3, m=64 MiB, p=4)."""
+    settings = get_settings()
+    return PasswordHasher(
+        time_cost=settings.password_hash_time_cost,
+        memory_cost=settings.password_hash_memory_kib,
+        parallelism=settings.password_hash_parallelism,
+    )
 
 
 @cache
@@ -41,7 +50,7 @@ def _dummy_hash() -> str:
     """Verified against when a login names no account, so that case costs the same time.
 
     Made on first use, not at import: hashing costs ~100 ms of cold start."""
-    return _hasher.hash("not a real password, only spends the same time")
+    return _hasher().hash("not a real password, only spends the same time")
 
 
 def check_strength(password: str, *, field: str = "password", username: str = "", email: str = "") -> None:
@@ -64,15 +73,15 @@ def check_strength(password: str, *, field: str = "password", username: str = ""
 
 
 def hash_password(password: str) -> str:
-    return _hasher.hash(password)
+    return _hasher().hash(password)
 
 
 def verify_password(password_hash: str | None, password: str) -> bool:
     try:
-        return _hasher.verify(password_hash or _dummy_hash(), password) and password_hash is not None
+        return _hasher().verify(password_hash or _dummy_hash(), password) and password_hash is not None
     except (VerificationError, InvalidHashError):
         return False
 
 
 def needs_rehash(password_hash: str) -> bool:
-    return _hasher.check_needs_rehash(password_hash)
+    return _hasher().check_needs_rehash(password_hash)

@@ -34,6 +34,11 @@ class Settings(BaseSettings):
     jwt_secret: SecretStr | None = None
     jwt_secret_arn: str | None = None
     session_ttl_seconds: Annotated[int, Field(ge=60, le=86_400)] = 3600
+    # Passwords: argon2id at RFC 9106's low-memory profile (t=3, 64 MiB, p=4), about 0.25 s of CPU a hash or
+    # check. The test suite lowers it (its fixtures sign up and log in hundreds of accounts); deployments keep it.
+    password_hash_time_cost: Annotated[int, Field(ge=1)] = 3
+    password_hash_memory_kib: Annotated[int, Field(ge=8)] = 65_536
+    password_hash_parallelism: Annotated[int, Field(ge=1)] = 4
     secrets_max_age_seconds: Annotated[int, Field(ge=0)] = 300
 
     # Public base URL of the API, used in the OpenAPI document's servers list.
