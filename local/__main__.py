@@ -82,7 +82,8 @@ def main(argv: list[str] | None = None) -> int:
     # SIGTERM ends the stack as cleanly as Ctrl-C, so the embedded database stops too.
     signal.signal(signal.SIGTERM, lambda *_: stopping.set())
     # SIGUSR1 runs every schedule (the scheduler's tick, maintenance...) now rather than at its next turn.
-    signal.signal(signal.SIGUSR1, lambda *_: stack.run_schedules_now())
+    if hasattr(signal, "SIGUSR1"):  # not on Windows
+        signal.signal(signal.SIGUSR1, lambda *_: stack.run_schedules_now())
     try:
         if console:
             console.follow()
