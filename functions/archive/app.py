@@ -7,7 +7,7 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from smsplatform.core import archive
+from smsplatform.core import archive, process
 from smsplatform.core.config import get_settings
 from smsplatform.core.observability import logger, metrics
 
@@ -25,3 +25,6 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     }
     logger.info("archive done", extra=result)
     return result
+
+
+process.initialised()

@@ -15,7 +15,7 @@ from typing import Any
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from smsplatform.core import queues
+from smsplatform.core import process, queues
 from smsplatform.core.config import get_settings
 from smsplatform.core.observability import logger, metrics
 from smsplatform.core.queue_messages import CallbacksDueRecord
@@ -46,3 +46,6 @@ def record_handler(record: CallbacksDueRecord, lambda_context: LambdaContext) ->
 @logger.inject_lambda_context
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)
+
+
+process.initialised()

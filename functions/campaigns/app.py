@@ -7,6 +7,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from smsplatform.api.campaigns import campaigns_routes
 from smsplatform.api.resolver import create_resolver
+from smsplatform.core import process
 from smsplatform.core.observability import logger
 
 app = create_resolver(campaigns_routes())
@@ -15,3 +16,6 @@ app = create_resolver(campaigns_routes())
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return app.resolve(event, context)
+
+
+process.initialised()

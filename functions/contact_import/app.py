@@ -6,6 +6,7 @@ from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, pro
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from smsplatform.contacts.imports.runs import process_uploaded_file
+from smsplatform.core import process
 from smsplatform.core.observability import logger
 from smsplatform.core.queue_messages import ImportFileRecord
 
@@ -21,3 +22,6 @@ def record_handler(record: ImportFileRecord) -> None:
 @logger.inject_lambda_context
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)
+
+
+process.initialised()

@@ -5,7 +5,7 @@ from typing import Any
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from smsplatform.core import db
+from smsplatform.core import db, process
 from smsplatform.core.config import get_settings
 from smsplatform.core.observability import logger
 from smsplatform.core.queue_messages import ReleaseRecord
@@ -22,3 +22,6 @@ def record_handler(record: ReleaseRecord) -> None:
 @logger.inject_lambda_context
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)
+
+
+process.initialised()

@@ -7,7 +7,7 @@ from typing import Any
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from smsplatform.accounts import login_throttle
-from smsplatform.core import idempotency, maintenance
+from smsplatform.core import idempotency, maintenance, process
 from smsplatform.core.config import get_settings
 from smsplatform.core.observability import logger, metrics
 from smsplatform.sending import inbound, status_callbacks
@@ -43,3 +43,6 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     if failed:  # after every other step has run and committed; the function's error alarm fires
         raise RuntimeError(f"maintenance steps failed: {', '.join(failed)}")
     return result
+
+
+process.initialised()

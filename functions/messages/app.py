@@ -8,6 +8,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from smsplatform.api.exports import exports_routes
 from smsplatform.api.messages import messages_routes
 from smsplatform.api.resolver import create_resolver
+from smsplatform.core import process
 from smsplatform.core.observability import logger
 
 app = create_resolver(messages_routes(), exports_routes())
@@ -16,3 +17,6 @@ app = create_resolver(messages_routes(), exports_routes())
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return app.resolve(event, context)
+
+
+process.initialised()

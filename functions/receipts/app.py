@@ -11,6 +11,7 @@ from typing import Any
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from smsplatform.core import process
 from smsplatform.core.observability import logger
 from smsplatform.core.queue_messages import ProviderEvents, ProviderEventsRecord
 from smsplatform.providers import aws_sms
@@ -27,3 +28,6 @@ def record_handler(record: ProviderEventsRecord) -> None:
 @logger.inject_lambda_context
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)
+
+
+process.initialised()

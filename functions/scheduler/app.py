@@ -8,7 +8,7 @@ from typing import Any
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from smsplatform.campaigns import campaigns
-from smsplatform.core import db
+from smsplatform.core import db, process
 from smsplatform.core.config import get_settings
 from smsplatform.core.observability import logger
 from smsplatform.sending import recovery, status_callbacks
@@ -33,3 +33,6 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     }
     logger.info("scheduler tick", extra=result)
     return result
+
+
+process.initialised()

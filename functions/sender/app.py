@@ -13,6 +13,7 @@ from typing import Any
 from aws_lambda_powertools.utilities.batch import AsyncBatchProcessor, EventType, async_process_partial_response
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from smsplatform.core import process
 from smsplatform.core.config import get_settings
 from smsplatform.core.observability import logger, metrics
 from smsplatform.core.queue_messages import SendBatchRecord
@@ -35,3 +36,6 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     return async_process_partial_response(
         event=event, record_handler=record_handler, processor=processor, context=context
     )
+
+
+process.initialised()

@@ -15,6 +15,7 @@ from smsplatform.api.pricing import pricing_routes
 from smsplatform.api.resolver import create_resolver
 from smsplatform.api.status_callbacks import status_callback_routes
 from smsplatform.api.tokens import tokens_routes
+from smsplatform.core import process
 from smsplatform.core.observability import logger, metrics
 
 app = create_resolver(
@@ -33,3 +34,6 @@ app = create_resolver(
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return app.resolve(event, context)
+
+
+process.initialised()
