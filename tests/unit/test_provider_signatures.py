@@ -198,3 +198,43 @@ def test_callbacks_never_go_to_private_addresses(url: str, public: bool) -> None
     else:
         with pytest.raises(RuntimeError, match="private address"):
             status_callbacks.destination(url, deployed)
+
+
+def test_the_simulators_receipts_are_taken_as_sent_within_its_webhooks_limits() -> None:
+    from pydantic import ValidationError
+
+    from smsplatform.core.queue_messages import ProviderEvents, Receipt
+    from smsplatform.providers import simulator
+    from smsplatform.providers.base import WebhookRequest
+
+    settings = Settings(simulator_secret="a shared secret")
+    texts = ['Handset "off" — 100% unreachable', "الهاتف مغلق \\ 📵", None]
+    sent = [
+        {
+            "external_id": f"SM{index:032x}",
+            "status": "undelivered" if text else "delivered",
+            "timestamp": "2026-12-02T01:56:40.123456+00:00",
+            "error_code": "SIM-30003" if text else None,
+            "error_message": text,
+        }
+        for index, text in enumerate(texts)
+    ]
+
+    def request(receipts: list[dict[str, object]]) -> WebhookRequest:
+        body = json.dumps({"receipts": receipts}).encode()
+        signature = simulator.sign("a shared secret", body)
+        return WebhookRequest(body, {simulator.SIGNATURE_HEADER.lower(): signature}, "https://api.example.com/x")
+
+    taken = simulator.Simulator.status_webhook(request(sent), settings)
+
+    # What the receipts queue carries is what the provider said, field for field.
+    expected = [Receipt.model_validate(receipt) for receipt in sent]
+    assert [receipt.model_dump() for receipt in taken] == [receipt.model_dump() for receipt in expected]
+    assert all(isinstance(receipt, Receipt) for receipt in taken)
+    assert (
+        ProviderEvents(provider="simulator", receipts=taken).model_dump_json()
+        == ProviderEvents(provider="simulator", receipts=expected).model_dump_json()
+    )
+    for too_much in ({"external_id": "x" * 101}, {"external_id": ""}, {"error_code": "E" * 51}, {"status": "read"}):
+        with pytest.raises(ValidationError):
+            simulator.Simulator.status_webhook(request([{**sent[0], **too_much}]), settings)
