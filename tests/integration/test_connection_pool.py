@@ -2,12 +2,14 @@
 
 The pool tests a connection before handing it out only when it has sat idle: a dead connection that sat
 idle (a frozen Lambda container, a dropped proxy connection) is replaced without the caller seeing it;
-one returned a moment ago is handed out as it is, saving a round trip per transaction. Reads run in
-autocommit, and the connection goes back to the pool transactional for the next writer.
+one returned a moment ago is handed out as it is, saving a round trip per transaction. Reads (and the
+writer's independent statements, the authorizer's) run in autocommit, and the connection goes back to the
+pool transactional for the next writer.
 """
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
 
 import psycopg
 import pytest
@@ -64,11 +66,14 @@ def test_a_connection_returned_a_moment_ago_is_handed_out_without_a_round_trip(
         assert conn.execute("SELECT 1 AS one").fetchone() == {"one": 1}
 
 
+@pytest.mark.parametrize("scope", [db.reads, db.statements], ids=["reads", "statements"])
 def test_reads_run_in_autocommit_and_the_next_writer_gets_a_transaction(
-    pool: ConnectionPool[psycopg.Connection[db.DictRow]], monkeypatch: pytest.MonkeyPatch
+    pool: ConnectionPool[psycopg.Connection[db.DictRow]],
+    monkeypatch: pytest.MonkeyPatch,
+    scope: Callable[[], AbstractContextManager[psycopg.Connection[db.DictRow]]],
 ) -> None:
     monkeypatch.setattr(db, "_pool", pool)  # the reader pool is the writer's here: no replica
-    with db.reads() as conn:
+    with scope() as conn:
         assert conn.autocommit
         with pytest.raises(psycopg.errors.UndefinedTable):
             conn.execute("SELECT * FROM no_such_table")

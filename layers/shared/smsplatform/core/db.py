@@ -118,7 +118,22 @@ def reads() -> Iterator[Connection[DictRow]]:
     without the BEGIN and COMMIT round trips (two of a stats request's three). Whatever must agree is read
     in one statement.
     """
-    with get_reader_pool().connection() as conn:
+    with _autocommit(get_reader_pool()) as conn:
+        yield conn
+
+
+@contextmanager
+def statements() -> Iterator[Connection[DictRow]]:
+    """On the writer, each statement its own transaction: for work of independent statements that must see
+    the latest commits (the authorizer's credential lookup and its last-used stamp), without the BEGIN and
+    COMMIT round trips around them."""
+    with _autocommit(get_pool()) as conn:
+        yield conn
+
+
+@contextmanager
+def _autocommit(pool: ConnectionPool[Connection[DictRow]]) -> Iterator[Connection[DictRow]]:
+    with pool.connection() as conn:
         conn.autocommit = True
         try:
             yield conn
