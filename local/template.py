@@ -3,6 +3,7 @@
 The template is the single list of routes and resources; nothing here repeats it.
 """
 
+import functools
 import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -64,6 +65,7 @@ class HttpRoute:
         return None if found is None else found.groupdict()
 
 
+@functools.cache  # a template's few dozen paths; the gateway matches every request against each
 def _path_regex(path: str) -> re.Pattern[str]:
     pattern = ""
     for part in re.split(r"(\{[^}]+\})", path):
