@@ -10,10 +10,13 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
+from pydantic import ValidationError
 
 from smsplatform.core.config import Settings
 from smsplatform.core.errors import InvalidInputError
-from smsplatform.providers import aws_sms, sns_messages, twilio
+from smsplatform.core.queue_messages import ProviderEvents, Receipt
+from smsplatform.providers import aws_sms, simulator, sns_messages, twilio
+from smsplatform.providers.base import WebhookRequest
 from smsplatform.sending import keywords, status_callbacks
 from tests.support.sns import CERT_URL, TOPIC, make_signer, sns_notification
 
@@ -201,12 +204,6 @@ def test_callbacks_never_go_to_private_addresses(url: str, public: bool) -> None
 
 
 def test_the_simulators_receipts_are_taken_as_sent_within_its_webhooks_limits() -> None:
-    from pydantic import ValidationError
-
-    from smsplatform.core.queue_messages import ProviderEvents, Receipt
-    from smsplatform.providers import simulator
-    from smsplatform.providers.base import WebhookRequest
-
     settings = Settings(simulator_secret="a shared secret")
     texts = ['Handset "off" — 100% unreachable', "الهاتف مغلق \\ 📵", None]
     sent = [
