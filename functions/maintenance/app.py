@@ -21,6 +21,10 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         [
             ("default_partition_rows", maintenance.default_partition_rows),
             ("default_partition_rows_moved", lambda conn: maintenance.move_default_partition_rows(conn)),
+            (
+                "provider_ids_default_partition_rows_moved",
+                lambda conn: maintenance.move_default_partition_rows(conn, "provider_message_ids"),
+            ),
             ("partitions_created", lambda conn: maintenance.create_delivery_log_partitions(conn)),
             (
                 "audit_default_partition_rows_moved",

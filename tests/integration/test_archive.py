@@ -34,15 +34,23 @@ def _partition_names(conn: psycopg.Connection[Any], table: str) -> set[str]:
 
 
 def _fill(conn: psycopg.Connection[Any], user_id: str, month: date, texts: list[str]) -> set[str]:
-    """Messages created in `month` (its partition made first), with real text; returns their ids."""
+    """Messages created in `month` (its partitions made first), with real text and the provider's ids the
+    record writes beside them; returns their ids."""
     conn.execute("SELECT create_month_partition('sms_delivery_logs', %s)", (month,))
+    conn.execute("SELECT create_month_partition('provider_message_ids', %s)", (month,))
     rows = conn.execute(
-        """INSERT INTO sms_delivery_logs (user_id, request_id, phone_number, status, body, cost, created_at, sent_at)
-           SELECT %s, gen_random_uuid(), '+4474001231' || lpad(n::text, 2, '0'), 'delivered', t.body, 1.5,
-                  %s::timestamptz + make_interval(hours => n::int),
-                  %s::timestamptz + make_interval(hours => n::int, secs => 3)
-             FROM unnest(%s::text[]) WITH ORDINALITY AS t(body, n)
-        RETURNING id::text""",
+        """WITH sent AS (
+               INSERT INTO sms_delivery_logs (user_id, request_id, phone_number, status, body, cost, created_at,
+                                              sent_at, provider, external_message_id)
+               SELECT %s, gen_random_uuid(), '+4474001231' || lpad(n::text, 2, '0'), 'delivered', t.body, 1.5,
+                      %s::timestamptz + make_interval(hours => n::int),
+                      %s::timestamptz + make_interval(hours => n::int, secs => 3), 'simulator', gen_random_uuid()
+                 FROM unnest(%s::text[]) WITH ORDINALITY AS t(body, n)
+            RETURNING id, created_at, provider, external_message_id),
+           ids AS (
+               INSERT INTO provider_message_ids (provider, external_id, message_id, created_at)
+               SELECT provider, external_message_id, id, created_at FROM sent)
+           SELECT id::text FROM sent""",
         (user_id, datetime(month.year, month.month, 2, tzinfo=UTC), datetime(month.year, month.month, 2, tzinfo=UTC),
          texts),
     ).fetchall()  # fmt: skip
@@ -57,9 +65,10 @@ def _archived(key: str) -> list[dict[str, Any]]:
 @pytest.fixture(autouse=True)
 def partitions_as_they_were(conn: psycopg.Connection[Any]) -> Iterator[None]:
     """Old months these tests create (and archiving did not drop) go, so no later test finds them due."""
-    before = _partition_names(conn, "sms_delivery_logs") | _partition_names(conn, "audit_logs")
+    tables = ("sms_delivery_logs", "audit_logs", "provider_message_ids")
+    before = set().union(*(_partition_names(conn, table) for table in tables))
     yield
-    after = _partition_names(conn, "sms_delivery_logs") | _partition_names(conn, "audit_logs")
+    after = set().union(*(_partition_names(conn, table) for table in tables))
     for name in sorted(after - before):
         conn.execute(f"DROP TABLE IF EXISTS {name}")
 
@@ -108,6 +117,12 @@ def test_months_past_retention_are_archived_exactly_and_dropped_and_a_second_run
     assert conn.execute("SELECT to_regclass(%s) AS t", (f"sms_delivery_logs_{old:%Y_%m}",)).fetchone()["t"] is None
     left = {row["id"] for row in conn.execute("SELECT id::text FROM sms_delivery_logs")}
     assert left == recent_ids  # recent data untouched
+    # The provider's ids of the dropped months went with them; the recent month's are still found.
+    assert {f"provider_message_ids_{month:%Y_%m}" for month in (old, older)}.isdisjoint(
+        _partition_names(conn, "provider_message_ids")
+    )
+    pointed = {row["id"] for row in conn.execute("SELECT message_id::text AS id FROM provider_message_ids")}
+    assert pointed == recent_ids
     states = conn.execute("SELECT verified_at IS NOT NULL AND dropped_at IS NOT NULL AS done FROM archived_months")
     assert [row["done"] for row in states] == [True, True, True]
 

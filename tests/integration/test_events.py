@@ -19,6 +19,7 @@ from smsplatform.core import db
 from smsplatform.providers import simulator, twilio
 from tests.support.harness import SIMULATOR_KEY
 from tests.support.paths import ROOT
+from tests.support.scenarios import insert_recorded
 
 TWILIO_SID = "AC0123456789abcdef0123456789abcdef"  # the sample events' account
 TWILIO_TOKEN = "sample-events-auth-token"
@@ -71,6 +72,7 @@ def test_the_sample_events_drive_each_function(
     assert result == {
         "default_partition_rows": 0,
         "default_partition_rows_moved": 0,
+        "provider_ids_default_partition_rows_moved": 0,
         "partitions_created": [],
         "audit_default_partition_rows_moved": 0,
         "audit_partitions_created": [],
@@ -244,10 +246,14 @@ def test_the_send_pipeline_and_webhook_sample_events_drive_each_function(
         assert answered["statusCode"] == 200, (name, answered["body"])
 
     # An End User Messaging delivery event, as its topic's subscription delivers it, for a message it sent.
-    conn.execute(
-        """INSERT INTO sms_delivery_logs (user_id, request_id, phone_number, status, provider, external_message_id)
-           VALUES (%s, gen_random_uuid(), '+447400123101', 'sent', 'aws_sms', %s)""",
-        (user_id, "862a8790-60c0-4430-9b2b-658bd0000000"),  # the sample event's messageId
+    insert_recorded(
+        conn,
+        {
+            "user_id": user_id,
+            "phone_number": "+447400123101",
+            "provider": "aws_sms",
+            "external_message_id": "862a8790-60c0-4430-9b2b-658bd0000000",  # the sample event's messageId
+        },
     )
     assert runtimes["ReceiptsFunction"].invoke(_event("receipts/end_user_messaging_event.json")) == {
         "batchItemFailures": []

@@ -119,6 +119,7 @@ def test_creating_a_partition_waits_for_a_lock_only_briefly_and_retries(
     from smsplatform.core import maintenance as upkeep
 
     far = _month(upkeep.PARTITION_MONTHS_AHEAD + 1).strftime("sms_delivery_logs_%Y_%m")
+    far_ids = far.replace("sms_delivery_logs", "provider_message_ids")  # the month's provider ids (sql/0027)
     with psycopg.connect(database_url) as holder:  # a long transaction holds the parent's lock
         holder.execute("LOCK TABLE sms_delivery_logs IN ACCESS SHARE MODE")
         holder.execute("SELECT 1 FROM sms_delivery_logs LIMIT 1")
@@ -129,5 +130,5 @@ def test_creating_a_partition_waits_for_a_lock_only_briefly_and_retries(
     assert far not in _partitions(conn)
     with db.transaction() as pooled:
         created = upkeep.create_delivery_log_partitions(pooled, months_ahead=upkeep.PARTITION_MONTHS_AHEAD + 1)
-    assert created == [far]
-    conn.execute(f"DROP TABLE {far}")
+    assert created == [far, far_ids]
+    conn.execute(f"DROP TABLE {far}, {far_ids}")

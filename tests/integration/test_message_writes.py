@@ -1,4 +1,5 @@
-"""The claim and the receipt update a message row in place (HOT), adding no index entry (sql/0022, ADR 0014).
+"""The claim, the record and the receipt update a message row in place (HOT), adding no index entry
+(sql/0022 and 0027, ADRs 0014 and 0017).
 
 Counted by PostgreSQL itself, in the transaction that wrote the rows: an index that names a column one of
 these steps writes (the status, `updated_at`, `claimed_at`...) makes every such update a non-HOT one.
@@ -43,7 +44,9 @@ def batch(api: Api, admin: dict[str, Any], user: dict[str, Any], pipeline: Pipel
     return {"id": campaign_id, **row}
 
 
-def test_the_claim_and_the_receipt_update_each_row_in_place(batch: dict[str, Any], database_url: str) -> None:
+def test_the_claim_the_record_and_the_receipt_update_each_row_in_place(
+    batch: dict[str, Any], database_url: str
+) -> None:
     from smsplatform.core.config import get_settings
     from smsplatform.core.queue_messages import Receipt
     from smsplatform.providers.base import SendResult
@@ -61,7 +64,9 @@ def test_the_claim_and_the_receipt_update_each_row_in_place(batch: dict[str, Any
             for n, item in enumerate(claimed)
         ]
         with conn.transaction():
+            updated, hot = _written(conn, batch["partition"])
             assert sender.record(conn, claimed, results, "simulator", 5, batch["id"])["sent"] == batch["n"]
+            assert _written(conn, batch["partition"]) == (updated + batch["n"], hot + batch["n"])  # all in place
 
         delivered = [
             Receipt(external_id=f"hot-{n}", status="delivered", timestamp=datetime.now(UTC))
@@ -133,4 +138,4 @@ def test_phase_of_names_the_phase_the_database_derives_for_every_status(
         row = conn.execute("UPDATE sms_delivery_logs SET status = %s RETURNING phase", (status,)).fetchone()
         derived[status] = row["phase"]
     assert derived == {status: phase_of(status) for status in get_args(MessageStatus)}
-    assert set(derived.values()) == {None, "in_flight", "scheduled", "undelivered", "failed", "cancelled"}
+    assert set(derived.values()) == {None, "scheduled", "undelivered", "failed", "cancelled"}

@@ -7,6 +7,7 @@ import socket
 import threading
 import uuid
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
@@ -27,7 +28,7 @@ from smsplatform.providers.aws_sms import AwsSms
 from smsplatform.providers.base import OutboundMessage, ProviderError
 from smsplatform.sending import sender
 from tests.support.harness import Api, Pipeline
-from tests.support.scenarios import PEOPLE, give_credits, make_campaign, make_group
+from tests.support.scenarios import PEOPLE, give_credits, insert_recorded, make_campaign, make_group
 
 ACCOUNT_SID = "AC0123456789abcdef0123456789abcdef"
 AUTH_TOKEN = "twilio-test-auth-token"
@@ -494,11 +495,16 @@ def test_end_user_messaging_events_posted_by_sns_over_https_apply_only_when_sign
     user_id = conn.execute(
         "INSERT INTO users (username, email, password_hash) VALUES ('eum', 'eum@example.com', 'x') RETURNING id"
     ).fetchone()["id"]
-    conn.execute(
-        """INSERT INTO sms_delivery_logs (user_id, request_id, phone_number, body, status, provider,
-                                          external_message_id, sent_at)
-           VALUES (%s, gen_random_uuid(), '+447400123101', 'Hi', 'sent', 'aws_sms', 'eum-42', now())""",
-        (user_id,),
+    insert_recorded(
+        conn,
+        {
+            "user_id": user_id,
+            "phone_number": "+447400123101",
+            "body": "Hi",
+            "provider": "aws_sms",
+            "external_message_id": "eum-42",
+            "sent_at": datetime.now(UTC),
+        },
     )
     event = {"eventType": "TEXT_DELIVERED", "isFinal": True, "messageId": "eum-42", "messageStatus": "DELIVERED"}
     signed = sns_notification(key, event)

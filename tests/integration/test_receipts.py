@@ -13,7 +13,7 @@ from smsplatform.core.queue_messages import Receipt
 from smsplatform.providers.simulator import sign
 from smsplatform.sending import receipts
 from tests.support.harness import SIMULATOR_KEY, Api, Pipeline
-from tests.support.scenarios import give_credits
+from tests.support.scenarios import give_credits, insert_recorded
 from tests.support.sqs import sqs_event
 
 
@@ -109,10 +109,14 @@ def test_a_signed_receipt_is_applied_and_a_late_one_never_moves_it_back(
 
 
 def test_a_receipt_for_a_message_not_yet_recorded_is_kept_for_later(conn: psycopg.Connection[Any], user: Any) -> None:
-    conn.execute(
-        """INSERT INTO sms_delivery_logs (user_id, request_id, phone_number, status, provider, external_message_id)
-           VALUES (%s, gen_random_uuid(), '+447400123998', 'sent', 'simulator', 'SM-known')""",
-        (user["id"],),
+    insert_recorded(
+        conn,
+        {
+            "user_id": user["id"],
+            "phone_number": "+447400123998",
+            "provider": "simulator",
+            "external_message_id": "SM-known",
+        },
     )
     at = datetime.now(UTC)
     batch = [
@@ -146,10 +150,14 @@ def test_the_receipts_function_hands_an_early_receipt_back_to_the_queue_until_th
     )
 
     early = runtimes["ReceiptsFunction"].invoke(event)
-    conn.execute(
-        """INSERT INTO sms_delivery_logs (user_id, request_id, phone_number, status, provider, external_message_id)
-           VALUES (%s, gen_random_uuid(), '+447400123998', 'sent', 'simulator', 'SM-early')""",
-        (user["id"],),
+    insert_recorded(
+        conn,
+        {
+            "user_id": user["id"],
+            "phone_number": "+447400123998",
+            "provider": "simulator",
+            "external_message_id": "SM-early",
+        },
     )
     redelivered = runtimes["ReceiptsFunction"].invoke(event)
 

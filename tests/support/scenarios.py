@@ -67,10 +67,35 @@ PEOPLE = [
 
 def leave_idle(conn: Any, minutes: int, where: str = "TRUE") -> None:
     """Messages left alone for `minutes`, as the recovery sweep sees it: nothing has written them since
-    (`updated_at`), nor put them in a queue (`idle_since`, the bound of the sweep's index)."""
+    (`updated_at`), nor put them in a queue (`idle_since`, and their open batch's, the sweep's bound)."""
     conn.execute(
-        f"""UPDATE sms_delivery_logs SET updated_at = now() - make_interval(mins => %(m)s),
-                                         idle_since = now() - make_interval(mins => %(m)s)
-             WHERE {where}""",
+        f"""WITH aged AS (
+               UPDATE sms_delivery_logs SET updated_at = now() - make_interval(mins => %(m)s),
+                                            idle_since = now() - make_interval(mins => %(m)s)
+                WHERE {where}
+            RETURNING coalesce(campaign_id, request_id) AS reference_id, batch_number)
+            UPDATE send_batches b SET idle_since = now() - make_interval(mins => %(m)s)
+              FROM (SELECT DISTINCT reference_id, batch_number FROM aged) a
+             WHERE b.reference_id = a.reference_id AND b.batch_number = a.batch_number""",
         {"m": minutes},
+    )
+
+
+def insert_recorded(conn: Any, columns: dict[str, Any]) -> None:
+    """A message row as a sender records it (an API send's, unless `columns` say otherwise), with the
+    provider's id that receipts and replies find it by (sql/0027)."""
+    values = {"request_id": None, "status": "sent", **columns}
+    names = ", ".join(values)
+    conn.execute(
+        f"""WITH recorded AS (
+               INSERT INTO sms_delivery_logs ({names})
+               VALUES ({
+            ", ".join(
+                f"coalesce(%({name})s, gen_random_uuid())" if name == "request_id" else f"%({name})s" for name in values
+            )
+        })
+            RETURNING provider, external_message_id, id, created_at)
+            INSERT INTO provider_message_ids (provider, external_id, message_id, created_at)
+            SELECT * FROM recorded""",
+        values,
     )

@@ -370,11 +370,13 @@ def stop_queued(conn: Connection[DictRow], user_id: UUID, campaign_id: UUID, rea
     end_releases(conn, [campaign_id])
     row = conn.execute(
         """WITH stopped AS (
-               UPDATE sms_delivery_logs SET status = 'failed', error_code = 'cancelled', error_message = %s,
+               UPDATE sms_delivery_logs SET status = 'failed', error_code = 'cancelled', error_message = %(text)s,
                       updated_at = now()
-                WHERE campaign_id = %s AND phase = 'in_flight' AND status = 'queued' RETURNING cost)
+                WHERE campaign_id = %(campaign)s AND status = 'queued'
+                  AND batch_number IN (SELECT batch_number FROM send_batches WHERE reference_id = %(campaign)s)
+            RETURNING cost)
            SELECT count(*) AS messages, coalesce(sum(cost), 0)::int AS credits FROM stopped""",
-        (reason, campaign_id),
+        {"text": reason, "campaign": campaign_id},
     ).fetchone()
     assert row is not None
     if row["credits"]:

@@ -7,7 +7,8 @@ For each month of a partitioned table older than its retention, ArchiveFunction:
 2. verifies it: reads the object back from S3 and compares its row count and a checksum (the MD5 of
    the sorted ids) with the database's own;
 3. detaches the partition (plainly, under a short lock_timeout: the default partition rules out
-   CONCURRENTLY, see docs/adr/0010), counts the detached table again and drops it.
+   CONCURRENTLY, see docs/adr/0010), counts the detached table again and drops it, with the month of
+   any table that only points into it (the provider's ids of the month's messages).
 
 `archived_months` records each step, so a crash anywhere repeats safely: an export not yet verified is
 exported again, and nothing is dropped before its archive is verified with the rows it then holds.
@@ -25,6 +26,7 @@ import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date
+from functools import partial
 from typing import Any, BinaryIO
 
 from psycopg import Connection, sql
@@ -37,6 +39,9 @@ from smsplatform.core.observability import logger
 PREFIX = "archive"
 # Tables archived by month, and the setting holding each one's retention in months.
 TABLES = {"sms_delivery_logs": "delivery_log_retention_months", "audit_logs": "audit_log_retention_months"}
+# Tables partitioned by the same month whose rows only point into an archived table's (sql/0027): the
+# provider's ids of the month's messages. Nothing to archive: they go when the month's rows are dropped.
+POINTING_INTO = {"sms_delivery_logs": ("provider_message_ids",)}
 
 
 class ArchiveMismatchError(RuntimeError):
@@ -183,22 +188,31 @@ def _export_and_verify(table: str, month: date, partition: str, bucket: str, key
         )
 
 
+def _detach(conn: Connection[DictRow], table: str, partition: str) -> None:
+    """Detaches `partition` from `table` if it is still one of its partitions."""
+    attached = conn.execute(
+        "SELECT 1 FROM pg_inherits WHERE inhrelid = to_regclass(%s) AND inhparent = %s::regclass", (partition, table)
+    ).fetchone()
+    if attached:
+        conn.execute(
+            sql.SQL("ALTER TABLE {} DETACH PARTITION {}").format(sql.Identifier(table), sql.Identifier(partition))
+        )
+
+
 def _detach_and_drop(table: str, month: date, partition: str, bucket: str, key: str, lock_timeout_ms: int) -> None:
     with db.transaction() as conn:
-
-        def detach() -> None:
-            attached = conn.execute(
-                "SELECT 1 FROM pg_inherits WHERE inhrelid = %s::regclass AND inhparent = %s::regclass",
-                (partition, table),
-            ).fetchone()
-            if attached:
-                conn.execute(
-                    sql.SQL("ALTER TABLE {} DETACH PARTITION {}").format(
-                        sql.Identifier(table), sql.Identifier(partition)
-                    )
-                )
-
-        with_lock_timeout(conn, detach, LOCK_ATTEMPTS, lock_timeout_ms, f"detach {partition}")
+        with_lock_timeout(
+            conn, partial(_detach, conn, table, partition), LOCK_ATTEMPTS, lock_timeout_ms, f"detach {partition}"
+        )
+        for pointing in POINTING_INTO.get(table, ()):
+            pointing_partition = _partition(pointing, month)
+            with_lock_timeout(
+                conn,
+                partial(_detach, conn, pointing, pointing_partition),
+                LOCK_ATTEMPTS,
+                lock_timeout_ms,
+                f"detach {pointing_partition}",
+            )
         # Detached, nothing writes to it: if it changed since the export, archive it again before dropping.
         rows, digest = _database_digest(conn, partition)
         state = conn.execute(
@@ -210,6 +224,8 @@ def _detach_and_drop(table: str, month: date, partition: str, bucket: str, key: 
         _export_and_verify(table, month, partition, bucket, key)
     with db.transaction() as conn, conn.transaction():
         conn.execute(sql.SQL("DROP TABLE {}").format(sql.Identifier(partition)))
+        for pointing in POINTING_INTO.get(table, ()):
+            conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(_partition(pointing, month))))
         conn.execute(
             "UPDATE archived_months SET dropped_at = now() WHERE table_name = %s AND month = %s", (table, month)
         )

@@ -108,7 +108,7 @@ def dispatch(
         if releasing:  # a dispatcher died mid-release: what it committed but may not have announced goes again
             pending = _batches_with_queued_rows(conn, campaign_id)
         else:
-            conn.execute("DELETE FROM sms_delivery_logs WHERE campaign_id = %s", (campaign_id,))  # a crashed attempt's
+            _discard_earlier_attempt(conn, campaign_id)
             if _members_exceed(conn, campaign_id, settings.release_chunk_rows):
                 _begin_release(conn, campaign_id, size, settings)
                 releasing, pending = True, []
@@ -371,10 +371,22 @@ def _materialise(
         return list(pool.map(share, range(workers)))
 
 
+def _discard_earlier_attempt(conn: Connection[DictRow], campaign_id: UUID) -> None:
+    """Deletes the rows a crashed attempt's workers committed, and commits, before the workers insert again.
+
+    Not in the coordinating transaction: the open batches' trigger (sql/0027) locks the batches it deletes
+    from until the deletion commits, and the workers, on connections of their own, would wait for the
+    coordinator that waits for them. The coordinator's lock on the campaign row keeps every other dispatcher
+    of it out meanwhile."""
+    found = conn.execute("SELECT 1 FROM sms_delivery_logs WHERE campaign_id = %s LIMIT 1", (campaign_id,)).fetchone()
+    if found is not None:
+        with db.connect_direct() as other:
+            other.execute("DELETE FROM sms_delivery_logs WHERE campaign_id = %s", (campaign_id,))
+
+
 def _batches_with_queued_rows(conn: Connection[DictRow], campaign_id: UUID) -> list[int]:
     rows = conn.execute(
-        """SELECT DISTINCT batch_number FROM sms_delivery_logs
-            WHERE campaign_id = %s AND phase = 'in_flight' AND status = 'queued' AND NOT held""",
+        "SELECT batch_number FROM send_batches WHERE reference_id = %s AND unsent > held ORDER BY batch_number",
         (campaign_id,),
     ).fetchall()
     return [row["batch_number"] for row in rows]

@@ -19,7 +19,16 @@ from smsplatform.core import pagination
 from smsplatform.core.errors import NotFoundError
 from smsplatform.core.pagination import Cursor, Page
 from smsplatform.sending.keywords import Keyword
-from smsplatform.sending.messages import ANY_COUNTED, COLUMNS, Message, MessageCursor, MessageStatus, phase_of
+from smsplatform.sending.messages import (
+    ANY_COUNTED,
+    COLUMNS,
+    FROM_FIRST_OPEN,
+    Message,
+    MessageCursor,
+    MessageStatus,
+    phase_of,
+    unsent,
+)
 
 
 @dataclass(frozen=True)
@@ -52,13 +61,17 @@ def list_messages(
     conditions, values = _conditions(
         {
             "status": ("status = %(status)s", where.status),
-            # Along the campaign's index of unsent and failed rows when it has one (no other list reads it);
-            # sent and delivered ones are looked for only if the campaign's counters hold any.
+            # Along the campaign's index of scheduled and failed rows when it has one (no other list reads it);
+            # queued and sending ones from its first open batch on, sent and delivered ones only if the
+            # campaign's counters hold any.
             "phase": ("phase = %(phase)s", phase_of(where.status) if where.status and where.campaign_id else None),
             "counted": (
                 ANY_COUNTED,
-                True if where.status and where.campaign_id and not phase_of(where.status) else None,
+                True
+                if where.status and where.campaign_id and not phase_of(where.status) and not unsent(where.status)
+                else None,
             ),
+            "open": (FROM_FIRST_OPEN, True if where.campaign_id and unsent(where.status) else None),
             "to": ("phone_number = %(to)s", where.to),
             "since": ("created_at >= %(since)s", where.since),
             "until": ("created_at < %(until)s", where.until),

@@ -18,6 +18,7 @@ from smsplatform.billing import settlement
 from smsplatform.campaigns import campaigns
 from smsplatform.core import queues
 from smsplatform.core.queue_messages import Release, SendBatch, SendKind
+from smsplatform.sending import open_batches
 
 _CLOSED = "The account was closed before this message was sent."
 
@@ -43,13 +44,15 @@ def close(conn: Connection[DictRow], user_id: UUID) -> list[tuple[SendKind, UUID
         (user_id,),
     ).fetchall()
     campaigns.end_releases(conn, [row["id"] for row in cancelled])  # nothing more is materialised for them
+    unsent = open_batches.rows_of("SELECT * FROM send_batches WHERE user_id = %(user)s", "l.id, l.created_at")
     stopped = conn.execute(
-        """UPDATE sms_delivery_logs SET status = 'failed', error_code = 'cancelled', error_message = %s,
-                  held = false, updated_at = now()
-            WHERE user_id = %s AND phase IN ('scheduled', 'in_flight') AND status IN ('scheduled', 'queued')
-        RETURNING CASE WHEN campaign_id IS NOT NULL THEN 'campaign' ELSE 'request' END AS kind,
-                  coalesce(campaign_id, request_id) AS id""",
-        (_CLOSED, user_id),
+        f"""UPDATE sms_delivery_logs l SET status = 'failed', error_code = 'cancelled', error_message = %(text)s,
+                   held = false, updated_at = now()
+              FROM ({unsent}) u
+             WHERE l.id = u.id AND l.created_at = u.created_at AND l.status IN ('scheduled', 'queued')
+         RETURNING CASE WHEN l.campaign_id IS NOT NULL THEN 'campaign' ELSE 'request' END AS kind,
+                   coalesce(l.campaign_id, l.request_id) AS id""",
+        {"text": _CLOSED, "user": user_id},
     ).fetchall()
     # Every campaign it cancelled, too: one whose sender died before settling has no queued rows left.
     return sorted({(row["kind"], row["id"]) for row in stopped} | {("campaign", row["id"]) for row in cancelled})
@@ -64,11 +67,10 @@ def waiting(conn: Connection[DictRow], user_id: UUID) -> Waiting:
     campaigns = conn.execute(
         "SELECT id FROM sms_campaigns WHERE user_id = %s AND status = 'queued'", (user_id,)
     ).fetchall()
+    # Every open batch with rows not held: a batch whose rows a sender holds finds nothing to claim.
     batches = conn.execute(
-        """SELECT DISTINCT CASE WHEN campaign_id IS NOT NULL THEN 'campaign' ELSE 'request' END AS kind,
-                  coalesce(campaign_id, request_id) AS id, batch_number
-             FROM sms_delivery_logs
-            WHERE user_id = %s AND phase = 'in_flight' AND status = 'queued' AND NOT held""",
+        """SELECT kind, reference_id AS id, batch_number FROM send_batches
+            WHERE user_id = %s AND unsent > held ORDER BY reference_id, batch_number""",
         (user_id,),
     ).fetchall()
     return Waiting([row["id"] for row in campaigns], [(row["kind"], row["id"], row["batch_number"]) for row in batches])

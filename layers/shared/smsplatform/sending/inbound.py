@@ -91,9 +91,9 @@ def _owners(conn: Connection[DictRow], provider: str, messages: list[InboundMess
         """SELECT coalesce(
                       (SELECT s.user_id FROM sender_identities s
                         WHERE s.sender_id = i.to_number AND s.kind IN ('number', 'short_code')),
-                      (SELECT d.user_id FROM sms_delivery_logs d
-                        WHERE i.reply_to IS NOT NULL AND d.external_message_id = i.reply_to
-                          AND d.provider = %(provider)s
+                      (SELECT d.user_id FROM provider_message_ids p
+                         JOIN sms_delivery_logs d ON d.id = p.message_id AND d.created_at = p.created_at
+                        WHERE i.reply_to IS NOT NULL AND p.provider = %(provider)s AND p.external_id = i.reply_to
                         LIMIT 1),
                       (SELECT d.user_id FROM sms_delivery_logs d
                         WHERE d.phone_number = i.from_number

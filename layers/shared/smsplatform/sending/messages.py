@@ -43,13 +43,21 @@ ANY_COUNTED = """(SELECT coalesce(sum(k.messages), 0) > 0 FROM campaign_message_
                    WHERE k.campaign_id = %(campaign)s AND k.state = %(status)s)"""
 
 
+# For a campaign's queued or sending messages: they are in its open batches (sql/0027), which start at the
+# first one still open. Needs %(campaign)s.
+FROM_FIRST_OPEN = """batch_number >= (SELECT coalesce(min(o.batch_number), 2147483647) FROM send_batches o
+                                        WHERE o.reference_id = %(campaign)s)"""
+
+
 def phase_of(status: str) -> str | None:
-    """The row's `phase` for a status (sql/0022): what the partial indexes name instead of the status, so
-    that claiming (queued to sending) and receipting (sent to delivered) update a row in place. A query
-    for a status that has a phase names the phase too, to read along those indexes."""
-    if status in ("queued", "sending"):
-        return "in_flight"
-    return None if status in ("sent", "delivered") else status
+    """The row's `phase` for a status (sql/0027): what the partial indexes name instead of the status, so
+    that the claim (queued to sending), the record (to sent) and the receipt (to delivered) update a row in
+    place. A query for a status that has a phase names the phase too, to read along those indexes."""
+    return None if status in ("queued", "sending", "sent", "delivered") else status
+
+
+def unsent(status: str | None) -> bool:
+    return status in ("queued", "sending")
 
 
 @dataclass(frozen=True)
@@ -189,16 +197,13 @@ def send(
 
 
 def _check_backlog(conn: Connection[DictRow], user_id: UUID, adding: int, limit: int | None) -> None:
-    """Refuses a send that would take the account's waiting single messages past `limit`. The count stops at
-    the limit, along a partial index of waiting single sends, so it costs at most `limit` index entries."""
+    """Refuses a send that would take the account's waiting single messages past `limit`: the unsent rows
+    its open single-send batches count (sql/0027), a row per batch."""
     if limit is None:
         return
     row = conn.execute(
-        """SELECT count(*) AS n FROM (
-               SELECT 1 FROM sms_delivery_logs
-                WHERE user_id = %s AND request_id IS NOT NULL AND phase IN ('scheduled', 'in_flight')
-                LIMIT %s) waiting""",
-        (user_id, limit),
+        "SELECT coalesce(sum(unsent), 0)::int AS n FROM send_batches WHERE user_id = %s AND kind = 'request'",
+        (user_id,),
     ).fetchone()
     waiting = row["n"] if row else 0
     if waiting + adding > limit:
@@ -286,9 +291,13 @@ def list_campaign_messages(
         raise NotFoundError("No such campaign.")
     keyset = "AND (batch_number, id) > (%(batch)s, %(after)s)" if cursor else ""
     phase = phase_of(status) if status else None
-    # A status with a phase reads the campaign's few rows of that phase; sent and delivered are most of it.
+    # A status with a phase reads the campaign's few rows of that phase; queued or sending ones are read from
+    # its first open batch on, sent and delivered ones only if its counters hold any.
     only = ("AND status = %(status)s" if status else "") + (" AND phase = %(phase)s" if phase else "")
-    only += f" AND {ANY_COUNTED}" if status and not phase else ""
+    if unsent(status):
+        only += f" AND {FROM_FIRST_OPEN}"
+    elif status and not phase:
+        only += f" AND {ANY_COUNTED}"
     rows = conn.execute(
         f"""SELECT {COLUMNS} FROM sms_delivery_logs
              WHERE campaign_id = %(campaign)s {only} {keyset}

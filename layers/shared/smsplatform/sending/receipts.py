@@ -30,8 +30,9 @@ def apply(conn: Connection[DictRow], provider: str, receipts: list[Receipt]) -> 
     latest = {receipt.external_id: receipt for receipt in receipts}  # one per message, the last one given
     batch = list(latest.values())
     with conn.transaction():
-        # One index probe per receipt (LATERAL ... LIMIT 1): mid-campaign the column's statistics still say
-        # "all NULL", and the planner would otherwise hash-join the whole partition for every batch. The arrays
+        # One index probe of the provider's ids (sql/0027) per receipt (LATERAL ... LIMIT 1): mid-campaign their
+        # statistics may not know the new ids yet, and the planner would otherwise hash-join a whole month of
+        # them for every batch. The arrays
         # go in binary (%b), cheaper to dump than text. What moved comes back as two arrays in one row, not
         # as a row per message, which cost more Python to build than the statement took.
         updated = conn.execute(
@@ -45,8 +46,8 @@ def apply(conn: Connection[DictRow], provider: str, receipts: list[Receipt]) -> 
                                      %(codes)b::text[], %(messages)b::text[])
                               AS r(external_id, status, at, code, message)
                          CROSS JOIN LATERAL (
-                             SELECT d.id, d.created_at FROM sms_delivery_logs d
-                              WHERE d.external_message_id = r.external_id AND d.provider = %(provider)s LIMIT 1) x
+                             SELECT p.message_id AS id, p.created_at FROM provider_message_ids p
+                              WHERE p.provider = %(provider)s AND p.external_id = r.external_id LIMIT 1) x
                       ) m
                 WHERE l.id = m.id AND l.created_at = m.created_at AND l.status = 'sent'
             RETURNING l.external_message_id, l.user_id)
@@ -67,11 +68,10 @@ def apply(conn: Connection[DictRow], provider: str, receipts: list[Receipt]) -> 
         rest = [r.external_id for r in batch if r.external_id not in done]
         known = (
             {
-                row["external_message_id"]
+                row["external_id"]
                 for row in conn.execute(
-                    """SELECT external_message_id FROM sms_delivery_logs
-                        WHERE external_message_id = ANY(%s) AND provider = %s""",
-                    (rest, provider),
+                    "SELECT external_id FROM provider_message_ids WHERE provider = %s AND external_id = ANY(%s)",
+                    (provider, rest),
                 )
             }
             if rest

@@ -23,8 +23,8 @@ period fail as `expired` (and are refunded when their reference settles), and
 messages held for a sending window or a scheduled time are woken and their
 batches announced (sending/windows.py).
 
-Every statement starts from the partial index of in-flight rows or from
-campaigns stopped or sending now, so it stays flat as history grows.
+Every statement starts from the open batches (sql/0027) or from campaigns
+stopped or sending now, so it stays flat as history grows.
 """
 
 from dataclasses import dataclass
@@ -40,7 +40,7 @@ from smsplatform.core.clock import SYSTEM_CLOCK, Clock
 from smsplatform.core.config import Settings
 from smsplatform.core.observability import logger
 from smsplatform.core.queue_messages import SendBatch, SendKind
-from smsplatform.sending import exports, windows
+from smsplatform.sending import exports, open_batches, windows
 from smsplatform.sending.sender import EXPIRED_TEXT
 
 _BATCH = 10_000  # rows per statement; a larger backlog is taken over the next ticks
@@ -70,8 +70,8 @@ def _stopped_campaigns(conn: Connection[DictRow], settings: Settings) -> list[Di
                       error_message = CASE WHEN l.status = 'sending' THEN %(in_doubt)s
                                            ELSE replace(%(stopped)s, '{status}', s.status) END,
                       claimed_at = NULL, updated_at = now()
-                 FROM stopped s
-                WHERE l.campaign_id = s.id AND l.phase = 'in_flight'
+                 FROM stopped s JOIN send_batches b ON b.reference_id = s.id AND b.kind = 'campaign'
+                WHERE l.campaign_id = b.reference_id AND l.batch_number = b.batch_number
                   AND (l.status = 'queued'
                        OR (l.status = 'sending' AND l.claimed_at < now() - make_interval(secs => %(lease)s)))
                RETURNING l.campaign_id)
@@ -80,24 +80,36 @@ def _stopped_campaigns(conn: Connection[DictRow], settings: Settings) -> list[Di
     ).fetchall()
 
 
+# Open batches with rows a sender should have taken by now, oldest first; a suspended account's are held,
+# not lost, and left as they are.
+_IDLE_BATCHES = """SELECT b.* FROM send_batches b
+                     JOIN users u ON u.id = b.user_id AND u.account_status <> 'suspended'
+                    WHERE b.unsent > b.held
+                      AND b.idle_since < now() - make_interval(secs => least(%(request_stall)s, %(stall)s))"""
+
+
 def _idle_rows(conn: Connection[DictRow], settings: Settings) -> list[DictRow]:
     """Announces idle rows' batches again (counting it), or finalises them; returns what became of each."""
+    candidates = open_batches.rows_of(
+        _IDLE_BATCHES,
+        "l.id, l.created_at, l.user_id, l.campaign_id, l.recoveries",
+        # Not held (they wait on purpose); idle_since is never later than updated_at.
+        """NOT l.held
+           AND l.updated_at < now() - make_interval(secs => CASE WHEN l.request_id IS NOT NULL
+                                                                 THEN %(request_stall)s ELSE %(stall)s END)
+           AND (l.status = 'queued'
+                OR (l.status = 'sending' AND l.claimed_at < now() - make_interval(secs => %(lease)s)))""",
+        "ORDER BY b.idle_since LIMIT %(limit)s FOR UPDATE OF l SKIP LOCKED",
+    )
     return conn.execute(
-        """WITH idle AS (
-               SELECT l.id, l.created_at, l.status, coalesce(c.status, 'sending') AS campaign_status,
+        f"""WITH candidates AS ({candidates}),
+           idle AS (
+               SELECT i.id, i.created_at, coalesce(c.status, 'sending') AS campaign_status,
                       ((c.status IS NOT NULL AND c.status <> 'sending') OR u.account_status = 'closed') AS stopped,
-                      l.recoveries >= %(max)s AS spent
-                 FROM sms_delivery_logs l
-                 JOIN users u ON u.id = l.user_id AND u.account_status <> 'suspended'  -- held, not lost
-                 LEFT JOIN sms_campaigns c ON c.id = l.campaign_id
-                WHERE l.phase = 'in_flight' AND NOT l.held  -- held ones wait on purpose
-                  -- the index's bound: idle_since is never later than updated_at
-                  AND l.idle_since < now() - make_interval(secs => least(%(request_stall)s, %(stall)s))
-                  AND l.updated_at < now() - make_interval(secs => CASE WHEN l.request_id IS NOT NULL
-                                                                        THEN %(request_stall)s ELSE %(stall)s END)
-                  AND (l.status = 'queued' OR l.claimed_at < now() - make_interval(secs => %(lease)s))
-                ORDER BY l.idle_since LIMIT %(limit)s
-                FOR UPDATE OF l SKIP LOCKED)
+                      i.recoveries >= %(max)s AS spent
+                 FROM candidates i
+                 JOIN users u ON u.id = i.user_id
+                 LEFT JOIN sms_campaigns c ON c.id = i.campaign_id)
            UPDATE sms_delivery_logs l
               SET status = CASE WHEN i.stopped OR i.spent THEN 'failed' ELSE l.status END,
                   error_code = CASE WHEN NOT (i.stopped OR i.spent) THEN l.error_code
@@ -105,7 +117,7 @@ def _idle_rows(conn: Connection[DictRow], settings: Settings) -> list[DictRow]:
                                     WHEN i.stopped THEN 'cancelled' ELSE 'expired' END,
                   error_message = CASE WHEN NOT (i.stopped OR i.spent) THEN l.error_message
                                        WHEN l.status = 'sending' THEN %(in_doubt)s
-                                       WHEN i.stopped THEN replace(%(stopped_text)s, '{status}',
+                                       WHEN i.stopped THEN replace(%(stopped_text)s, '{{status}}',
                                                                    CASE WHEN i.campaign_status = 'sending'
                                                                         THEN 'stopped' ELSE i.campaign_status END)
                                        ELSE %(expired)s END,
@@ -131,14 +143,16 @@ def _idle_rows(conn: Connection[DictRow], settings: Settings) -> list[DictRow]:
 
 
 def _expired(conn: Connection[DictRow], now: datetime) -> list[DictRow]:
-    """Unsent messages past their validity period fail as expired; through the partial index of those that
-    have one and are not sent yet."""
+    """Unsent messages past their validity period fail as expired; read from the open batches whose
+    earliest validity end has passed."""
+    due = open_batches.rows_of(
+        "SELECT * FROM send_batches WHERE expires_at <= %(now)s",
+        "l.id, l.created_at",
+        "l.expires_at <= %(now)s AND l.status IN ('scheduled', 'queued')",
+        "ORDER BY b.expires_at LIMIT %(limit)s FOR UPDATE OF l SKIP LOCKED",
+    )
     return conn.execute(
-        """WITH due AS (
-               SELECT id, created_at FROM sms_delivery_logs
-                WHERE expires_at IS NOT NULL AND expires_at <= %(now)s
-                  AND phase IN ('scheduled', 'in_flight') AND status IN ('scheduled', 'queued')
-                ORDER BY expires_at LIMIT %(limit)s FOR UPDATE SKIP LOCKED)
+        f"""WITH due AS ({due})
            UPDATE sms_delivery_logs l
               SET status = 'failed', error_code = 'expired', error_message = %(text)s, held = false,
                   updated_at = now()

@@ -202,7 +202,7 @@ def wake(conn: Connection[DictRow], now: datetime) -> Woken:
     rows = conn.execute(
         """WITH due AS (
                SELECT l.id, l.created_at FROM sms_delivery_logs l
-                WHERE l.held AND l.phase IN ('scheduled', 'in_flight') AND l.status IN ('scheduled', 'queued')
+                WHERE l.held AND (l.phase IS NULL OR l.phase = 'scheduled') AND l.status IN ('scheduled', 'queued')
                   AND l.not_before <= %s
                   AND NOT EXISTS (SELECT 1 FROM sms_campaigns c WHERE c.id = l.campaign_id AND c.status <> 'sending')
                 ORDER BY l.not_before LIMIT %s FOR UPDATE OF l SKIP LOCKED)
