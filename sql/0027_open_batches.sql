@@ -67,7 +67,8 @@ BEGIN
                idle_since = greatest(b.idle_since, excluded.idle_since),
                expires_at = least(b.expires_at, excluded.expires_at)
         RETURNING b.*)
-    SELECT array_agg(ROW(reference_id, batch_number, kind, user_id, unsent, held, idle_since, expires_at)::sms_batch_change)
+    SELECT array_agg(
+               ROW(reference_id, batch_number, kind, user_id, unsent, held, idle_since, expires_at)::sms_batch_change)
       INTO emptied FROM upserted WHERE unsent <= 0;
     IF emptied IS NOT NULL THEN
         DELETE FROM send_batches b USING unnest(emptied) e

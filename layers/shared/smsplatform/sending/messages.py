@@ -57,6 +57,7 @@ def phase_of(status: str) -> str | None:
 
 
 def unsent(status: str | None) -> bool:
+    """Whether a status filter asks for rows of open batches (sql/0027), which have no phase."""
     return status in ("queued", "sending")
 
 

@@ -32,9 +32,9 @@ def apply(conn: Connection[DictRow], provider: str, receipts: list[Receipt]) -> 
     with conn.transaction():
         # One index probe of the provider's ids (sql/0027) per receipt (LATERAL ... LIMIT 1): mid-campaign their
         # statistics may not know the new ids yet, and the planner would otherwise hash-join a whole month of
-        # them for every batch. The arrays
-        # go in binary (%b), cheaper to dump than text. What moved comes back as two arrays in one row, not
-        # as a row per message, which cost more Python to build than the statement took.
+        # them for every batch. The arrays go in binary (%b), cheaper to dump than text. What moved comes back
+        # as two arrays in one row, not as a row per message, which cost more Python to build than the
+        # statement took.
         updated = conn.execute(
             """WITH moved AS (
                UPDATE sms_delivery_logs l
