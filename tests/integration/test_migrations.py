@@ -155,3 +155,74 @@ def test_partitioning_the_audit_trail_keeps_every_row_and_the_append_only_rule(
     assert len(after) == 41
     assert partitioned == ("p",)
     assert in_default == (0,)  # every month, back to the oldest row, got its own partition
+
+
+def test_open_batches_and_provider_ids_are_filled_from_the_rows_a_live_database_has(
+    fresh_database: DatabaseFactory, tmp_path: Path
+) -> None:
+    """sql/0027 on a database with messages in every state: the open batches are exactly those with unsent
+    rows, and every recorded provider id (an old month's too) is found by the receipts' lookup."""
+    url = fresh_database.create(migrated=False)
+    for migration in sorted((ROOT / "sql").glob("*.sql")):
+        if migration.name < "0027":
+            (tmp_path / migration.name).write_text(migration.read_text())
+    apply_migrations(url, tmp_path)
+    with psycopg.connect(url, autocommit=True) as conn:
+        user = conn.execute(
+            "INSERT INTO users (username, email, password_hash) VALUES ('old', 'old@example.com', 'x') RETURNING id"
+        ).fetchone()
+        assert user is not None
+        conn.execute(
+            """INSERT INTO sms_campaigns (id, user_id, name, message_template, status)
+               VALUES ('6c6f2e1a-0000-4000-8000-000000000001', %s, 'Soldes', 'Bonjour', 'sending')""",
+            (user[0],),
+        )
+        conn.execute(
+            """INSERT INTO sms_delivery_logs (user_id, campaign_id, request_id, phone_number, status, batch_number,
+                                              held, expires_at, provider, external_message_id, body, cost,
+                                              created_at)
+               SELECT %s, CASE WHEN r.kind = 'campaign' THEN '6c6f2e1a-0000-4000-8000-000000000001'::uuid END,
+                      CASE WHEN r.kind = 'request' THEN '6c6f2e1a-0000-4000-8000-000000000002'::uuid END,
+                      '+4474001232' || lpad((row_number() OVER ())::text, 2, '0'), r.status, r.batch, r.held,
+                      r.expires_at, r.provider, r.external_id, %s, 1, r.created_at
+                 FROM (VALUES ('campaign', 'queued', 0, false, NULL::timestamptz, NULL, NULL, now()),
+                              ('campaign', 'queued', 0, false, NULL, NULL, NULL, now()),
+                              ('campaign', 'sending', 0, false, NULL, NULL, NULL, now()),
+                              ('campaign', 'queued', 1, true, now() + interval '1 hour', NULL, NULL, now()),
+                              ('campaign', 'sent', 2, false, NULL, 'simulator', 'SM-a', now()),
+                              ('campaign', 'delivered', 2, false, NULL, 'simulator', 'SM-b', now()),
+                              ('campaign', 'failed', 2, false, NULL, NULL, NULL, now()),
+                              ('request', 'scheduled', 0, true, now() + interval '2 hours', NULL, NULL, now()),
+                              ('request', 'sent', 1, false, NULL, 'twilio', 'SM-a', now() - interval '400 days'))
+                      AS r(kind, status, batch, held, expires_at, provider, external_id, created_at)""",
+            (user[0], "Réservation « 20 % » — رسالة \\ 🎉"),
+        )
+
+    (tmp_path / "0027_open_batches.sql").write_text((ROOT / "sql" / "0027_open_batches.sql").read_text())
+    assert "0027_open_batches" in apply_migrations(url, tmp_path)
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        batches = conn.execute(
+            """SELECT kind, batch_number, unsent, held, expires_at IS NOT NULL AS expires
+                 FROM send_batches ORDER BY kind, batch_number"""
+        ).fetchall()
+        found = conn.execute(
+            """SELECT p.provider, p.external_id, l.status FROM provider_message_ids p
+                 JOIN sms_delivery_logs l ON l.id = p.message_id AND l.created_at = p.created_at
+                ORDER BY 1, 2"""
+        ).fetchall()
+        phases = conn.execute("SELECT DISTINCT status, phase FROM sms_delivery_logs ORDER BY 1").fetchall()
+    assert batches == [
+        ("campaign", 0, 3, 0, False),
+        ("campaign", 1, 1, 1, True),
+        ("request", 0, 1, 1, True),
+    ]
+    assert found == [("simulator", "SM-a", "sent"), ("simulator", "SM-b", "delivered"), ("twilio", "SM-a", "sent")]
+    assert phases == [
+        ("delivered", None),
+        ("failed", "failed"),
+        ("queued", None),
+        ("scheduled", "scheduled"),
+        ("sending", None),
+        ("sent", None),
+    ]
