@@ -1,5 +1,6 @@
 """Scenario builders over the API: credits, groups of people, campaigns, balances."""
 
+import uuid
 from typing import Any
 
 from tests.support.harness import Api
@@ -84,16 +85,12 @@ def leave_idle(conn: Any, minutes: int, where: str = "TRUE") -> None:
 def insert_recorded(conn: Any, columns: dict[str, Any]) -> None:
     """A message row as a sender records it (an API send's, unless `columns` say otherwise), with the
     provider's id that receipts and replies find it by (sql/0027)."""
-    values = {"request_id": None, "status": "sent", **columns}
+    values = {"request_id": uuid.uuid4(), "status": "sent", **columns}
     names = ", ".join(values)
+    placeholders = ", ".join(f"%({name})s" for name in values)
     conn.execute(
         f"""WITH recorded AS (
-               INSERT INTO sms_delivery_logs ({names})
-               VALUES ({
-            ", ".join(
-                f"coalesce(%({name})s, gen_random_uuid())" if name == "request_id" else f"%({name})s" for name in values
-            )
-        })
+               INSERT INTO sms_delivery_logs ({names}) VALUES ({placeholders})
             RETURNING provider, external_message_id, id, created_at)
             INSERT INTO provider_message_ids (provider, external_id, message_id, created_at)
             SELECT * FROM recorded""",
