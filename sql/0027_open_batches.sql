@@ -78,7 +78,10 @@ BEGIN
 END
 $$;
 
-CREATE FUNCTION sms_send_batches_inserted() RETURNS trigger LANGUAGE plpgsql AS $$
+-- Rows inserted or deleted: the one transition table is `changed_rows` for both.
+CREATE FUNCTION sms_send_batches_inserted_or_deleted() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    direction integer := CASE TG_OP WHEN 'DELETE' THEN -1 ELSE 1 END;
 BEGIN
     IF current_setting('sms.moving_partition_rows', true) = 'on' THEN
         RETURN NULL;  -- rows moved between partitions, already counted (0020)
@@ -86,9 +89,10 @@ BEGIN
     PERFORM sms_send_batches_apply(ARRAY(
         SELECT ROW(coalesce(campaign_id, request_id), batch_number,
                    CASE WHEN bool_or(campaign_id IS NOT NULL) THEN 'campaign' ELSE 'request' END,
-                   (array_agg(user_id))[1], count(*), count(*) FILTER (WHERE held), max(idle_since),
-                   min(expires_at))::sms_batch_change
-          FROM new_rows
+                   (array_agg(user_id))[1], direction * count(*), direction * count(*) FILTER (WHERE held),
+                   CASE WHEN direction > 0 THEN max(idle_since) END,
+                   CASE WHEN direction > 0 THEN min(expires_at) END)::sms_batch_change
+          FROM changed_rows
          WHERE sms_unsent(status) AND coalesce(campaign_id, request_id) IS NOT NULL AND batch_number IS NOT NULL
          GROUP BY coalesce(campaign_id, request_id), batch_number));
     RETURN NULL;
@@ -123,29 +127,13 @@ BEGIN
 END
 $$;
 
-CREATE FUNCTION sms_send_batches_deleted() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    IF current_setting('sms.moving_partition_rows', true) = 'on' THEN
-        RETURN NULL;
-    END IF;
-    PERFORM sms_send_batches_apply(ARRAY(
-        SELECT ROW(coalesce(campaign_id, request_id), batch_number,
-                   CASE WHEN bool_or(campaign_id IS NOT NULL) THEN 'campaign' ELSE 'request' END,
-                   (array_agg(user_id))[1], -count(*), -count(*) FILTER (WHERE held), NULL, NULL)::sms_batch_change
-          FROM old_rows
-         WHERE sms_unsent(status) AND coalesce(campaign_id, request_id) IS NOT NULL AND batch_number IS NOT NULL
-         GROUP BY coalesce(campaign_id, request_id), batch_number));
-    RETURN NULL;
-END
-$$;
-
 CREATE TRIGGER sms_delivery_logs_batches_inserted AFTER INSERT ON sms_delivery_logs
-    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION sms_send_batches_inserted();
+    REFERENCING NEW TABLE AS changed_rows FOR EACH STATEMENT EXECUTE FUNCTION sms_send_batches_inserted_or_deleted();
 CREATE TRIGGER sms_delivery_logs_batches_updated AFTER UPDATE ON sms_delivery_logs
     REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
     FOR EACH STATEMENT EXECUTE FUNCTION sms_send_batches_updated();
 CREATE TRIGGER sms_delivery_logs_batches_deleted AFTER DELETE ON sms_delivery_logs
-    REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION sms_send_batches_deleted();
+    REFERENCING OLD TABLE AS changed_rows FOR EACH STATEMENT EXECUTE FUNCTION sms_send_batches_inserted_or_deleted();
 
 -- The batches with unsent rows now (the triggers above hold the table's writers off until this commits).
 INSERT INTO send_batches (reference_id, batch_number, kind, user_id, unsent, held, idle_since, expires_at)

@@ -4,6 +4,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -113,25 +114,33 @@ def test_badly_named_files_are_refused(fresh_database: DatabaseFactory, tmp_path
         apply_migrations(url, tmp_path)
 
 
-def test_partitioning_the_audit_trail_keeps_every_row_and_the_append_only_rule(
-    fresh_database: DatabaseFactory, tmp_path: Path
-) -> None:
+def _migrated_before(fresh_database: DatabaseFactory, folder: Path, version: str) -> tuple[str, Any]:
+    """A database with every migration before `version` (copied into `folder`) and an account; its URL and
+    the account's id."""
     url = fresh_database.create(migrated=False)
     for migration in sorted((ROOT / "sql").glob("*.sql")):
-        if migration.name < "0019":
-            (tmp_path / migration.name).write_text(migration.read_text())
-    apply_migrations(url, tmp_path)
+        if migration.name < version:
+            (folder / migration.name).write_text(migration.read_text())
+    apply_migrations(url, folder)
     with psycopg.connect(url, autocommit=True) as conn:
         user = conn.execute(
             "INSERT INTO users (username, email, password_hash) VALUES ('old', 'old@example.com', 'x') RETURNING id"
         ).fetchone()
-        assert user is not None
+    assert user is not None
+    return url, user[0]
+
+
+def test_partitioning_the_audit_trail_keeps_every_row_and_the_append_only_rule(
+    fresh_database: DatabaseFactory, tmp_path: Path
+) -> None:
+    url, user_id = _migrated_before(fresh_database, tmp_path, "0019")
+    with psycopg.connect(url, autocommit=True) as conn:
         conn.execute(
             """INSERT INTO audit_logs (user_id, action, details, ip_address, created_at)
                SELECT %s, 'login', jsonb_build_object('n', n, 'note', 'ünïcødé "quoted"'), '203.0.113.7',
                       now() - make_interval(days => n * 20)
                  FROM generate_series(0, 40) n""",
-            (user[0],),
+            (user_id,),
         )
         before = conn.execute("SELECT id, user_id, action, details, ip_address, created_at FROM audit_logs ORDER BY id")
         kept_before = before.fetchall()
@@ -162,20 +171,12 @@ def test_open_batches_and_provider_ids_are_filled_from_the_rows_a_live_database_
 ) -> None:
     """sql/0027 on a database with messages in every state: the open batches are exactly those with unsent
     rows, and every recorded provider id (an old month's too) is found by the receipts' lookup."""
-    url = fresh_database.create(migrated=False)
-    for migration in sorted((ROOT / "sql").glob("*.sql")):
-        if migration.name < "0027":
-            (tmp_path / migration.name).write_text(migration.read_text())
-    apply_migrations(url, tmp_path)
+    url, user_id = _migrated_before(fresh_database, tmp_path, "0027")
     with psycopg.connect(url, autocommit=True) as conn:
-        user = conn.execute(
-            "INSERT INTO users (username, email, password_hash) VALUES ('old', 'old@example.com', 'x') RETURNING id"
-        ).fetchone()
-        assert user is not None
         conn.execute(
             """INSERT INTO sms_campaigns (id, user_id, name, message_template, status)
                VALUES ('6c6f2e1a-0000-4000-8000-000000000001', %s, 'Soldes', 'Bonjour', 'sending')""",
-            (user[0],),
+            (user_id,),
         )
         conn.execute(
             """INSERT INTO sms_delivery_logs (user_id, campaign_id, request_id, phone_number, status, batch_number,
@@ -195,7 +196,7 @@ def test_open_batches_and_provider_ids_are_filled_from_the_rows_a_live_database_
                               ('request', 'scheduled', 0, true, now() + interval '2 hours', NULL, NULL, now()),
                               ('request', 'sent', 1, false, NULL, 'twilio', 'SM-a', now() - interval '400 days'))
                       AS r(kind, status, batch, held, expires_at, provider, external_id, created_at)""",
-            (user[0], "Réservation « 20 % » — رسالة \\ 🎉"),
+            (user_id, "Réservation « 20 % » — رسالة \\ 🎉"),
         )
 
     (tmp_path / "0027_open_batches.sql").write_text((ROOT / "sql" / "0027_open_batches.sql").read_text())
