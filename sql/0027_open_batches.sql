@@ -52,29 +52,19 @@ CREATE TYPE sms_batch_change AS (
 -- Adds the changes; a batch left with no unsent row is deleted. In key order, so statements that touch
 -- several batches lock their rows in one order and never deadlock on them.
 CREATE FUNCTION sms_send_batches_apply(changes sms_batch_change[]) RETURNS void LANGUAGE plpgsql AS $$
-DECLARE
-    emptied sms_batch_change[];
 BEGIN
-    IF changes IS NULL THEN
-        RETURN;
+    IF coalesce(cardinality(changes), 0) = 0 THEN
+        RETURN;  -- a claim, a receipt: nothing to add
     END IF;
-    WITH upserted AS (
-        INSERT INTO send_batches AS b (reference_id, batch_number, kind, user_id, unsent, held, idle_since,
-                                       expires_at)
-        SELECT reference_id, batch_number, kind, user_id, unsent, held, coalesce(idle_since, now()), expires_at
-          FROM unnest(changes) ORDER BY reference_id, batch_number
-        ON CONFLICT (reference_id, batch_number) DO UPDATE
-           SET unsent = b.unsent + excluded.unsent, held = b.held + excluded.held,
-               idle_since = greatest(b.idle_since, excluded.idle_since),
-               expires_at = least(b.expires_at, excluded.expires_at)
-        RETURNING b.*)
-    SELECT array_agg(
-               ROW(reference_id, batch_number, kind, user_id, unsent, held, idle_since, expires_at)::sms_batch_change)
-      INTO emptied FROM upserted WHERE unsent <= 0;
-    IF emptied IS NOT NULL THEN
-        DELETE FROM send_batches b USING unnest(emptied) e
-         WHERE b.reference_id = e.reference_id AND b.batch_number = e.batch_number AND b.unsent <= 0;
-    END IF;
+    INSERT INTO send_batches AS b (reference_id, batch_number, kind, user_id, unsent, held, idle_since, expires_at)
+    SELECT reference_id, batch_number, kind, user_id, unsent, held, coalesce(idle_since, now()), expires_at
+      FROM unnest(changes) ORDER BY reference_id, batch_number
+    ON CONFLICT (reference_id, batch_number) DO UPDATE
+       SET unsent = b.unsent + excluded.unsent, held = b.held + excluded.held,
+           idle_since = greatest(b.idle_since, excluded.idle_since),
+           expires_at = least(b.expires_at, excluded.expires_at);
+    DELETE FROM send_batches b USING unnest(changes) c
+     WHERE b.reference_id = c.reference_id AND b.batch_number = c.batch_number AND b.unsent <= 0;
 END
 $$;
 

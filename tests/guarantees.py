@@ -487,8 +487,8 @@ BREAKS = [
     (
         "keep a batch open once none of its rows is unsent (the sweeps would read it for good)",
         "sql/0027_open_batches.sql",
-        "      INTO emptied FROM upserted WHERE unsent <= 0;",
-        "      INTO emptied FROM upserted WHERE false;",
+        "     WHERE b.reference_id = c.reference_id AND b.batch_number = c.batch_number AND b.unsent <= 0;",
+        "     WHERE false;",
         T + "test_open_batches.py::test_the_open_batches_are_the_batches_with_unsent_rows_after_every_write",
     ),
     (
