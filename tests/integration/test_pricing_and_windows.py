@@ -92,6 +92,9 @@ def test_a_campaign_over_three_zones_sends_each_only_inside_its_window_and_compl
     pipeline.drain(send_clock=ten)
     after_release = _sent_to(conn)
     waiting = api.request("GET", f"/v1/campaigns/{campaign_id}/messages?status=queued", token=token).json()["data"]
+    waiting_in_history = api.request(
+        "GET", f"/v1/messages?campaign_id={campaign_id}&status=queued", token=token
+    ).json()["data"]
     stats_before = _stats(api, token, campaign_id)
     # 13:00: New York is 08:00, still closed; Kolkata closed at 14:30 UTC but was sent already.
     early = _tick(pipeline, _at(TUESDAY_10_UTC + timedelta(hours=3)))
@@ -104,6 +107,7 @@ def test_a_campaign_over_three_zones_sends_each_only_inside_its_window_and_compl
     assert conn.execute("SELECT count(DISTINCT batch_number) AS n FROM sms_delivery_logs").fetchone()["n"] == 1
     assert after_release == sorted([LONDON, KOLKATA])
     assert [(m["to"], m["not_before"]) for m in waiting] == [(NEW_YORK, "2026-12-01T14:00:00Z")]
+    assert [m["id"] for m in waiting_in_history] == [m["id"] for m in waiting]  # the account's list agrees
     assert (stats_before["waiting"], stats_before["queued"], stats_before["delivered"]) == (1, 1, 2)
     assert early.woken == 0
     assert still == after_release
