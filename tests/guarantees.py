@@ -515,8 +515,8 @@ BREAKS = [
     (
         "look for a campaign's queued messages in the account's list by its counters (held ones count as waiting)",
         L + "sending/history.py",
-        "                if where.status and where.campaign_id and not phase_of(where.status) and not unsent(where.status)",
-        "                if where.status and where.campaign_id and not phase_of(where.status)",
+        '            "counted": (ANY_COUNTED, True if status_in_campaign and not phase and not from_open else None),',
+        '            "counted": (ANY_COUNTED, True if status_in_campaign and not phase else None),',
         T
         + "test_pricing_and_windows.py::test_a_campaign_over_three_zones_sends_each_only_inside_its_window_and_completes",
     ),

@@ -26,8 +26,8 @@ from smsplatform.sending.messages import (
     Message,
     MessageCursor,
     MessageStatus,
+    in_open_batches,
     phase_of,
-    unsent,
 )
 
 
@@ -58,20 +58,18 @@ def list_messages(
     With a campaign, its messages come in reverse send order (last batch first) off the campaign's own
     index, which a newest-first order would need another index on the table to read.
     """
+    # A campaign's rows of a status: along its index of scheduled and failed rows when the status has a phase
+    # (no other list reads it), queued and sending ones from its first open batch on, sent and delivered ones
+    # only if the campaign's counters hold any.
+    status_in_campaign = where.status if where.campaign_id else None
+    phase = phase_of(status_in_campaign) if status_in_campaign else None
+    from_open = in_open_batches(status_in_campaign)
     conditions, values = _conditions(
         {
             "status": ("status = %(status)s", where.status),
-            # Along the campaign's index of scheduled and failed rows when it has one (no other list reads it);
-            # queued and sending ones from its first open batch on, sent and delivered ones only if the
-            # campaign's counters hold any.
-            "phase": ("phase = %(phase)s", phase_of(where.status) if where.status and where.campaign_id else None),
-            "counted": (
-                ANY_COUNTED,
-                True
-                if where.status and where.campaign_id and not phase_of(where.status) and not unsent(where.status)
-                else None,
-            ),
-            "open": (FROM_FIRST_OPEN, True if where.campaign_id and unsent(where.status) else None),
+            "phase": ("phase = %(phase)s", phase),
+            "counted": (ANY_COUNTED, True if status_in_campaign and not phase and not from_open else None),
+            "open": (FROM_FIRST_OPEN, True if from_open else None),
             "to": ("phone_number = %(to)s", where.to),
             "since": ("created_at >= %(since)s", where.since),
             "until": ("created_at < %(until)s", where.until),

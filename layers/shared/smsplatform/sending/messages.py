@@ -56,8 +56,9 @@ def phase_of(status: str) -> str | None:
     return None if status in ("queued", "sending", "sent", "delivered") else status
 
 
-def unsent(status: str | None) -> bool:
-    """Whether a status filter asks for rows of open batches (sql/0027), which have no phase."""
+def in_open_batches(status: str | None) -> bool:
+    """Whether a status filter's rows are read from the open batches (sql/0027): queued and sending have
+    no phase to read them by."""
     return status in ("queued", "sending")
 
 
@@ -295,7 +296,7 @@ def list_campaign_messages(
     # A status with a phase reads the campaign's few rows of that phase; queued or sending ones are read from
     # its first open batch on, sent and delivered ones only if its counters hold any.
     only = ("AND status = %(status)s" if status else "") + (" AND phase = %(phase)s" if phase else "")
-    if unsent(status):
+    if in_open_batches(status):
         only += f" AND {FROM_FIRST_OPEN}"
     elif status and not phase:
         only += f" AND {ANY_COUNTED}"
