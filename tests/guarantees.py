@@ -549,6 +549,20 @@ BREAKS = [
         T + "test_status_callbacks.py::test_a_campaigns_own_url_is_called_when_its_account_names_none",
     ),
     (
+        "give messages random ids again (each insert lands on a random leaf of the primary key)",
+        "sql/0028_time_ordered_message_ids.sql",
+        "ALTER TABLE sms_delivery_logs ALTER COLUMN id SET DEFAULT uuid_v7();",
+        "-- kept",
+        T + "test_message_writes.py::test_message_ids_are_time_ordered_so_that_inserts_append_to_the_primary_key",
+    ),
+    (
+        "make a message id's milliseconds those of the transaction, not of the row",
+        "sql/0028_time_ordered_message_ids.sql",
+        "    SELECT encode(int8send(((extract(epoch FROM clock_timestamp()) * 1000)::bigint << 16)",
+        "    SELECT encode(int8send(((extract(epoch FROM now()) * 1000)::bigint << 16)",
+        T + "test_message_writes.py::test_message_ids_are_time_ordered_so_that_inserts_append_to_the_primary_key",
+    ),
+    (
         "hand out a connection that sat idle without testing it",
         L + "core/db.py",
         "    if returned is None or not 0 <= time.time() - returned < CHECK_IDLE_SECONDS:",

@@ -1,11 +1,13 @@
 """The claim, the record and the receipt update a message row in place (HOT), adding no index entry
-(sql/0022 and 0027, ADRs 0014 and 0017).
+(sql/0022 and 0027, ADRs 0014 and 0017); a message's id is time-ordered, so inserts append to the primary key
+(sql/0028, ADR 0018).
 
 Counted by PostgreSQL itself, in the transaction that wrote the rows: an index that names a column one of
 these steps writes (the status, `updated_at`, `claimed_at`...) makes every such update a non-HOT one.
 """
 
-from datetime import UTC, datetime
+import uuid
+from datetime import UTC, datetime, timedelta
 from typing import Any, get_args
 
 import psycopg
@@ -139,3 +141,33 @@ def test_phase_of_names_the_phase_the_database_derives_for_every_status(
         derived[status] = row["phase"]
     assert derived == {status: phase_of(status) for status in get_args(MessageStatus)}
     assert set(derived.values()) == {None, "scheduled", "undelivered", "failed", "cancelled"}
+
+
+def _written_at(message_id: uuid.UUID) -> datetime:
+    """The Unix milliseconds a version 7 id begins with."""
+    return datetime.fromtimestamp((message_id.int >> 80) / 1000, UTC)
+
+
+def test_message_ids_are_time_ordered_so_that_inserts_append_to_the_primary_key(
+    batch: dict[str, Any], api: Api, user: dict[str, Any], conn: Any
+) -> None:
+    """Released and single-send messages alike: UUID version 7, written in their row's transaction, unique;
+    and ids made one after another never go back in time (a random id would put each insert on a random
+    leaf of the primary key)."""
+    sent = api.request("POST", "/v1/messages", token=user["token"], json_body={"to": ["+447400123301"], "text": TEMPLATE})
+    assert sent.status == 202
+    rows = conn.execute("SELECT id, created_at, clock_timestamp() AS now, campaign_id FROM sms_delivery_logs").fetchall()
+    assert {str(row["campaign_id"]) for row in rows} == {batch["id"], "None"}
+    for row in rows:
+        assert (row["id"].version, row["id"].variant) == (7, uuid.RFC_4122)
+        assert row["created_at"] - timedelta(milliseconds=1) <= _written_at(row["id"]) <= row["now"]
+    assert len({row["id"] for row in rows}) == len(rows)
+
+    made = [row["id"] for row in conn.execute("SELECT uuid_v7() AS id FROM generate_series(1, 100000) ORDER BY 1")]
+    assert len(set(made)) == len(made)
+    in_order = conn.execute(
+        "SELECT uuid_v7() AS id, clock_timestamp() AS at FROM generate_series(1, 20000) g ORDER BY g"
+    ).fetchall()
+    moments = [_written_at(row["id"]) for row in in_order]
+    assert moments == sorted(moments)
+    assert all(abs(_written_at(row["id"]) - row["at"]) <= timedelta(milliseconds=1) for row in in_order)
