@@ -154,9 +154,12 @@ def test_message_ids_are_time_ordered_so_that_inserts_append_to_the_primary_key(
     """Released and single-send messages alike: UUID version 7, written in their row's transaction, unique;
     and ids made one after another never go back in time (a random id would put each insert on a random
     leaf of the primary key)."""
-    sent = api.request("POST", "/v1/messages", token=user["token"], json_body={"to": ["+447400123301"], "text": TEMPLATE})
+    single = {"to": ["+447400123301"], "text": TEMPLATE}
+    sent = api.request("POST", "/v1/messages", token=user["token"], json_body=single)
     assert sent.status == 202
-    rows = conn.execute("SELECT id, created_at, clock_timestamp() AS now, campaign_id FROM sms_delivery_logs").fetchall()
+    rows = conn.execute(
+        "SELECT id, created_at, clock_timestamp() AS now, campaign_id FROM sms_delivery_logs"
+    ).fetchall()
     assert {str(row["campaign_id"]) for row in rows} == {batch["id"], "None"}
     for row in rows:
         assert (row["id"].version, row["id"].variant) == (7, uuid.RFC_4122)
