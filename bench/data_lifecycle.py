@@ -49,7 +49,7 @@ def main(size: int = 1_000_000) -> None:
         # Imported once the platform's environment is set: Powertools reads its namespace at import.
         from smsplatform.core import archive
         from smsplatform.core.config import get_settings
-        from smsplatform.sending import exports
+        from smsplatform.sending import exports, recovery
 
         token, user_id = p.account("lifecycle")
         now = datetime.now(UTC)
@@ -63,7 +63,7 @@ def main(size: int = 1_000_000) -> None:
         settings = get_settings()
         assert settings.archive_bucket is not None
         began = time.perf_counter()
-        done = archive.archive_month("sms_delivery_logs", old, settings.archive_bucket)
+        done = archive.archive_month("sms_delivery_logs", old, settings.archive_bucket, recovery.BEFORE_ARCHIVE)
         seconds = time.perf_counter() - began
         print(
             f"  archive {old:%Y-%m}: {done.rows:,} rows in {seconds:.1f} s ({done.rows / seconds:,.0f} rows/s), "

@@ -563,6 +563,14 @@ BREAKS = [
         T + "test_message_writes.py::test_message_ids_are_time_ordered_so_that_inserts_append_to_the_primary_key",
     ),
     (
+        "archive a month with its unsent messages as they are (their credits stay reserved for rows that go)",
+        L + "core/archive.py",
+        "        if table in before_export:",
+        "        if False:",
+        T
+        + "test_archive.py::test_messages_still_unsent_when_their_month_is_archived_end_final_and_their_credits_come_back",
+    ),
+    (
         "hand out a connection that sat idle without testing it",
         L + "core/db.py",
         "    if returned is None or not 0 <= time.time() - returned < CHECK_IDLE_SECONDS:",

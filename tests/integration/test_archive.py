@@ -4,7 +4,9 @@ a crash at any step repeats safely, and the Glue tables Athena reads declare exa
 import json
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
 from typing import Any
+from uuid import uuid4
 
 import psycopg
 import pytest
@@ -125,6 +127,57 @@ def test_months_past_retention_are_archived_exactly_and_dropped_and_a_second_run
     assert pointed == recent_ids
     states = conn.execute("SELECT verified_at IS NOT NULL AND dropped_at IS NOT NULL AS done FROM archived_months")
     assert [row["done"] for row in states] == [True, True, True]
+
+
+def test_messages_still_unsent_when_their_month_is_archived_end_final_and_their_credits_come_back(
+    archiver: FunctionRuntime, user: dict[str, Any], conn: psycopg.Connection[Any]
+) -> None:
+    """A suspended account's messages wait unsent for as long as it stays suspended. Once their month is past
+    retention they fail (expired, or outcome_unknown where a sender held one) and their send settles before the
+    month is exported: no credit stays reserved for rows that are gone, and no open batch points at them."""
+    from smsplatform.billing import ledger
+
+    month = _month(-14)
+    conn.execute("SELECT create_month_partition('sms_delivery_logs', %s)", (month,))
+    conn.execute("SELECT create_month_partition('provider_message_ids', %s)", (month,))
+    request = uuid4()
+    with conn.transaction():
+        ledger.top_up(conn, user["id"], 20, amount=Decimal(0))
+        ledger.reserve(conn, user["id"], 10, request, "request")
+    conn.execute("UPDATE users SET account_status = 'suspended' WHERE id = %s", (user["id"],))
+    texts = [sent for _, sent in MESSAGES[:4]]
+    written = datetime(month.year, month.month, 3, tzinfo=UTC)
+    conn.execute(
+        """INSERT INTO sms_delivery_logs (user_id, request_id, phone_number, status, batch_number, segments, encoding,
+                                          cost, body, held, not_before, claimed_at, sent_at, created_at)
+           SELECT %(user)s, %(request)s, '+4474001232' || n, s.status, 0, 1, 'UCS-2', s.cost, s.body,
+                  s.status = 'scheduled',
+                  CASE WHEN s.status = 'scheduled' THEN %(at)s::timestamptz + interval '1 day' END,
+                  CASE WHEN s.status = 'sending' THEN %(at)s END, CASE WHEN s.status = 'sent' THEN %(at)s END, %(at)s
+             FROM unnest(%(statuses)s::text[], %(costs)s::int[], %(bodies)s::text[]) WITH ORDINALITY
+                  AS s(status, cost, body, n)""",
+        {"user": user["id"], "request": request, "at": written, "statuses": ["queued", "scheduled", "sending", "sent"],
+         "costs": [3, 2, 4, 1], "bodies": texts},
+    )  # fmt: skip
+    assert conn.execute("SELECT unsent FROM send_batches WHERE reference_id = %s", (request,)).fetchone()["unsent"] == 3
+
+    done = archiver.invoke(EVENT)
+
+    assert done["archived"] == [
+        {"table": "sms_delivery_logs", "month": f"{month:%Y-%m}", "rows": 4, "bytes": done["archived"][0]["bytes"]}
+    ]
+    archived = {row["body"]: row for row in _archived(archive.object_key("sms_delivery_logs", month))}
+    assert [(archived[text]["status"], archived[text]["error_code"]) for text in texts] == [
+        ("failed", "expired"),
+        ("failed", "expired"),
+        ("failed", "outcome_unknown"),
+        ("sent", None),
+    ]
+    assert not archived[texts[1]]["held"]
+    held = ledger.reservation(conn, user["id"], request)  # type: ignore[arg-type]
+    assert (held.reserved, held.spent, held.refunded) == (10, 1, 9)
+    assert conn.execute("SELECT sms_credits FROM users WHERE id = %s", (user["id"],)).fetchone()["sms_credits"] == 19
+    assert conn.execute("SELECT count(*) AS n FROM send_batches").fetchone()["n"] == 0
 
 
 def test_a_crash_between_export_and_drop_loses_nothing_and_the_next_run_finishes(

@@ -2,6 +2,8 @@
 
 For each month of a partitioned table older than its retention, ArchiveFunction:
 
+0. lets the table's owner finish what the month still holds unfinished (`before_export`: messages still
+   unsent fail and their sends settle, so no credit stays reserved for rows about to go);
 1. exports the partition with COPY as gzip JSON Lines (one object per row, every column; the Glue table
    in template.yaml declares them), at `archive/table=<table>/month=YYYY-MM/data.json.gz`;
 2. verifies it: reads the object back from S3 and compares its row count and a checksum (the MD5 of
@@ -23,7 +25,7 @@ import hashlib
 import io
 import json
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import date
 from functools import partial
@@ -42,6 +44,10 @@ TABLES = {"sms_delivery_logs": "delivery_log_retention_months", "audit_logs": "a
 # Tables partitioned by the same month whose rows only point into an archived table's (sql/0027): the
 # provider's ids of the month's messages. Nothing to archive: they go when the month's rows are dropped.
 POINTING_INTO = {"sms_delivery_logs": ("provider_message_ids",)}
+
+
+# What a table's owner does to a month of it before the month is exported (by table name).
+BeforeExport = Mapping[str, Callable[[date], object]]
 
 
 class ArchiveMismatchError(RuntimeError):
@@ -137,7 +143,9 @@ def _export(conn: Connection[DictRow], table: str, partition: str, bucket: str, 
     return size
 
 
-def archive_month(table: str, month: date, bucket: str, *, lock_timeout_ms: int = LOCK_TIMEOUT_MS) -> Archived:
+def archive_month(
+    table: str, month: date, bucket: str, before_export: BeforeExport, *, lock_timeout_ms: int = LOCK_TIMEOUT_MS
+) -> Archived:
     """Exports, verifies, detaches and drops one month; each step skipped if an earlier run did it."""
     partition = _partition(table, month)
     key = object_key(table, month)
@@ -156,6 +164,8 @@ def archive_month(table: str, month: date, bucket: str, *, lock_timeout_ms: int 
     if not exists["found"]:
         raise ArchiveMismatchError(f"{partition} is gone but was never recorded as dropped")
     if state["verified_at"] is None:
+        if table in before_export:
+            before_export[table](month)
         _export_and_verify(table, month, partition, bucket, key)
     _detach_and_drop(table, month, partition, bucket, key, lock_timeout_ms)
     with db.transaction() as conn:
@@ -231,12 +241,12 @@ def _detach_and_drop(table: str, month: date, partition: str, bucket: str, key: 
         )
 
 
-def archive_due(settings: Any, bucket: str) -> list[Archived]:
+def archive_due(settings: Any, bucket: str, before_export: BeforeExport) -> list[Archived]:
     """Every month past retention of every archived table, oldest first."""
     done = []
     for table, setting in TABLES.items():
         with db.transaction() as conn:
             months = due_months(conn, table, int(getattr(settings, setting)))
         for month in months:
-            done.append(archive_month(table, month, bucket))
+            done.append(archive_month(table, month, bucket, before_export))
     return done

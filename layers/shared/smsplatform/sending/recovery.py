@@ -25,17 +25,20 @@ batches announced (sending/windows.py).
 
 Every statement starts from the open batches (sql/0027) or from campaigns
 stopped or sending now, so it stays flat as history grows.
+
+Before a month of messages is archived (core/archive.py), `finalise_month` ends
+what it still holds unsent, a suspended account's for instance, and settles it.
 """
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from uuid import UUID
 
 from psycopg import Connection
 from psycopg.rows import DictRow
 
 from smsplatform.billing import settlement
-from smsplatform.core import db, queues
+from smsplatform.core import archive, db, queues
 from smsplatform.core.clock import SYSTEM_CLOCK, Clock
 from smsplatform.core.config import Settings
 from smsplatform.core.observability import logger
@@ -47,6 +50,7 @@ _BATCH = 10_000  # rows per statement; a larger backlog is taken over the next t
 _STOPPED = "The campaign was {status} before this message was sent."
 _IN_DOUBT = "A sender stopped mid-call and the message is not sent again: it may have gone out."
 _EXPIRED = "No sender took this message within the recovery horizon; its credits are refunded."
+_ARCHIVED = "The message was still unsent when its month was archived (past retention); its credits are refunded."
 
 
 @dataclass(frozen=True)
@@ -202,3 +206,37 @@ def sweep(settings: Settings, clock: Clock = SYSTEM_CLOCK) -> Swept:
             extra={"finalised": finalised, "batches_reannounced": len(again), "settled": settled},
         )
     return Swept(finalised, len(again), settled, len(expired), woken.messages)
+
+
+def finalise_month(month: date) -> int:
+    """Before a month of messages is exported and dropped: its unsent ones fail (as `expired`, or
+    `outcome_unknown` where a sender held one) and their sends settle, so no credit stays reserved for rows
+    that are about to go and no open batch points at them. A scan of the month, which its export reads
+    whole anyway; returns how many it ended."""
+    start = datetime(month.year, month.month, 1, tzinfo=UTC)
+    end = datetime(month.year + month.month // 12, month.month % 12 + 1, 1, tzinfo=UTC)
+    with db.transaction() as conn:
+        ended = conn.execute(
+            """UPDATE sms_delivery_logs l
+                  SET status = 'failed',
+                      error_code = CASE WHEN l.status = 'sending' THEN 'outcome_unknown' ELSE 'expired' END,
+                      error_message = CASE WHEN l.status = 'sending' THEN %(in_doubt)s ELSE %(archived)s END,
+                      held = false, claimed_at = NULL, updated_at = now()
+                WHERE l.created_at >= %(start)s AND l.created_at < %(end)s
+                  AND l.status IN ('scheduled', 'queued', 'sending')
+            RETURNING CASE WHEN l.campaign_id IS NOT NULL THEN 'campaign' ELSE 'request' END AS kind,
+                      coalesce(l.campaign_id, l.request_id) AS id""",
+            {"start": start, "end": end, "in_doubt": _IN_DOUBT, "archived": _ARCHIVED},
+        ).fetchall()
+    for kind, reference_id in sorted({(row["kind"], row["id"]) for row in ended}):
+        with db.transaction() as conn:
+            settlement.settle(conn, kind, reference_id)
+    if ended:
+        logger.warning(
+            "unsent messages ended before their month was archived", extra={"month": str(month), "messages": len(ended)}
+        )
+    return len(ended)
+
+
+# What the archive has the delivery logs' owner do to a month before exporting it.
+BEFORE_ARCHIVE: archive.BeforeExport = {"sms_delivery_logs": finalise_month}
