@@ -571,6 +571,14 @@ BREAKS = [
         + "test_archive.py::test_messages_still_unsent_when_their_month_is_archived_end_final_and_their_credits_come_back",
     ),
     (
+        "commit a month's ended messages before their sends settle (a crash between loses the refund for good)",
+        L + "sending/recovery.py",
+        '        for kind, reference_id in sorted({(row["kind"], row["id"]) for row in ended}):',
+        '        conn.commit()\n        for kind, reference_id in sorted({(row["kind"], row["id"]) for row in ended}):',
+        T
+        + "test_archive.py::test_messages_still_unsent_when_their_month_is_archived_end_final_and_their_credits_come_back",
+    ),
+    (
         "hand out a connection that sat idle without testing it",
         L + "core/db.py",
         "    if returned is None or not 0 <= time.time() - returned < CHECK_IDLE_SECONDS:",

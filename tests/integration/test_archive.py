@@ -130,12 +130,13 @@ def test_months_past_retention_are_archived_exactly_and_dropped_and_a_second_run
 
 
 def test_messages_still_unsent_when_their_month_is_archived_end_final_and_their_credits_come_back(
-    archiver: FunctionRuntime, user: dict[str, Any], conn: psycopg.Connection[Any]
+    archiver: FunctionRuntime, user: dict[str, Any], conn: psycopg.Connection[Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A suspended account's messages wait unsent for as long as it stays suspended. Once their month is past
     retention they fail (expired, or outcome_unknown where a sender held one) and their send settles before the
-    month is exported: no credit stays reserved for rows that are gone, and no open batch points at them."""
-    from smsplatform.billing import ledger
+    month is exported: no credit stays reserved for rows that are gone, and no open batch points at them. A
+    crash before the settlement commits leaves them as they were, for the next run."""
+    from smsplatform.billing import ledger, settlement
 
     month = _month(-14)
     conn.execute("SELECT create_month_partition('sms_delivery_logs', %s)", (month,))
@@ -160,6 +161,17 @@ def test_messages_still_unsent_when_their_month_is_archived_end_final_and_their_
          "costs": [3, 2, 4, 1], "bodies": texts},
     )  # fmt: skip
     assert conn.execute("SELECT unsent FROM send_batches WHERE reference_id = %s", (request,)).fetchone()["unsent"] == 3
+
+    def crash(*args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("the function was killed while settling")
+
+    monkeypatch.setattr(settlement, "settle", crash)
+    with pytest.raises(RuntimeError, match="killed"):
+        archiver.invoke(EVENT)
+    statuses = conn.execute("SELECT status FROM sms_delivery_logs ORDER BY body").fetchall()
+    assert sorted(row["status"] for row in statuses) == ["queued", "scheduled", "sending", "sent"]
+    assert conn.execute("SELECT exported_at FROM archived_months").fetchone()["exported_at"] is None
+    monkeypatch.undo()
 
     done = archiver.invoke(EVENT)
 

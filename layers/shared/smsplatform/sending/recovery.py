@@ -211,8 +211,9 @@ def sweep(settings: Settings, clock: Clock = SYSTEM_CLOCK) -> Swept:
 def finalise_month(month: date) -> int:
     """Before a month of messages is exported and dropped: its unsent ones fail (as `expired`, or
     `outcome_unknown` where a sender held one) and their sends settle, so no credit stays reserved for rows
-    that are about to go and no open batch points at them. A scan of the month, which its export reads
-    whole anyway; returns how many it ended."""
+    that are about to go and no open batch points at them. One transaction, so a crash before the
+    settlements commit leaves the rows unsent for the next run to end again. A scan of the month, which its
+    export reads whole anyway; returns how many it ended."""
     start = datetime(month.year, month.month, 1, tzinfo=UTC)
     end = datetime(month.year + month.month // 12, month.month % 12 + 1, 1, tzinfo=UTC)
     with db.transaction() as conn:
@@ -228,8 +229,7 @@ def finalise_month(month: date) -> int:
                       coalesce(l.campaign_id, l.request_id) AS id""",
             {"start": start, "end": end, "in_doubt": _IN_DOUBT, "archived": _ARCHIVED},
         ).fetchall()
-    for kind, reference_id in sorted({(row["kind"], row["id"]) for row in ended}):
-        with db.transaction() as conn:
+        for kind, reference_id in sorted({(row["kind"], row["id"]) for row in ended}):
             settlement.settle(conn, kind, reference_id)
     if ended:
         logger.warning(
