@@ -233,7 +233,9 @@ def main(
     from bench import send_pipeline
 
     if results is None:
-        results = send_pipeline.main(sizes=(ours,), latencies=(0,), queues=("memory", "moto"), kinds=("plain",))
+        results = send_pipeline.main(
+            sizes=(ours,), latencies=(0,), queues=("memory", "moto"), kinds=("plain",), release_alone_too=False
+        )
     results = [r for r in results if r["latency"] == 0 and r["kind"] == "plain" and r["senders"] == 1]
     end_to_end = kannel_rates["100 per request, delivery reports"]
     for result in results:

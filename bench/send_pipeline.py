@@ -17,6 +17,9 @@ ReceiptsQueue -> ReceiptsFunction.
   simulator POSTs receipts to and the receipts poller run in a process of
   their own, as their functions do in Lambda: in this one they took 37% of the
   process's Python time and contended for its one GIL with the sender;
+- release alone: the same release with no sender running (the campaign is cancelled afterwards), as the
+  dispatcher's function and the database would have it on machines of their own; beside the drain, the
+  release shares this machine's cores with the senders and the receipts;
 - stats: GET /stats every half second while the campaign sends (median ms), and once it is done; the
   scheduler ticks every minute meanwhile, as in production (it folds the campaign's counters). While
   sending it is read from a process of its own, as the API's function runs apart from the senders in
@@ -365,6 +368,34 @@ def run(
     }
 
 
+def release_alone(p: Platform, size: int, token: str, group_id: str) -> float:
+    """Seconds from the send request to the last batch enqueued, with only the dispatcher running; the
+    campaign is then cancelled (its rows stop, its credits come back) so later cases find nothing queued."""
+    from smsplatform.core import db, queues
+
+    sqs = memory_sqs.from_stack(p.spec, p.resources.refs)
+    queues._sqs = lambda: sqs  # type: ignore[assignment]
+    db.close_pool()
+    campaign = p.call("POST", "/v1/campaigns", token, {
+        "name": "release alone", "message_template": "Hi {{first_name}}, see you in {{custom_fields.city}}!",
+        "group_ids": [group_id]})  # fmt: skip
+    dispatcher = p.poller("DispatcherFunction")
+    dispatcher.sqs = sqs
+    began = time.perf_counter()
+    p.call("POST", f"/v1/campaigns/{campaign['id']}/send", token)
+    with psycopg.connect(p.database_url) as conn:
+        while True:
+            handled = dispatcher.poll_once()
+            finished = time.perf_counter()
+            row = conn.execute(
+                "SELECT status <> 'queued' AND NOT releasing FROM sms_campaigns WHERE id = %s", (campaign["id"],)
+            ).fetchone()
+            if handled and row is not None and row[0]:
+                break
+    p.call("POST", f"/v1/campaigns/{campaign['id']}/cancel", token)
+    return finished - began
+
+
 def _updates(conn: psycopg.Connection[Any], settle: bool = False) -> tuple[int, int]:
     """Updates of delivery log rows so far, and how many of them were in place (HOT: ADR 0014), as the
     statistics have them; with `settle`, once the numbers stop moving (ended backends report shortly after)."""
@@ -415,6 +446,7 @@ def main(
     senders: tuple[int, ...] = (1,),
     queues: tuple[str, ...] = ("moto", "memory"),
     kinds: tuple[str, ...] = ("plain", "windowed"),
+    release_alone_too: bool = True,
 ) -> list[dict[str, Any]]:
     """Runs every case and prints a line for each; returns their figures."""
     results = []
@@ -458,6 +490,9 @@ def main(
                     f" message updates in place {r['in_place']:.0%}",
                     flush=True,
                 )
+            if release_alone_too:
+                seconds = release_alone(p, size, token, group_id)
+                print(f"  {size:>10,} release alone (dispatcher only, no sender): {seconds:.1f} s", flush=True)
     return results
 
 
@@ -473,5 +508,13 @@ if __name__ == "__main__":
         help="plain: default price, no window; windowed: a price list, an all-day window in the recipient's zone "
         "and a validity period",
     )  # fmt: skip
+    parser.add_argument("--no-release-alone", action="store_true", help="skip the release with no sender running")
     args = parser.parse_args()
-    main(tuple(args.sizes), tuple(args.latencies), tuple(args.senders), tuple(args.queues), tuple(args.campaigns))
+    main(
+        tuple(args.sizes),
+        tuple(args.latencies),
+        tuple(args.senders),
+        tuple(args.queues),
+        tuple(args.campaigns),
+        release_alone_too=not args.no_release_alone,
+    )
