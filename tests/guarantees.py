@@ -579,6 +579,14 @@ BREAKS = [
         + "test_archive.py::test_messages_still_unsent_when_their_month_is_archived_end_final_and_their_credits_come_back",
     ),
     (
+        "owe nothing in the sweep's transaction (a sweep that died before settling leaves credits reserved for good)",
+        L + "sending/recovery.py",
+        "    if references:\n        kinds, ids = zip(*sorted(references), strict=True)",
+        "    if False:\n        kinds, ids = zip(*sorted(references), strict=True)",
+        T
+        + "test_lost_announcements.py::test_an_api_send_the_sweep_ends_is_settled_by_the_next_tick_when_the_sweep_dies_before_settling_it",
+    ),
+    (
         "hand out a connection that sat idle without testing it",
         L + "core/db.py",
         "    if returned is None or not 0 <= time.time() - returned < CHECK_IDLE_SECONDS:",

@@ -24,7 +24,8 @@ _CLEANUP = """
              opt_outs, sms_campaigns, campaign_target_groups, sms_delivery_logs, login_failures,
              contact_imports, contact_import_errors, idempotency_keys, simulator_messages, simulator_calls,
              inbound_messages, status_callbacks, provider_slots, destination_prices, exports, archived_months,
-             campaign_message_counts, campaign_release_shares, send_batches, provider_message_ids;
+             campaign_message_counts, campaign_release_shares, send_batches, provider_message_ids,
+             settlements_due;
     DELETE FROM user_roles WHERE user_id IS NOT NULL;
     DELETE FROM users;
 """

@@ -3,8 +3,10 @@
 from typing import Any
 
 import psycopg
+import pytest
 
 from local.runtime import FunctionRuntime
+from tests.support.corpus import MESSAGES
 from tests.support.endpoints import Endpoint
 from tests.support.harness import Api, Pipeline, scheduler_tick
 from tests.support.scenarios import PEOPLE, give_credits, leave_idle, make_campaign, make_group
@@ -141,3 +143,49 @@ def test_a_recovered_batch_is_sent_once(
     assert api.request("GET", f"/v1/campaigns/{campaign_id}", token=user["token"]).json()["status"] == "completed"
     copies = conn.execute("SELECT count(*) AS n, count(DISTINCT to_number) AS d FROM simulator_messages").fetchone()
     assert (copies["n"], copies["d"]) == (6, 6)
+
+
+def test_an_api_send_the_sweep_ends_is_settled_by_the_next_tick_when_the_sweep_dies_before_settling_it(
+    api: Api,
+    admin: dict[str, Any],
+    user: dict[str, Any],
+    pipeline: Pipeline,
+    runtimes: dict[str, FunctionRuntime],
+    conn: psycopg.Connection[Any],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The sweep ends messages in one transaction and settles their sends after it commits; dying in between
+    (a timeout, say) must not keep their credits reserved for good: nothing else would ever settle an API send
+    whose messages are all final."""
+    from smsplatform.billing import settlement
+
+    give_credits(api, admin, user, 10)
+    text = MESSAGES[3][1]
+    accepted = api.request(
+        "POST", "/v1/messages", token=user["token"], json_body={"to": ["+447400123300", "+447400123301"], "text": text}
+    )
+    assert accepted.status == 202
+    pipeline.discard()  # the descriptor never reached the queue ...
+    conn.execute("UPDATE sms_delivery_logs SET recoveries = 3")  # ... and was announced again as often as it may be
+    leave_idle(conn, 3)
+
+    def killed(*args: Any, **kwargs: Any) -> bool:
+        raise RuntimeError("the scheduler was killed before it settled")
+
+    monkeypatch.setattr(settlement, "settle", killed)
+    with pytest.raises(RuntimeError, match="killed"):
+        scheduler_tick(runtimes)
+    ended = conn.execute("SELECT DISTINCT status, error_code FROM sms_delivery_logs").fetchall()
+    credits_meanwhile = _credits(api, user)
+    monkeypatch.undo()
+    next_tick = scheduler_tick(runtimes)
+    again = scheduler_tick(runtimes)
+
+    assert ended == [{"status": "failed", "error_code": "expired"}]  # committed before it died
+    assert credits_meanwhile < 10
+    assert _credits(api, user) == 10
+    assert (next_tick["settled"], again["settled"]) == (1, 0)
+
+
+def _credits(api: Api, user: dict[str, Any]) -> int:
+    return int(api.request("GET", "/v1/users/me", token=user["token"]).json()["sms_credits"])

@@ -16,7 +16,9 @@ stay `queued` or `sending` for good and their campaign never settles. The sweep:
    A suspended account's rows are held, not lost: the sweep leaves them;
 3. settles every campaign and API send whose rows it finalised, and every
    sending campaign left with nothing in flight (a sender died between its last
-   record and the settlement).
+   record and the settlement). They are noted in `settlements_due` in the
+   transaction that finalised them and settled after it commits, so a sweep that
+   dies in between leaves them to the next one.
 
 It also does the time-driven work of the pipeline: messages past their validity
 period fail as `expired` (and are refunded when their reference settles), and
@@ -178,6 +180,32 @@ def _sending_with_nothing_in_flight(conn: Connection[DictRow]) -> list[UUID]:
     return [row["id"] for row in rows]
 
 
+def _owe(conn: Connection[DictRow], references: set[tuple[SendKind, UUID]]) -> None:
+    """In the transaction that ended their messages: the sends to settle once it commits (sql/0029)."""
+    if references:
+        kinds, ids = zip(*sorted(references), strict=True)
+        conn.execute(
+            """INSERT INTO settlements_due (kind, reference_id) SELECT * FROM unnest(%s::text[], %s::uuid[])
+               ON CONFLICT DO NOTHING""",
+            (list(kinds), list(ids)),
+        )
+
+
+def _settle_owed(limit: int = 1000) -> int:
+    """Settles what this tick owes and what an earlier one died owing, one send a transaction (a handful a
+    tick); each leaves the table as it is settled. Returns how many settled (completed, or had credits move)."""
+    with db.transaction() as conn:
+        owed = conn.execute(
+            "SELECT kind, reference_id FROM settlements_due ORDER BY since, reference_id LIMIT %s", (limit,)
+        ).fetchall()
+    settled = 0
+    for row in owed:
+        with db.transaction() as conn:
+            settled += settlement.settle(conn, row["kind"], row["reference_id"])
+            conn.execute("DELETE FROM settlements_due WHERE reference_id = %s", (row["reference_id"],))
+    return settled
+
+
 def sweep(settings: Settings, clock: Clock = SYSTEM_CLOCK) -> Swept:
     now = datetime.fromtimestamp(clock.time(), UTC)
     with db.transaction() as conn:
@@ -187,18 +215,16 @@ def sweep(settings: Settings, clock: Clock = SYSTEM_CLOCK) -> Swept:
         idle = _idle_rows(conn, settings)
         idle_campaigns = _sending_with_nothing_in_flight(conn)
         exports.fail_stale(conn)
+        to_settle: set[tuple[SendKind, UUID]] = {(row["kind"], row["id"]) for row in stopped}
+        to_settle |= {(row["kind"], row["id"]) for row in expired}
+        to_settle |= {(row["kind"], row["id"]) for row in idle if row["finalised"]}
+        to_settle |= {("campaign", campaign_id) for campaign_id in idle_campaigns}
+        _owe(conn, to_settle)
     again = sorted({(row["kind"], row["id"], row["batch"]) for row in idle if not row["finalised"]})
     queues.send_many("send", (SendBatch(kind=kind, id=ref, batch=batch) for kind, ref, batch in again))
     # Should this fail, the woken rows are queued and idle: the stall sweep announces them.
     queues.send_many("send", woken.batches)
-    to_settle: set[tuple[SendKind, UUID]] = {(row["kind"], row["id"]) for row in stopped}
-    to_settle |= {(row["kind"], row["id"]) for row in expired}
-    to_settle |= {(row["kind"], row["id"]) for row in idle if row["finalised"]}
-    to_settle |= {("campaign", campaign_id) for campaign_id in idle_campaigns}
-    settled = 0
-    for kind, reference_id in sorted(to_settle):  # one per stopped or finished reference: a handful a tick
-        with db.transaction() as conn:
-            settled += settlement.settle(conn, kind, reference_id)
+    settled = _settle_owed()
     finalised = sum(row["n"] for row in stopped) + sum(1 for row in idle if row["finalised"])
     if finalised or again:
         logger.warning(
