@@ -193,7 +193,11 @@ def _owe(conn: Connection[DictRow], references: set[tuple[SendKind, UUID]]) -> N
 
 def _settle_owed(limit: int = 1000) -> int:
     """Settles what this tick owes and what an earlier one died owing, one send a transaction (a handful a
-    tick); each leaves the table as it is settled. Returns how many settled (completed, or had credits move)."""
+    tick); each leaves the table as it is settled. Returns how many settled (completed, or had credits move).
+
+    The row is deleted before the send is settled, in the same transaction: a tick that meanwhile ends more of
+    the send's messages either committed first (this settlement sees them) or waits on the row and owes it
+    anew."""
     with db.transaction() as conn:
         owed = conn.execute(
             "SELECT kind, reference_id FROM settlements_due ORDER BY since, reference_id LIMIT %s", (limit,)
@@ -201,8 +205,8 @@ def _settle_owed(limit: int = 1000) -> int:
     settled = 0
     for row in owed:
         with db.transaction() as conn:
-            settled += settlement.settle(conn, row["kind"], row["reference_id"])
             conn.execute("DELETE FROM settlements_due WHERE reference_id = %s", (row["reference_id"],))
+            settled += settlement.settle(conn, row["kind"], row["reference_id"])
     return settled
 
 
@@ -244,7 +248,8 @@ def finalise_month(month: date) -> int:
     end = datetime(month.year + month.month // 12, month.month % 12 + 1, 1, tzinfo=UTC)
     with db.transaction() as conn:
         ended = conn.execute(
-            """UPDATE sms_delivery_logs l
+            """WITH ended AS (
+               UPDATE sms_delivery_logs l
                   SET status = 'failed',
                       error_code = CASE WHEN l.status = 'sending' THEN 'outcome_unknown' ELSE 'expired' END,
                       error_message = CASE WHEN l.status = 'sending' THEN %(in_doubt)s ELSE %(archived)s END,
@@ -252,16 +257,18 @@ def finalise_month(month: date) -> int:
                 WHERE l.created_at >= %(start)s AND l.created_at < %(end)s
                   AND l.status IN ('scheduled', 'queued', 'sending')
             RETURNING CASE WHEN l.campaign_id IS NOT NULL THEN 'campaign' ELSE 'request' END AS kind,
-                      coalesce(l.campaign_id, l.request_id) AS id""",
+                      coalesce(l.campaign_id, l.request_id) AS id)
+               SELECT kind, id, count(*)::int AS n FROM ended GROUP BY 1, 2 ORDER BY 1, 2""",
             {"start": start, "end": end, "in_doubt": _IN_DOUBT, "archived": _ARCHIVED},
         ).fetchall()
-        for kind, reference_id in sorted({(row["kind"], row["id"]) for row in ended}):
-            settlement.settle(conn, kind, reference_id)
-    if ended:
+        for row in ended:
+            settlement.settle(conn, row["kind"], row["id"])
+    messages = sum(row["n"] for row in ended)
+    if messages:
         logger.warning(
-            "unsent messages ended before their month was archived", extra={"month": str(month), "messages": len(ended)}
+            "unsent messages ended before their month was archived", extra={"month": str(month), "messages": messages}
         )
-    return len(ended)
+    return messages
 
 
 # What the archive has the delivery logs' owner do to a month before exporting it.
