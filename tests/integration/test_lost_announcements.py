@@ -157,7 +157,7 @@ def test_an_api_send_the_sweep_ends_is_settled_by_the_next_tick_when_the_sweep_d
     """The sweep ends messages in one transaction and settles their sends after it commits; dying in between
     (a timeout, say) must not keep their credits reserved for good: nothing else would ever settle an API send
     whose messages are all final."""
-    from smsplatform.billing import settlement
+    from smsplatform.sending import recovery
 
     give_credits(api, admin, user, 10)
     text = MESSAGES[3][1]
@@ -169,10 +169,10 @@ def test_an_api_send_the_sweep_ends_is_settled_by_the_next_tick_when_the_sweep_d
     conn.execute("UPDATE sms_delivery_logs SET recoveries = 3")  # ... and was announced again as often as it may be
     leave_idle(conn, 3)
 
-    def killed(*args: Any, **kwargs: Any) -> bool:
+    def killed(*args: Any, **kwargs: Any) -> int:
         raise RuntimeError("the scheduler was killed before it settled")
 
-    monkeypatch.setattr(settlement, "settle", killed)
+    monkeypatch.setattr(recovery, "_settle_owed", killed)  # dies once the sweep's transaction has committed
     with pytest.raises(RuntimeError, match="killed"):
         scheduler_tick(runtimes)
     ended = conn.execute("SELECT DISTINCT status, error_code FROM sms_delivery_logs").fetchall()
@@ -189,3 +189,43 @@ def test_an_api_send_the_sweep_ends_is_settled_by_the_next_tick_when_the_sweep_d
 
 def _credits(api: Api, user: dict[str, Any]) -> int:
     return int(api.request("GET", "/v1/users/me", token=user["token"]).json()["sms_credits"])
+
+
+def test_a_send_whose_settlement_fails_holds_up_no_other_and_is_settled_when_it_can_be(
+    api: Api,
+    admin: dict[str, Any],
+    user: dict[str, Any],
+    pipeline: Pipeline,
+    runtimes: dict[str, FunctionRuntime],
+    conn: psycopg.Connection[Any],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Owed settlements are taken oldest first: one that fails every time must not keep the rest waiting."""
+    from smsplatform.billing import settlement
+
+    give_credits(api, admin, user, 10)
+    for number, (_, text) in zip(("+447400123300", "+447400123301"), MESSAGES[4:6], strict=True):
+        sent = api.request("POST", "/v1/messages", token=user["token"], json_body={"to": [number], "text": text})
+        assert sent.status == 202
+    pipeline.discard()
+    conn.execute("UPDATE sms_delivery_logs SET recoveries = 3")
+    leave_idle(conn, 3)
+    first = min(row["request_id"] for row in conn.execute("SELECT request_id FROM sms_delivery_logs"))
+    real = settlement.settle
+
+    def failing_for_the_first(conn: Any, kind: str, reference_id: Any) -> bool:
+        if reference_id == first:
+            raise RuntimeError("the ledger refused")
+        return real(conn, kind, reference_id)
+
+    monkeypatch.setattr(settlement, "settle", failing_for_the_first)
+    stuck = scheduler_tick(runtimes)
+    owed = conn.execute("SELECT reference_id FROM settlements_due").fetchall()
+    monkeypatch.undo()
+    freed = scheduler_tick(runtimes)
+
+    assert stuck["settled"] == 1  # the other send, though the failing one comes first
+    assert [row["reference_id"] for row in owed] == [first]
+    assert freed["settled"] == 1
+    assert _credits(api, user) == 10
+    assert conn.execute("SELECT count(*) AS n FROM settlements_due").fetchone()["n"] == 0

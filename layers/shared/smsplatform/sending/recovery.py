@@ -32,6 +32,7 @@ Before a month of messages is archived (core/archive.py), `finalise_month` ends
 what it still holds unsent, a suspended account's for instance, and settles it.
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from uuid import UUID
@@ -40,7 +41,7 @@ from psycopg import Connection
 from psycopg.rows import DictRow
 
 from smsplatform.billing import settlement
-from smsplatform.core import archive, db, queues
+from smsplatform.core import db, queues
 from smsplatform.core.clock import SYSTEM_CLOCK, Clock
 from smsplatform.core.config import Settings
 from smsplatform.core.observability import logger
@@ -193,7 +194,8 @@ def _owe(conn: Connection[DictRow], references: set[tuple[SendKind, UUID]]) -> N
 
 def _settle_owed(limit: int = 1000) -> int:
     """Settles what this tick owes and what an earlier one died owing, one send a transaction (a handful a
-    tick); each leaves the table as it is settled. Returns how many settled (completed, or had credits move).
+    tick); each leaves the table as it is settled, and one that fails stays for the next tick without holding
+    up the others. Returns how many settled (completed, or had credits move).
 
     The row is deleted before the send is settled, in the same transaction: a tick that meanwhile ends more of
     the send's messages either committed first (this settlement sees them) or waits on the row and owes it
@@ -204,9 +206,14 @@ def _settle_owed(limit: int = 1000) -> int:
         ).fetchall()
     settled = 0
     for row in owed:
-        with db.transaction() as conn:
-            conn.execute("DELETE FROM settlements_due WHERE reference_id = %s", (row["reference_id"],))
-            settled += settlement.settle(conn, row["kind"], row["reference_id"])
+        try:
+            with db.transaction() as conn:
+                conn.execute("DELETE FROM settlements_due WHERE reference_id = %s", (row["reference_id"],))
+                settled += settlement.settle(conn, row["kind"], row["reference_id"])
+        except Exception:
+            logger.exception(
+                "settling failed; the next tick tries again", extra={"reference": str(row["reference_id"])}
+            )
     return settled
 
 
@@ -271,5 +278,5 @@ def finalise_month(month: date) -> int:
     return messages
 
 
-# What the archive has the delivery logs' owner do to a month before exporting it.
-BEFORE_ARCHIVE: archive.BeforeExport = {"sms_delivery_logs": finalise_month}
+# What the archive (core/archive.py, `before_export`) has the delivery logs' owner do to a month before exporting it.
+BEFORE_ARCHIVE: dict[str, Callable[[date], int]] = {"sms_delivery_logs": finalise_month}
