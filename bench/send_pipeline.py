@@ -368,7 +368,7 @@ def run(
     }
 
 
-def release_alone(p: Platform, size: int, token: str, group_id: str) -> float:
+def release_alone(p: Platform, token: str, group_id: str) -> float:
     """Seconds from the send request to the last batch enqueued, with only the dispatcher running; the
     campaign is then cancelled (its rows stop, its credits come back) so later cases find nothing queued."""
     from smsplatform.core import db, queues
@@ -491,7 +491,7 @@ def main(
                     flush=True,
                 )
             if release_alone_too:
-                seconds = release_alone(p, size, token, group_id)
+                seconds = release_alone(p, token, group_id)
                 print(f"  {size:>10,} release alone (dispatcher only, no sender): {seconds:.1f} s", flush=True)
     return results
 
