@@ -589,8 +589,8 @@ BREAKS = [
     (
         "let one owed settlement that fails hold up every later one, tick after tick",
         L + "sending/recovery.py",
-        '        except Exception:\n            logger.exception("settling failed; the next tick tries again"',
-        '        except ZeroDivisionError:\n            logger.exception("settling failed; the next tick tries again"',
+        '                "settling failed; the next tick tries again", extra={"reference": str(row["reference_id"])}',
+        '                "settling failed", extra={"reference": str(row["reference_id"])}\n            )\n            raise\n            (',
         T
         + "test_lost_announcements.py::test_a_send_whose_settlement_fails_holds_up_no_other_and_is_settled_when_it_can_be",
     ),
